@@ -1,0 +1,82 @@
+"""The ``minicpm-assistant`` command.
+
+No sub-command opens the TUI. Each command group lives in its own module with a ``register``
+function that adds its sub-parsers; a handler takes ``(args, context)`` and returns an exit code.
+User-facing errors become one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from assistant.cli.context import CliContext
+from assistant.errors import USER_ERRORS, describe
+from assistant.locations import Locations
+from assistant.settings import load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from assistant.cli import chat_cmd, doctor_cmd, library_cmd, models_cmd
+
+    parser = argparse.ArgumentParser(
+        prog="minicpm-assistant",
+        description="Offline document assistant: chat with your PDFs through a local MiniCPM model.",
+    )
+    parser.add_argument("--home", type=Path, help="keep config, data, models and index under DIR")
+    parser.add_argument("--model", help="catalog name or path of a GGUF to use")
+    parser.add_argument(
+        "--n-gpu-layers",
+        help='layers to offload to the GPU: "auto" (default), 0 for CPU only, or a number',
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in (models_cmd, library_cmd, chat_cmd, doctor_cmd):
+        module.register(commands)
+    return parser
+
+
+def _engine_overrides(args: argparse.Namespace) -> dict[str, object]:
+    layers: object = args.n_gpu_layers
+    if isinstance(layers, str) and layers != "auto":
+        layers = int(layers)
+    return {"model": args.model, "n_gpu_layers": layers}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        locations = Locations.default(args.home).ensure()
+        settings = load_settings(locations.config_file, engine=_engine_overrides(args))
+        context = CliContext(settings=settings, locations=locations, debug=args.debug)
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            from tui.app import run_app
+
+            return run_app(settings, locations)
+        return int(handler(args, context))
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
+        print(describe(error), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except ValueError as error:  # bad flag values, e.g. --n-gpu-layers abc
+        if args.debug:
+            raise
+        print(f"Bad value: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

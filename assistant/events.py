@@ -1,0 +1,91 @@
+"""Events of one chat turn, streamed by :meth:`assistant.service.AssistantService.ask`.
+
+The CLI prints them and the TUI turns them into Textual messages; neither holds chat logic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from models.events import Timings, Usage
+from rag.types import Hit
+
+
+@dataclass(frozen=True)
+class Source:
+    """A passage an answer cites, numbered as in the prompt ([1], [2], ...)."""
+
+    number: int
+    file: str
+    page: str
+    score: float
+    text: str
+    chunk_id: str
+    heading: str | None = None
+
+    @classmethod
+    def from_hit(cls, number: int, hit: Hit) -> Source:
+        return cls(
+            number=number,
+            file=hit.file,
+            page=hit.page,
+            score=hit.score,
+            text=hit.text,
+            chunk_id=hit.chunk_id,
+            heading=hit.heading,
+        )
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    conversation_id: str
+    user_message_id: str
+
+
+@dataclass(frozen=True)
+class RetrievalStarted:
+    query: str
+    """What is searched: the question itself or its standalone rewrite."""
+
+
+@dataclass(frozen=True)
+class RetrievalFinished:
+    query: str
+    hits: list[Hit]
+    relevant: bool
+    """False when nothing scored above the relevance threshold."""
+
+
+@dataclass(frozen=True)
+class TokenReceived:
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerFinished:
+    conversation_id: str
+    message_id: str
+    answer: str
+    sources: list[Source]
+    """Only the sources the answer cites, with their prompt numbers."""
+    usage: Usage
+    timings: Timings
+    incomplete: bool = False
+    """True when generation was cancelled or hit the token limit."""
+    grounded: bool = True
+    """False when the answer was not based on documents (no evidence, --no-rag, or general answers allowed)."""
+    evidence: list[Source] = field(default_factory=list)
+    """Every passage that was put in the prompt."""
+
+
+@dataclass(frozen=True)
+class AnswerFailed:
+    conversation_id: str
+    title: str
+    message: str
+    partial_answer: str = ""
+
+
+ChatEvent = (
+    TurnStarted | RetrievalStarted | RetrievalFinished | TokenReceived | AnswerFinished | AnswerFailed
+)

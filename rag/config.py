@@ -1,0 +1,42 @@
+"""Settings of the document library. Plain pydantic models: ``assistant.settings`` nests them."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class LibraryConfig(BaseModel):
+    """How documents are chunked, embedded and searched."""
+
+    embedding_model: str = "all-MiniLM-L6-v2"
+    """sentence-transformers model: a name the library knows offline, a local directory, or a hub id (online)."""
+
+    query_prefix: str = ""
+    """Text put before each query for models that want it (e5: "query: ", bge: an instruction)."""
+
+    passage_prefix: str = ""
+    """Text put before each passage for models that want it (e5: "passage: ")."""
+
+    chunk_tokens: int = Field(default=256, ge=32)
+    """Target chunk length in tokens of the embedding model."""
+
+    chunk_overlap: int = Field(default=32, ge=0)
+    """Tokens shared by consecutive chunks."""
+
+    batch_size: int = Field(default=32, ge=1)
+    """Chunks embedded per batch."""
+
+    top_k: int = Field(default=5, ge=1)
+    """Passages returned by a search."""
+
+    rerank_model: str | None = None
+    """Cross-encoder used to rerank fused hits; empty turns reranking off."""
+
+    parse_timeout_s: float = Field(default=120.0, gt=0)
+    """Time one PDF may take to parse before it is reported and skipped."""
+
+    parse_memory_mb: int = Field(default=2048, ge=256)
+    """Address-space limit of the worker that parses one PDF."""
+
+    follow_symlinks: bool = False
+    """Follow symbolic links while walking folders (links leaving the folder are still skipped)."""

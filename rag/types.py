@@ -1,0 +1,85 @@
+"""The library's public records: evidence returned by a search and the outcome of an ingest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved passage with where it came from."""
+
+    chunk_id: str
+    file: str
+    """Path of the document as ingested."""
+    page_start: int
+    """1-based first page of the passage."""
+    page_end: int
+    score: float
+    """Higher is better; comparable within one search."""
+    text: str
+    heading: str | None = None
+    page_label: str | None = None
+    """The page's printed label (e.g. "iv") when the PDF has one."""
+
+    @property
+    def page(self) -> str:
+        """``"3"`` or ``"3-4"`` for a passage that spans pages."""
+        if self.page_end != self.page_start:
+            return f"{self.page_start}-{self.page_end}"
+        return str(self.page_start)
+
+
+FileStatus = Literal["indexed", "unchanged", "updated", "moved", "removed", "failed"]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What an ingest did with one file."""
+
+    path: str
+    status: FileStatus
+    pages: int = 0
+    chunks: int = 0
+    reason: str | None = None
+    """Why a file failed, or a warning (e.g. pages without extractable text)."""
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    """A snapshot sent to the progress callback while an ingest runs."""
+
+    files_done: int
+    files_total: int
+    pages_done: int
+    chunks_done: int
+    current_file: str | None
+    chunks_per_s: float
+    eta_s: float | None
+    last_result: FileResult | None = None
+
+
+@dataclass
+class IngestReport:
+    collection: str
+    results: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, status: FileStatus) -> int:
+        return sum(1 for result in self.results if result.status == status)
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """An indexed document as listed by ``docs list``."""
+
+    path: str
+    collection: str
+    content_hash: str
+    pages: int
+    chunks: int
+    indexed_at: float
+    title: str | None = None
+    status: str = "ok"
+    """"ok", or a warning such as "3 pages without text"."""

@@ -1,0 +1,31 @@
+"""Shared fixtures: every test gets its own home directory, so nothing touches the user's files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PDF_CORPUS = REPO_ROOT.parent / "shared" / "pdf-corpus"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point MINICPM_ASSISTANT_HOME at a fresh directory and keep hubs offline."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("MINICPM_ASSISTANT_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
+    for name in list(__import__("os").environ):
+        if name.startswith("MINICPM_ASSISTANT_") and name != "MINICPM_ASSISTANT_HOME":
+            monkeypatch.delenv(name)
+    return home
+
+
+@pytest.fixture
+def pdf_corpus() -> Path:
+    if not PDF_CORPUS.is_dir():
+        pytest.fail(f"the shared PDF corpus is missing at {PDF_CORPUS}")
+    return PDF_CORPUS

@@ -1,0 +1,1 @@
+"""The Textual app. It only uses the headless core in `assistant`."""
