@@ -1,1 +1,1 @@
-"""Headless core of minicpm-assistant: settings, conversations, the grounded chat pipeline and the CLI."""
+"""Headless core of minicpm-assistant: settings, conversations, the grounded chat pipeline, CLI."""

@@ -46,6 +46,8 @@ class TurnStarted:
 class RetrievalStarted:
     query: str
     """What is searched: the question itself or its standalone rewrite."""
+    rewritten: bool = False
+    """True when ``query`` is a rewrite of a follow-up question rather than the question itself."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,11 @@ class AnswerFinished:
     incomplete: bool = False
     """True when generation was cancelled or hit the token limit."""
     grounded: bool = True
-    """False when the answer was not based on documents (no evidence, --no-rag, or general answers allowed)."""
+    """False when the answer was not based on documents (nothing relevant, or --no-rag)."""
     evidence: list[Source] = field(default_factory=list)
     """Every passage that was put in the prompt."""
+    searched_query: str | None = None
+    """What the library was searched for; None when documents were not used."""
 
 
 @dataclass(frozen=True)
@@ -87,5 +91,10 @@ class AnswerFailed:
 
 
 ChatEvent = (
-    TurnStarted | RetrievalStarted | RetrievalFinished | TokenReceived | AnswerFinished | AnswerFailed
+    TurnStarted
+    | RetrievalStarted
+    | RetrievalFinished
+    | TokenReceived
+    | AnswerFinished
+    | AnswerFailed
 )

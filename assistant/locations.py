@@ -1,8 +1,8 @@
 """Where minicpm-assistant keeps its files.
 
-Everything hangs off one home directory when ``MINICPM_ASSISTANT_HOME`` (or ``--home``) is set, so tests
-and users with several libraries can relocate config, data, models and index at once. Without it the
-platform's usual config/data/cache directories are used.
+Everything hangs off one home directory when ``MINICPM_ASSISTANT_HOME`` (or ``--home``) is set,
+so tests and users with several libraries can relocate config, data, models and index at once.
+Without it the platform's usual config/data/cache directories are used.
 """
 
 from __future__ import annotations
@@ -42,7 +42,13 @@ class Locations:
         return self.data_dir / "conversations.sqlite3"
 
     def ensure(self) -> Locations:
-        for path in (self.config_dir, self.data_dir, self.cache_dir, self.models_dir, self.index_dir):
+        for path in (
+            self.config_dir,
+            self.data_dir,
+            self.cache_dir,
+            self.models_dir,
+            self.index_dir,
+        ):
             path.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -53,7 +59,7 @@ class Locations:
 
     @classmethod
     def default(cls, home: Path | None = None) -> Locations:
-        """The locations for this process: ``home`` argument, then ``$MINICPM_ASSISTANT_HOME``, then platformdirs."""
+        """Locations from ``home``, else ``$MINICPM_ASSISTANT_HOME``, else platformdirs."""
         if home is None and os.environ.get(HOME_ENV):
             home = Path(os.environ[HOME_ENV])
         if home is not None:

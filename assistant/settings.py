@@ -31,7 +31,7 @@ class ChatConfig(BaseModel):
     """Answer from the document library; off makes a plain chat."""
 
     allow_general_answers: bool = False
-    """When retrieval finds nothing relevant, let the model answer from its own knowledge (marked as such)."""
+    """When retrieval finds nothing relevant, let the model answer from its own knowledge."""
 
     condense_follow_ups: bool = True
     """Rewrite follow-up questions into standalone search queries with the local model."""
@@ -86,8 +86,8 @@ class Settings(BaseSettings):
 def load_settings(config_file: Path, **overrides: Any) -> Settings:
     """Read settings from ``config_file`` (if it exists) and the environment; ``overrides`` win.
 
-    ``overrides`` are nested dicts, e.g. ``{"engine": {"model": "x.gguf"}}`` from CLI flags; they are
-    merged into the file/env values section by section rather than replacing whole sections.
+    ``overrides`` are nested dicts, e.g. ``{"engine": {"model": "x.gguf"}}`` from CLI flags; they
+    are merged into the file/env values section by section rather than replacing whole sections.
     """
 
     class _FileSettings(Settings):
@@ -97,7 +97,8 @@ def load_settings(config_file: Path, **overrides: Any) -> Settings:
     merged = base.model_dump()
     for section, values in overrides.items():
         if isinstance(values, dict):
-            merged.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+            given = {key: value for key, value in values.items() if value is not None}
+            merged.setdefault(section, {}).update(given)
         elif values is not None:
             merged[section] = values
     return Settings.model_validate(merged)

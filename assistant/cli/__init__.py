@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="minicpm-assistant",
-        description="Offline document assistant: chat with your PDFs through a local MiniCPM model.",
+        description=(
+            "Offline document assistant: chat with your PDFs through a local MiniCPM model."
+        ),
     )
     parser.add_argument("--home", type=Path, help="keep config, data, models and index under DIR")
     parser.add_argument("--model", help="catalog name or path of a GGUF to use")

@@ -1,9 +1,328 @@
-"""Placeholder: filled in by its owner."""
+"""``ask``, ``chat`` and ``conversations``: the chat pipeline on a plain terminal.
+
+The commands only print the events of :meth:`AssistantService.ask`; every decision (retrieval,
+budget, citations, persistence) is made in the service, the same one the TUI uses.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import asdict
+from typing import Any, TextIO
+
+from assistant.cli.context import CliContext
+from assistant.errors import UsageError
+from assistant.events import (
+    AnswerFailed,
+    AnswerFinished,
+    ChatEvent,
+    RetrievalFinished,
+    RetrievalStarted,
+    Source,
+    TokenReceived,
+    TurnStarted,
+)
+from assistant.export import export_conversation, timestamp
+from assistant.service import AssistantService
+from models.catalog import MINICPM_HINT
+
+CHAT_HELP = """Commands:
+  /new            start a new conversation
+  /id             show this conversation's id (resume with `chat --conversation ID`)
+  /sources        show the passages the last answer was given
+  /quit           leave (Ctrl-D works too)"""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add this group's sub-commands."""
+    """Add ``ask``, ``chat`` and ``conversations``."""
+    ask = commands.add_parser("ask", help="answer one question from your documents")
+    ask.add_argument("question", help='the question; "-" reads it from stdin')
+    _add_turn_options(ask)
+    ask.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    ask.set_defaults(handler=run_ask)
+
+    chat = commands.add_parser("chat", help="a line-based multi-turn chat (no TUI)")
+    _add_turn_options(chat)
+    chat.set_defaults(handler=run_chat)
+
+    conversations = commands.add_parser("conversations", help="list, show, search, export")
+    actions = conversations.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="conversations, newest first")
+    listing.set_defaults(handler=run_list)
+    search = actions.add_parser("search", help="full-text search over every message")
+    search.add_argument("query", nargs="+")
+    search.set_defaults(handler=run_list)
+    show = actions.add_parser("show", help="print a conversation with its sources")
+    show.add_argument("id", help="conversation id (a unique prefix is enough)")
+    show.set_defaults(handler=run_show)
+    rename = actions.add_parser("rename", help="give a conversation a new title")
+    rename.add_argument("id")
+    rename.add_argument("title", nargs="+")
+    rename.set_defaults(handler=run_rename)
+    remove = actions.add_parser("rm", help="delete a conversation")
+    remove.add_argument("id")
+    remove.set_defaults(handler=run_remove)
+    export = actions.add_parser("export", help="write a conversation as Markdown or JSON")
+    export.add_argument("id")
+    export.add_argument("--format", choices=("md", "json"), default="md")
+    export.set_defaults(handler=run_export)
+
+
+def _add_turn_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--collection", help="document collection to search")
+    parser.add_argument("--doc", metavar="PATH", help="search only this document")
+    parser.add_argument(
+        "--no-rag",
+        dest="use_documents",
+        action="store_false",
+        default=None,
+        help="do not search documents: a plain chat with the model",
+    )
+    parser.add_argument(
+        "--general",
+        dest="allow_general",
+        action="store_true",
+        default=None,
+        help="when nothing relevant is found, let the model answer from general knowledge",
+    )
+    parser.add_argument("--conversation", metavar="ID", help="continue this conversation")
+
+
+@contextmanager
+def _service(context: CliContext, *, with_model: bool) -> Iterator[AssistantService]:
+    service = AssistantService(context.settings, context.locations)
+    try:
+        if with_model:
+            status = service.load_engine()
+            if status.is_demo:
+                print(
+                    f"Note: using the offline demo model {status.name}, not MiniCPM; answers "
+                    f"will be poor. Get MiniCPM with: {MINICPM_HINT}",
+                    file=sys.stderr,
+                )
+        yield service
+    finally:
+        service.close()
+
+
+def _turn(
+    service: AssistantService, question: str, args: argparse.Namespace
+) -> Generator[ChatEvent, None, None]:
+    return service.ask(
+        question,
+        conversation_id=args.conversation,
+        collection=args.collection,
+        document=args.doc,
+        use_documents=args.use_documents,
+        allow_general=args.allow_general,
+    )
+
+
+def run_ask(args: argparse.Namespace, context: CliContext) -> int:
+    question = sys.stdin.read() if args.question == "-" else args.question
+    if not question.strip():
+        raise UsageError("the question is empty")
+    with _service(context, with_model=True) as service:
+        with closing(_turn(service, question, args)) as events:
+            if args.json:
+                return _print_json(events)
+            return _print_text(events, sys.stdout)
+
+
+def _print_text(events: Iterator[ChatEvent], out: TextIO) -> int:
+    """Stream the answer; searched query and failures go to stderr. Returns the exit code."""
+    finished: AnswerFinished | None = None
+    for event in events:
+        if isinstance(event, RetrievalStarted) and event.rewritten:
+            print(f"(searching for: {event.query})", file=sys.stderr)
+        elif isinstance(event, TokenReceived):
+            out.write(event.text)
+            out.flush()
+        elif isinstance(event, AnswerFinished):
+            finished = event
+        elif isinstance(event, AnswerFailed):
+            out.write("\n")
+            print(f"{event.title}: {event.message}", file=sys.stderr)
+            return 1
+    out.write("\n")
+    if finished is not None:
+        _print_sources(finished, out)
+    return 0
+
+
+def _print_sources(finished: AnswerFinished, out: TextIO) -> None:
+    if finished.incomplete:
+        print("(answer incomplete)", file=out)
+    if finished.sources:
+        print("\nSources:", file=out)
+        for source in finished.sources:
+            print(f"  [{source.number}] {source.file}, page {source.page}", file=out)
+    elif finished.evidence:
+        print("\nPassages given to the model (the answer cites none):", file=out)
+        for source in finished.evidence:
+            print(f"  [{source.number}] {source.file}, page {source.page}", file=out)
+    elif not finished.grounded and finished.searched_query is not None:
+        print("(not based on your documents)", file=out)
+
+
+def _source_json(source: Source, cited: bool) -> dict[str, Any]:
+    return {
+        "number": source.number,
+        "file": source.file,
+        "page": source.page,
+        "score": round(source.score, 4),
+        "text": source.text,
+        "cited": cited,
+    }
+
+
+def _print_json(events: Iterator[ChatEvent]) -> int:
+    result: dict[str, Any] = {"answer": "", "conversation_id": None, "searched_query": None}
+    code = 0
+    for event in events:
+        if isinstance(event, TurnStarted):
+            result["conversation_id"] = event.conversation_id
+        elif isinstance(event, RetrievalFinished):
+            result["searched_query"] = event.query
+            result["relevant"] = event.relevant
+        elif isinstance(event, AnswerFinished):
+            cited = [source.number for source in event.sources]
+            rest = [source for source in event.evidence if source.number not in cited]
+            result.update(
+                answer=event.answer.strip(),
+                sources=[_source_json(s, True) for s in event.sources]
+                + [_source_json(s, False) for s in rest],
+                usage={
+                    "prompt_tokens": event.usage.prompt_tokens,
+                    "prompt_tokens_evaluated": event.usage.prompt_tokens_evaluated,
+                    "completion_tokens": event.usage.completion_tokens,
+                },
+                timings={key: round(value, 4) for key, value in asdict(event.timings).items()},
+                grounded=event.grounded,
+                incomplete=event.incomplete,
+            )
+        elif isinstance(event, AnswerFailed):
+            result.update(
+                answer=event.partial_answer.strip(),
+                error={"title": event.title, "message": event.message},
+            )
+            code = 1
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return code
+
+
+def run_chat(args: argparse.Namespace, context: CliContext) -> int:
+    """Read questions line by line; works the same with a terminal or piped stdin."""
+    interactive = sys.stdin.isatty()
+    with _service(context, with_model=True) as service:
+        if interactive:
+            print("Type a question; /help for commands, /quit to leave.", file=sys.stderr)
+        last: AnswerFinished | None = None
+        code = 0
+        while True:
+            if interactive:
+                print("\n> ", end="", file=sys.stderr, flush=True)
+            line = sys.stdin.readline()
+            if not line:
+                break
+            text = line.strip()
+            if not text:
+                continue
+            if text.startswith("/"):
+                if text in ("/quit", "/exit", "/q"):
+                    break
+                last = _chat_command(text, args, last)
+                continue
+            with closing(_turn(service, text, args)) as events:
+                last, failed = _chat_answer(events, args)
+            code = 1 if failed else code
+    return code
+
+
+def _chat_command(
+    command: str, args: argparse.Namespace, last: AnswerFinished | None
+) -> AnswerFinished | None:
+    if command == "/new":
+        args.conversation = None
+        print("(new conversation)")
+        return None
+    if command == "/id":
+        print(args.conversation or "(no conversation yet)")
+    elif command == "/sources":
+        for source in last.evidence if last else []:
+            text = " ".join(source.text.split())
+            print(f"[{source.number}] {source.file}, page {source.page}: {text[:200]}")
+    else:
+        print(CHAT_HELP)
+    return last
+
+
+def _chat_answer(
+    events: Iterator[ChatEvent], args: argparse.Namespace
+) -> tuple[AnswerFinished | None, bool]:
+    finished: AnswerFinished | None = None
+    for event in events:
+        if isinstance(event, TurnStarted):
+            args.conversation = event.conversation_id
+        elif isinstance(event, RetrievalStarted) and event.rewritten:
+            print(f"(searching for: {event.query})")
+        elif isinstance(event, TokenReceived):
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, AnswerFinished):
+            finished = event
+        elif isinstance(event, AnswerFailed):
+            print(f"\n{event.title}: {event.message}", file=sys.stderr)
+            return None, True
+    sys.stdout.write("\n")
+    if finished is not None:
+        _print_sources(finished, sys.stdout)
+    sys.stdout.flush()
+    return finished, False
+
+
+def run_list(args: argparse.Namespace, context: CliContext) -> int:
+    query = " ".join(args.query) if getattr(args, "query", None) else None
+    with _service(context, with_model=False) as service:
+        summaries = service.list_conversations(query)
+    if not summaries:
+        print("No conversations found." if query else "No conversations yet.", file=sys.stderr)
+        return 0
+    for summary in summaries:
+        print(
+            f"{summary.id}  {timestamp(summary.updated_at)}  {summary.message_count:>3} msgs  "
+            f"{summary.title}"
+        )
+        if summary.snippet:
+            print(f"    {summary.snippet}")
+    return 0
+
+
+def run_show(args: argparse.Namespace, context: CliContext) -> int:
+    with _service(context, with_model=False) as service:
+        print(service.export_conversation(args.id, "md"), end="")
+    return 0
+
+
+def run_rename(args: argparse.Namespace, context: CliContext) -> int:
+    with _service(context, with_model=False) as service:
+        service.rename_conversation(args.id, " ".join(args.title))
+    return 0
+
+
+def run_remove(args: argparse.Namespace, context: CliContext) -> int:
+    with _service(context, with_model=False) as service:
+        conversation = service.get_conversation(args.id)
+        service.delete_conversation(conversation.id)
+    print(f"Deleted {conversation.id} ({conversation.title}).", file=sys.stderr)
+    return 0
+
+
+def run_export(args: argparse.Namespace, context: CliContext) -> int:
+    with _service(context, with_model=False) as service:
+        print(export_conversation(service.get_conversation(args.id), args.format), end="")
+    return 0

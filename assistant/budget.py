@@ -1,0 +1,181 @@
+"""Splitting the model's context between system prompt, evidence, history and the answer.
+
+Everything is counted in the model's own tokens. The current question is never cut; evidence is
+trimmed by rank at sentence boundaries; history is first compacted (earlier turns lose their
+evidence) and then its oldest turns dropped. Compaction goes down to half the history share, so
+the cached prompt prefix then stays stable for several turns instead of changing on every turn.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from assistant.conversations import HistoryWindow, Message
+from assistant.errors import AssistantError
+from assistant.events import Source
+from assistant.prompting import format_passage
+from models.templates import ChatMessage
+from rag.types import Hit
+
+TokenCounter = Callable[[str], int]
+
+MESSAGE_OVERHEAD = 8
+"""Template tokens around one message (role markers); the real render is checked afterwards."""
+
+MIN_ANSWER_TOKENS = 64
+MIN_PASSAGE_TOKENS = 24
+"""A trimmed passage shorter than this says too little to be worth its label."""
+
+COMPACT_TARGET = 0.5
+"""Share of the history budget left in use after compaction: room to grow before the next one."""
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])")
+
+
+class QuestionTooLongError(AssistantError):
+    title = "Question too long"
+
+
+@dataclass(frozen=True)
+class ContextBudget:
+    """Token shares of one prompt; ``fixed`` is the system prompt plus the framed question."""
+
+    n_ctx: int
+    answer: int
+    fixed: int
+    evidence: int
+    history: int
+
+
+def split_context(
+    n_ctx: int, *, answer_tokens: int, evidence_share: float, fixed_tokens: int, use_evidence: bool
+) -> ContextBudget:
+    """Shares of ``n_ctx``; the answer reserve shrinks to a floor before a question is refused."""
+    answer = min(answer_tokens, max(MIN_ANSWER_TOKENS, n_ctx // 4))
+    spare = n_ctx - answer - fixed_tokens
+    if spare < 0:
+        answer = max(MIN_ANSWER_TOKENS, n_ctx - fixed_tokens)
+        spare = n_ctx - answer - fixed_tokens
+    if spare < 0:
+        raise QuestionTooLongError(
+            f"the question needs {fixed_tokens} tokens with the instructions; the model's context "
+            f"holds {n_ctx} including {MIN_ANSWER_TOKENS} for the answer. Shorten it."
+        )
+    evidence = int(spare * evidence_share) if use_evidence else 0
+    return ContextBudget(n_ctx, answer, fixed_tokens, evidence, spare - evidence)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A question and the answer it got (complete or partial)."""
+
+    question: Message
+    answer: Message
+
+    @property
+    def order(self) -> int:
+        return int(self.question.id)
+
+    def messages(self, compact: bool) -> tuple[ChatMessage, ChatMessage]:
+        sent = self.question.prompt_text
+        user_text = self.question.text if compact or not sent else sent
+        return ChatMessage("user", user_text), ChatMessage("assistant", self.answer.text)
+
+
+def completed_turns(messages: Sequence[Message]) -> list[Turn]:
+    """Question/answer pairs; a question whose answer never produced text is left out."""
+    turns = []
+    for question, answer in zip(messages, messages[1:], strict=False):
+        if question.role == "user" and answer.role == "assistant" and answer.text.strip():
+            turns.append(Turn(question, answer))
+    return turns
+
+
+def _history_cost(
+    turns: Sequence[Turn], window: HistoryWindow, count: TokenCounter
+) -> tuple[list[ChatMessage], int]:
+    messages: list[ChatMessage] = []
+    for turn in turns:
+        if turn.order >= window.start:
+            messages.extend(turn.messages(compact=turn.order < window.compact_before))
+    return messages, sum(count(m.content) + MESSAGE_OVERHEAD for m in messages)
+
+
+def fit_history(
+    turns: Sequence[Turn], window: HistoryWindow, budget: int, count: TokenCounter
+) -> tuple[list[ChatMessage], HistoryWindow]:
+    """Earlier turns for the prompt within ``budget`` tokens, and the window that produced them.
+
+    The same window keeps producing the same messages (a stable prefix) until they no longer fit;
+    then every earlier turn is compacted and the oldest dropped down to :data:`COMPACT_TARGET`.
+    """
+    messages, cost = _history_cost(turns, window, count)
+    if cost <= budget:
+        return messages, window
+    if not turns:
+        return [], window
+    compact_before = turns[-1].order + 1
+    target = int(budget * COMPACT_TARGET)
+    for turn in turns:
+        start = max(turn.order, window.start)
+        candidate = HistoryWindow(start=start, compact_before=compact_before)
+        messages, cost = _history_cost(turns, candidate, count)
+        if cost <= target:
+            return messages, candidate
+    return [], HistoryWindow(start=compact_before, compact_before=compact_before)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of English or Chinese text, each keeping its end punctuation."""
+    return [piece for piece in _SENTENCE_END.split(text.strip()) if piece.strip()]
+
+
+def _trimmed(source: Source, budget: int, count: TokenCounter) -> Source | None:
+    """The longest run of leading sentences of ``source`` that fits ``budget``, if any."""
+    sentences = split_sentences(source.text)
+    low, high = 0, len(sentences)
+    while low < high:
+        middle = (low + high + 1) // 2
+        candidate = _with_text(source, " ".join(sentences[:middle]))
+        if count(format_passage(candidate)) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return _with_text(source, " ".join(sentences[:low])) if low else None
+
+
+def _with_text(source: Source, text: str) -> Source:
+    return Source(
+        number=source.number,
+        file=source.file,
+        page=source.page,
+        score=source.score,
+        text=text,
+        chunk_id=source.chunk_id,
+        heading=source.heading,
+    )
+
+
+def fit_evidence(hits: Sequence[Hit], budget: int, count: TokenCounter) -> list[Source]:
+    """Numbered passages, best first, within ``budget`` tokens.
+
+    Whole passages are taken by rank; the first that does not fit is cut back to whole sentences
+    (when enough of it fits to be useful) and the lower-ranked rest are left out.
+    """
+    sources: list[Source] = []
+    left = budget
+    for hit in hits:
+        source = Source.from_hit(len(sources) + 1, hit)
+        cost = count(format_passage(source)) + 2
+        if cost <= left:
+            sources.append(source)
+            left -= cost
+            continue
+        if left >= MIN_PASSAGE_TOKENS:
+            trimmed = _trimmed(source, left - 2, count)
+            if trimmed is not None:
+                sources.append(trimmed)
+        break
+    return sources

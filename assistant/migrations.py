@@ -1,0 +1,133 @@
+"""Schema migrations of the conversation database.
+
+An ordered list of functions, each run once inside its own transaction; the ``migrations`` table
+records which ran, so an old database is brought forward on open and a new one is built by the
+same steps. Append new migrations at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _create_conversations(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """
+        CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            model TEXT,
+            collection TEXT,
+            settings TEXT NOT NULL DEFAULT '{}',
+            history_start INTEGER NOT NULL DEFAULT 0,
+            compact_before INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            text TEXT NOT NULL,
+            prompt_text TEXT,
+            created_at REAL NOT NULL,
+            model TEXT,
+            usage TEXT,
+            timings TEXT,
+            incomplete INTEGER NOT NULL DEFAULT 0,
+            grounded INTEGER NOT NULL DEFAULT 1,
+            searched_query TEXT
+        )
+        """
+    )
+    conn.execute("CREATE INDEX messages_by_conversation ON messages(conversation_id, id)")
+    conn.execute(
+        """
+        CREATE TABLE sources (
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            number INTEGER NOT NULL,
+            file TEXT NOT NULL,
+            page TEXT NOT NULL,
+            score REAL NOT NULL,
+            text TEXT NOT NULL,
+            chunk_id TEXT NOT NULL,
+            heading TEXT,
+            cited INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (message_id, number)
+        )
+        """
+    )
+
+
+def _create_message_search(conn: sqlite3.Connection) -> None:
+    # Trigram tokens match substrings in any script, so Chinese text (no spaces between words) is
+    # searchable as well as English; triggers keep the index in step with the messages table.
+    conn.execute(
+        "CREATE VIRTUAL TABLE messages_fts USING fts5("
+        "text, content='messages', content_rowid='id', tokenize='trigram')"
+    )
+    conn.execute(
+        """
+        CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text);
+        END
+        """
+    )
+    conn.execute(
+        """
+        CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END
+        """
+    )
+    conn.execute(
+        """
+        CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+            INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text);
+        END
+        """
+    )
+
+
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (
+    ("001_conversations", _create_conversations),
+    ("002_message_search", _create_message_search),
+)
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Run the migrations this database has not seen yet; returns their names.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``) so each migration and its record
+    commit together or not at all.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    applied = []
+    for name, migration in MIGRATIONS:
+        # Checked inside the write lock: another process may have run it while we waited.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                conn.execute("COMMIT")
+                continue
+            migration(conn)
+            conn.execute(
+                "INSERT INTO migrations(name, applied_at) VALUES (?, ?)", (name, time.time())
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        applied.append(name)
+    return applied

@@ -1,0 +1,317 @@
+"""The one core API used by both the CLI and the TUI.
+
+It owns the conversation store, loads the model lazily (or takes a given engine, as tests do),
+opens the document library lazily, and runs chat turns as a stream of events. The TUI imports
+only ``assistant.*``: the library's and the catalog's record types are re-exported here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from rag.library import Library
+
+from assistant.conversations import Conversation, ConversationStore, ConversationSummary
+from assistant.errors import UsageError
+from assistant.events import AnswerFailed, ChatEvent, TurnStarted
+from assistant.export import export_conversation
+from assistant.locations import Locations
+from assistant.settings import Settings
+from assistant.turn import ChatTurn, TurnOptions
+from models.catalog import CATALOG, CatalogEntry
+from models.engine import TextEngine
+from models.errors import ModelError
+from models.fetch import ProgressCallback
+from models.store import LocalModel, ModelStore
+from rag.types import DocumentRecord, FileResult, Hit, IngestProgress, IngestReport
+
+__all__ = [
+    "AssistantService",
+    "CatalogEntry",
+    "CatalogRow",
+    "Conversation",
+    "ConversationSummary",
+    "DocumentRecord",
+    "FileResult",
+    "Hit",
+    "IngestProgress",
+    "IngestReport",
+    "LocalModel",
+    "ModelStatus",
+]
+
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What is loaded and where it runs, for the status bar and `doctor`-like notices."""
+
+    name: str
+    path: Path
+    is_demo: bool
+    is_minicpm: bool
+    n_ctx: int
+    n_gpu_layers: int
+    total_layers: int
+    backend: str
+    offload_reason: str
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    entry: CatalogEntry
+    on_disk: bool
+    path: Path | None = None
+
+
+class AssistantService:
+    """Conversations, grounded answers, the document library and models behind one object.
+
+    ``ask`` runs one turn at a time; callers (the TUI's single chat worker, the CLI) do not
+    overlap turns on the same service.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        locations: Locations,
+        *,
+        engine: TextEngine | None = None,
+        library: Library | None = None,
+    ) -> None:
+        self.settings = settings
+        self.locations = locations.ensure()
+        self._engine = engine
+        self._library = library
+        self._models = ModelStore(self.locations.models_dir)
+        self._store = ConversationStore(self.locations.database_file)
+        self._model_choice = settings.engine.model
+
+    # Model
+
+    def load_engine(self, progress: Progress | None = None) -> ModelStatus:
+        """Load the configured model (blocking: minutes for a large one on first use)."""
+        if self._engine is None:
+            self._engine = self._load(self._model_choice, progress)
+        return _status_of(self._engine)
+
+    def switch_model(self, name_or_path: str, progress: Progress | None = None) -> ModelStatus:
+        """Replace the loaded model; the old one is closed only once the new one has loaded."""
+        engine = self._load(name_or_path, progress)
+        if self._engine is not None:
+            self._engine.close()
+        self._engine = engine
+        self._model_choice = name_or_path
+        return _status_of(engine)
+
+    def model_status(self) -> ModelStatus | None:
+        return _status_of(self._engine) if self._engine is not None else None
+
+    def _load(self, name_or_path: str | None, progress: Progress | None) -> TextEngine:
+        from models.runtime import LlamaEngine  # loads llama.cpp: only when a model is needed
+
+        model = self._models.resolve(name_or_path)
+        return LlamaEngine.load(model, self.settings.engine, progress)
+
+    # Chat
+
+    def ask(
+        self,
+        question: str,
+        *,
+        conversation_id: str | None = None,
+        collection: str | None = None,
+        document: str | None = None,
+        use_documents: bool | None = None,
+        allow_general: bool | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Generator[ChatEvent, None, None]:
+        """Answer ``question``, continuing ``conversation_id`` or starting a new conversation.
+
+        The question is saved before anything else; model and library failures end the stream
+        with ``AnswerFailed`` (the partial answer kept, marked incomplete) instead of raising.
+        Options left ``None`` come from the conversation's last turn, then from the settings.
+        """
+        question = question.strip()
+        if not question:
+            raise UsageError("the question is empty")
+        chat = self.settings.chat
+        if conversation_id is None:
+            conversation_id = self._store.create()
+        conversation = self._store.get(conversation_id)
+        remembered = conversation.settings
+        options = TurnOptions(
+            collection=_first(collection, conversation.collection, chat.collection),
+            document=document if document is not None else remembered.get("document"),
+            use_documents=_first(
+                use_documents, remembered.get("use_documents"), chat.use_documents
+            ),
+            allow_general=_first(
+                allow_general, remembered.get("allow_general"), chat.allow_general_answers
+            ),
+            condense=chat.condense_follow_ups,
+            answer_tokens=chat.answer_tokens,
+            evidence_share=chat.evidence_share,
+            temperature=chat.temperature,
+        )
+        question_id = self._store.add_user_message(conversation.id, question)
+        yield TurnStarted(conversation_id=conversation.id, user_message_id=question_id)
+        try:
+            engine = self._engine_for(conversation)
+        except ModelError as error:
+            yield AnswerFailed(conversation.id, title=error.title, message=error.message)
+            return
+        turn = ChatTurn(
+            store=self._store,
+            engine=engine,
+            search=lambda query: self._search(query, options),
+            conversation=conversation,
+            question=question,
+            question_id=question_id,
+            options=options,
+            cancel=cancel,
+        )
+        self._store.update_settings(
+            conversation.id,
+            model=engine.model.name,
+            collection=options.collection,
+            settings={
+                "document": options.document,
+                "use_documents": options.use_documents,
+                "allow_general": options.allow_general,
+            },
+        )
+        yield from turn.run()
+
+    def _engine_for(self, conversation: Conversation) -> TextEngine:
+        """The loaded engine; a resumed conversation reloads its own model when none is chosen."""
+        if self._engine is None and self._model_choice is None and conversation.model:
+            known = {model.name for model in self._models.local_models()}
+            if conversation.model in known:
+                self._model_choice = conversation.model
+        return self._engine or self._load_and_keep()
+
+    def _load_and_keep(self) -> TextEngine:
+        self.load_engine()
+        assert self._engine is not None
+        return self._engine
+
+    def _search(self, query: str, options: TurnOptions) -> tuple[list[Hit], bool]:
+        library = self._open_library()
+        hits = library.search(query, collection=options.collection, document=options.document)
+        return hits, library.is_relevant(hits)
+
+    # Conversations
+
+    def new_conversation(self, title: str | None = None) -> str:
+        return self._store.create(title)
+
+    def list_conversations(self, query: str | None = None) -> list[ConversationSummary]:
+        """Newest first; ``query`` searches the full text of every message."""
+        return self._store.summaries(query)
+
+    def get_conversation(self, conversation_id: str) -> Conversation:
+        """The conversation with its messages; ``conversation_id`` may be a unique prefix."""
+        return self._store.get(conversation_id)
+
+    def rename_conversation(self, conversation_id: str, title: str) -> None:
+        if not title.strip():
+            raise UsageError("the title is empty")
+        self._store.rename(conversation_id, title)
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        self._store.delete(conversation_id)
+
+    def export_conversation(self, conversation_id: str, format: Literal["md", "json"]) -> str:
+        return export_conversation(self._store.get(conversation_id), format)
+
+    # Library
+
+    def _open_library(self) -> Library:
+        if self._library is None:
+            self._library = Library(self.locations.index_dir, self.settings.library)
+        return self._library
+
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        collection: str | None = None,
+        progress: Callable[[IngestProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> IngestReport:
+        return self._open_library().ingest(
+            paths, collection or self.settings.chat.collection, progress=progress, cancel=cancel
+        )
+
+    def documents(self, collection: str | None = None) -> list[DocumentRecord]:
+        return self._open_library().documents(collection)
+
+    def remove_document(self, path: str, collection: str | None = None) -> int:
+        return self._open_library().remove_document(
+            path, collection or self.settings.chat.collection
+        )
+
+    def collections(self) -> list[str]:
+        return self._open_library().collections()
+
+    def search(self, query: str, collection: str | None = None, k: int | None = None) -> list[Hit]:
+        return self._open_library().search(
+            query, collection=collection or self.settings.chat.collection, k=k
+        )
+
+    # Models
+
+    def catalog(self) -> list[CatalogRow]:
+        on_disk = {m.entry.name: m.path for m in self._models.local_models() if m.entry}
+        return [CatalogRow(e, e.name in on_disk, on_disk.get(e.name)) for e in CATALOG]
+
+    def local_models(self) -> list[LocalModel]:
+        return self._models.local_models()
+
+    def pull_model(
+        self,
+        name: str,
+        source: Literal["hf", "modelscope"] | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> LocalModel:
+        """Download a catalog model (resumable); ``cancel`` stops it, keeping the partial file."""
+        source = source or self.settings.engine.source
+        return self._models.pull(name, source, progress=progress, cancel=cancel)
+
+    def add_model(self, path: Path) -> LocalModel:
+        return self._models.add(path)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        if self._library is not None:
+            self._library.close()
+            self._library = None
+        self._store.close()
+
+
+def _first(*values: Any) -> Any:
+    """The first value that is not None (explicit argument, remembered, configured)."""
+    return next(value for value in values if value is not None)
+
+
+def _status_of(engine: TextEngine) -> ModelStatus:
+    model = engine.model
+    return ModelStatus(
+        name=model.name,
+        path=model.path,
+        is_demo=model.is_demo,
+        is_minicpm=model.is_minicpm,
+        n_ctx=engine.n_ctx,
+        n_gpu_layers=engine.offload.n_gpu_layers,
+        total_layers=engine.offload.total_layers,
+        backend=engine.offload.backend,
+        offload_reason=engine.offload.reason,
+    )

@@ -1,0 +1,309 @@
+"""One grounded chat turn: condense, retrieve, budget, prompt, stream, cite, persist.
+
+The user's question is already on disk when this starts (the service writes it first). The
+answer row is created before the first token and its text saved every :data:`PARTIAL_SAVE_S`
+seconds, so a crash, a kill or a failure leaves the partial answer marked incomplete.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from assistant.budget import (
+    MIN_ANSWER_TOKENS,
+    ContextBudget,
+    QuestionTooLongError,
+    Turn,
+    completed_turns,
+    fit_evidence,
+    fit_history,
+    split_context,
+)
+from assistant.citations import cited_numbers, cited_sources
+from assistant.condense import standalone_query
+from assistant.conversations import Conversation, ConversationStore, HistoryWindow
+from assistant.errors import AssistantError
+from assistant.events import (
+    AnswerFailed,
+    AnswerFinished,
+    ChatEvent,
+    RetrievalFinished,
+    RetrievalStarted,
+    Source,
+    TokenReceived,
+)
+from assistant.prompting import (
+    PromptStyle,
+    TurnMode,
+    build_messages,
+    not_in_documents,
+    user_turn,
+)
+from models.engine import TextEngine
+from models.errors import GenerationError, ModelError
+from models.events import DoneEvent, Timings, TokenEvent, Usage
+from models.templates import ChatMessage
+from rag.errors import LibraryError
+from rag.types import Hit
+
+PARTIAL_SAVE_S = 0.5
+SAFETY_TOKENS = 8
+"""Slack for tokens the engine may add around the prompt (BOS) that counting does not see."""
+
+_NO_TIMINGS = Timings(ttft_s=0.0, prefill_tok_s=0.0, decode_tok_s=0.0, total_s=0.0)
+
+Search = Callable[[str], tuple[list[Hit], bool]]
+"""Runs a query against the library: the hits, best first, and whether any is relevant."""
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    collection: str
+    document: str | None
+    use_documents: bool
+    allow_general: bool
+    condense: bool
+    answer_tokens: int
+    evidence_share: float
+    temperature: float | None
+
+
+@dataclass(frozen=True)
+class _Prompt:
+    text: str
+    tokens: int
+    user_turn: str
+    max_tokens: int
+
+
+class ChatTurn:
+    """Answers ``question`` in ``conversation`` (whose messages end before the question)."""
+
+    def __init__(
+        self,
+        *,
+        store: ConversationStore,
+        engine: TextEngine,
+        search: Search,
+        conversation: Conversation,
+        question: str,
+        question_id: str,
+        options: TurnOptions,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.search = search
+        self.conversation = conversation
+        self.question = question
+        self.question_id = question_id
+        self.options = options
+        self.cancel = cancel
+        self.style = PromptStyle.for_template(engine.template.name)
+        self.answer_id: str | None = None
+        self.answer_text = ""
+        self.query: str | None = None
+
+    def run(self) -> Iterator[ChatEvent]:
+        """The turn's events; model and library errors end it with :class:`AnswerFailed`."""
+        finished = False
+        try:
+            yield from self._run()
+            finished = True
+        except (AssistantError, ModelError, LibraryError) as error:
+            self._close_answer()
+            finished = True
+            yield AnswerFailed(
+                conversation_id=self.conversation.id,
+                title=error.title,
+                message=error.message,
+                partial_answer=self.answer_text,
+            )
+        finally:
+            if not finished:  # the consumer stopped listening (Ctrl-C, closed UI): keep the text
+                self._close_answer()
+
+    def _close_answer(self) -> None:
+        if self.answer_id is not None:
+            self.store.finish_answer(
+                self.answer_id,
+                text=self.answer_text,
+                incomplete=True,
+                grounded=True,
+                usage=None,
+                timings=None,
+                evidence=[],
+                cited=[],
+            )
+            self.answer_id = None
+
+    def _run(self) -> Iterator[ChatEvent]:
+        count = self.engine.count_tokens
+        options = self.options
+        mode = TurnMode.DOCUMENTS if options.use_documents else TurnMode.PLAIN
+        framed = build_messages(self.style, [], user_turn(self.question, [], mode, self.style))
+        budget = split_context(
+            self.engine.n_ctx,
+            answer_tokens=options.answer_tokens,
+            evidence_share=options.evidence_share,
+            fixed_tokens=count(self.engine.template.render(framed)) + SAFETY_TOKENS,
+            use_evidence=options.use_documents,
+        )
+        turns = completed_turns(self.conversation.messages)
+        history, window = fit_history(turns, self.conversation.window, budget.history, count)
+
+        evidence: list[Source] = []
+        if options.use_documents:
+            query = self.query = standalone_query(
+                self.question,
+                engine=self.engine if options.condense and self.style is PromptStyle.CHAT else None,
+                history=history,
+                previous_query=self._previous_query(),
+                cancel=self.cancel,
+            )
+            yield RetrievalStarted(query=query, rewritten=query != self.question.strip())
+            hits, relevant = self.search(query)
+            yield RetrievalFinished(query=query, hits=hits, relevant=relevant)
+            if relevant:
+                evidence = fit_evidence(hits, budget.evidence, count)
+            if not evidence:
+                if not options.allow_general:
+                    yield from self._answer_without_model(query)
+                    return
+                mode = TurnMode.GENERAL
+
+        prompt, window, evidence = self._fit_prompt(
+            mode, history, window, evidence, turns, budget
+        )
+        if window != self.conversation.window:
+            self.store.set_window(self.conversation.id, window)
+        self.store.record_sent(
+            self.question_id, prompt_text=prompt.user_turn, searched_query=self.query
+        )
+        yield from self._generate(prompt, evidence, grounded=mode is TurnMode.DOCUMENTS)
+
+    def _previous_query(self) -> str | None:
+        for message in reversed(self.conversation.messages):
+            if message.role == "user":
+                return message.searched_query or message.text
+        return None
+
+    def _fit_prompt(
+        self,
+        mode: TurnMode,
+        history: list[ChatMessage],
+        window: HistoryWindow,
+        evidence: list[Source],
+        turns: list[Turn],
+        budget: ContextBudget,
+    ) -> tuple[_Prompt, HistoryWindow, list[Source]]:
+        """The rendered prompt, checked in real tokens against the context.
+
+        The shares are estimates (template tokens per message vary); if the real prompt leaves
+        less than the answer reserve, lower-ranked evidence goes first, then older history.
+        """
+        count = self.engine.count_tokens
+        history_budget = budget.history
+        while True:
+            current = user_turn(self.question, evidence, mode, self.style)
+            text = self.engine.template.render(build_messages(self.style, history, current))
+            tokens = count(text)
+            room = self.engine.n_ctx - tokens - SAFETY_TOKENS
+            if room >= budget.answer:
+                return _Prompt(text, tokens, current, budget.answer), window, evidence
+            if len(evidence) > 1:
+                evidence = evidence[:-1]
+            elif history:
+                history_budget //= 2
+                history, window = fit_history(turns, window, history_budget, count)
+            elif room >= MIN_ANSWER_TOKENS:
+                return _Prompt(text, tokens, current, room), window, evidence
+            else:
+                raise QuestionTooLongError(
+                    f"the prompt needs {tokens} tokens and the model's context holds "
+                    f"{self.engine.n_ctx}. Shorten the question."
+                )
+
+    def _answer_without_model(self, query: str) -> Iterator[ChatEvent]:
+        """Nothing relevant and general answers not allowed: say so, without the model."""
+        text = not_in_documents(self.question)
+        self.store.record_sent(self.question_id, prompt_text=None, searched_query=query)
+        answer_id = self.store.start_answer(self.conversation.id, model=self.engine.model.name)
+        usage = Usage(prompt_tokens=0, prompt_tokens_evaluated=0, completion_tokens=0)
+        self.store.finish_answer(
+            answer_id,
+            text=text,
+            incomplete=False,
+            grounded=False,
+            usage=usage,
+            timings=None,
+            evidence=[],
+            cited=[],
+        )
+        yield TokenReceived(text)
+        yield AnswerFinished(
+            conversation_id=self.conversation.id,
+            message_id=answer_id,
+            answer=text,
+            sources=[],
+            usage=usage,
+            timings=_NO_TIMINGS,
+            grounded=False,
+            searched_query=query,
+        )
+
+    def _generate(
+        self, prompt: _Prompt, evidence: list[Source], *, grounded: bool
+    ) -> Iterator[ChatEvent]:
+        sampling = self.engine.default_sampling.with_overrides(
+            max_tokens=prompt.max_tokens,
+            temperature=self.options.temperature,
+            stop=_merged(self.engine.default_sampling.stop, self.engine.template.stop),
+        )
+        self.answer_id = self.store.start_answer(self.conversation.id, model=self.engine.model.name)
+        pieces: list[str] = []
+        last_save = time.monotonic()
+        done: DoneEvent | None = None
+        for event in self.engine.stream(prompt.text, sampling, self.cancel):
+            if isinstance(event, TokenEvent):
+                pieces.append(event.text)
+                self.answer_text = "".join(pieces)
+                yield TokenReceived(event.text)
+                if time.monotonic() - last_save >= PARTIAL_SAVE_S:
+                    self.store.save_partial(self.answer_id, self.answer_text)
+                    last_save = time.monotonic()
+            else:
+                done = event
+        if done is None:
+            raise GenerationError("the model stopped without finishing the answer")
+        answer_id, self.answer_id = self.answer_id, None
+        incomplete = done.stop_reason != "stop"
+        self.store.finish_answer(
+            answer_id,
+            text=self.answer_text,
+            incomplete=incomplete,
+            grounded=grounded,
+            usage=done.usage,
+            timings=done.timings,
+            evidence=evidence,
+            cited=cited_numbers(self.answer_text),
+        )
+        yield AnswerFinished(
+            conversation_id=self.conversation.id,
+            message_id=answer_id,
+            answer=self.answer_text,
+            sources=cited_sources(self.answer_text, evidence),
+            usage=done.usage,
+            timings=done.timings,
+            incomplete=incomplete,
+            grounded=grounded,
+            evidence=evidence,
+            searched_query=self.query,
+        )
+
+
+def _merged(*stops: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(stop for group in stops for stop in group))
