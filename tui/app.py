@@ -1,10 +1,242 @@
-"""Placeholder until the Textual app lands."""
+"""The Textual app: chat, library and models as modes over one :class:`AssistantService`.
+
+``make_app`` is shared by ``run_app`` (the ``minicpm-assistant`` command) and the tests, which
+pass their own service. Model loading runs in an app-level thread worker so every screen sees
+the result through the ``model_status`` reactive.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.theme import Theme
+from textual.worker import Worker, WorkerState
+
+from assistant.errors import USER_ERRORS
 from assistant.locations import Locations
 from assistant.settings import Settings
+from tui.commands import AssistantCommands, PaletteCommand
+from tui.messages import ModelFailed, ModelLoadProgressed, ModelReady
+from tui.screens.chat import ChatScreen
+from tui.screens.first_run import FirstRunChoice, FirstRunScreen
+from tui.screens.help import HelpScreen
+from tui.screens.library import LibraryScreen
+from tui.screens.models import ModelsScreen
+
+if TYPE_CHECKING:
+    from assistant.service import AssistantService, ModelStatus
+
+FIRST_RUN_MARKER = "tui-welcome-done"
+
+MINICPM_THEME = Theme(
+    name="minicpm",
+    primary="#4F8EF7",
+    secondary="#8AB4F8",
+    accent="#F6A33C",
+    background="#14161B",
+    surface="#1C1F26",
+    panel="#262A33",
+    success="#5CB85C",
+    warning="#F0AD4E",
+    error="#E5534B",
+    dark=True,
+)
+
+
+class MiniCPMApp(App[None]):
+    """The terminal document assistant."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "MiniCPM Assistant"
+    MODES: ClassVar = {"chat": ChatScreen, "library": LibraryScreen, "models": ModelsScreen}
+    DEFAULT_MODE = "chat"
+    COMMANDS = App.COMMANDS | {AssistantCommands}
+    BINDINGS = [
+        Binding("f1", "help", "Help"),
+        Binding("f2", "switch_mode('chat')", "Chat"),
+        Binding("f3", "switch_mode('library')", "Library"),
+        Binding("f4", "switch_mode('models')", "Models"),
+    ]
+    PALETTE = (
+        PaletteCommand("Chat", "Go to the chat screen (F2)", "switch_mode('chat')"),
+        PaletteCommand("Library", "Add, index, remove documents (F3)", "switch_mode('library')"),
+        PaletteCommand("Models", "Download, pick, configure models (F4)", "switch_mode('models')"),
+        PaletteCommand("Help", "Keys and screens (F1)", "help"),
+        PaletteCommand("Reload model", "Load the current model again", "reload_model"),
+        PaletteCommand("Welcome", "Show the first-run choices again", "welcome"),
+    )
+
+    model_status: reactive[ModelStatus | None] = reactive(None)
+    model_activity: reactive[str] = reactive("")
+    ingest_activity: reactive[str] = reactive("")
+    collection: reactive[str] = reactive("default")
+
+    def __init__(self, settings: Settings, locations: Locations, service: AssistantService) -> None:
+        super().__init__()
+        self.settings = settings
+        self.locations = locations
+        self.service = service
+        self.model_loading = False
+        self.set_reactive(MiniCPMApp.collection, settings.chat.collection)
+
+    @property
+    def model_name(self) -> str | None:
+        return self.model_status.name if self.model_status else None
+
+    def on_mount(self) -> None:
+        self.register_theme(MINICPM_THEME)
+        self.theme = self.settings.ui.theme if self.settings.ui.theme in self.available_themes \
+            else "minicpm"
+        self.load_model(None)
+        if not (self.locations.data_dir / FIRST_RUN_MARKER).exists():
+            self.call_after_refresh(self.action_welcome)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    # Models ----------------------------------------------------------------------------------
+
+    def load_model(self, name_or_path: str | None, *, add_first: bool = False) -> None:
+        """Load (or switch to) a model in the background; ``None`` loads the configured one."""
+        self.model_loading = True
+        self.model_activity = f"loading {Path(name_or_path).name if name_or_path else 'model'}…"
+        self._load_model(name_or_path, add_first)
+
+    def switch_model(self, name_or_path: str) -> None:
+        self.load_model(name_or_path)
+
+    def action_reload_model(self) -> None:
+        current = self.model_status
+        self.load_model(str(current.path) if current else None)
+
+    def set_gpu_layers(self, layers: int | str) -> None:
+        """Change how many layers go to the GPU and reload the model with it."""
+        self.settings.engine.n_gpu_layers = layers  # type: ignore[assignment]
+        self.notify(f"GPU layers set to {layers}; reloading the model.")
+        self.action_reload_model()
+
+    def add_local_model(self, path: Path) -> None:
+        self.load_model(str(path), add_first=True)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="model")
+    def _load_model(self, name_or_path: str | None, add_first: bool) -> None:
+        """Runs in a thread; the result arrives as a message."""
+
+        def progress(fraction: float) -> None:
+            self.post_message(ModelLoadProgressed(fraction))
+
+        try:
+            if add_first and name_or_path is not None:
+                name_or_path = str(self.service.add_model(Path(name_or_path)).path)
+            if name_or_path is None:
+                status = self.service.load_engine(progress)
+            else:
+                status = self.service.switch_model(name_or_path, progress)
+        except USER_ERRORS as error:
+            self.post_message(ModelFailed(getattr(error, "title", "Error"), str(error)))
+        else:
+            self.post_message(ModelReady(status))
+
+    @on(ModelLoadProgressed)
+    def _model_progress(self, event: ModelLoadProgressed) -> None:
+        if self.model_loading:
+            self.model_activity = f"loading model {event.fraction:.0%}"
+
+    @on(ModelReady)
+    def _model_ready(self, event: ModelReady) -> None:
+        self.model_loading = False
+        self.model_activity = ""
+        self.model_status = event.status
+        if event.status.is_demo:
+            self.notify(
+                "Running the small offline demo model: answers are for trying the app only. "
+                "Get MiniCPM on the Models screen (F4).",
+                title="Demo model",
+                severity="warning",
+            )
+
+    @on(ModelFailed)
+    def _model_failed(self, event: ModelFailed) -> None:
+        self.model_loading = False
+        self.model_activity = ""
+        self.notify(
+            f"{event.message}\nPick another model or GGUF file on the Models screen (F4).",
+            title=event.title,
+            severity="error",
+            timeout=12,
+        )
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "model" and event.state == WorkerState.ERROR:
+            self.post_message(ModelFailed("Unexpected error", repr(event.worker.error)))
+
+    # First run -------------------------------------------------------------------------------
+
+    def action_welcome(self) -> None:
+        """Say what is missing (MiniCPM, documents) and offer the ways forward."""
+        try:
+            need_model = self.settings.engine.model is None and not any(
+                model.is_minicpm for model in self.service.local_models()
+            )
+            need_documents = not self.service.documents()
+            suggestion = next(
+                (row.entry for row in self.service.catalog() if not row.entry.is_demo), None
+            )
+        except USER_ERRORS as error:
+            self.notify(str(error), title="Cannot check the setup", severity="error")
+            return
+        if not (need_model or need_documents):
+            return
+        self.push_screen(
+            FirstRunScreen(
+                need_model=need_model,
+                need_documents=need_documents,
+                suggested_model=suggestion.name if suggestion else None,
+                suggested_title=suggestion.title if suggestion else "",
+                suggested_size=f"{suggestion.size_bytes / 1024**3:.1f} GB" if suggestion else "",
+            ),
+            self._first_run_chosen,
+        )
+
+    async def _first_run_chosen(self, choice: FirstRunChoice | None) -> None:
+        (self.locations.data_dir / FIRST_RUN_MARKER).touch()
+        if choice is None or choice.action == "demo":
+            return
+        if choice.action == "download" and choice.model_name:
+            await self.switch_mode("models")
+            screen = self.screen
+            if isinstance(screen, ModelsScreen):
+                screen.start_download(choice.model_name)
+        elif choice.action == "local" and choice.path:
+            self.add_local_model(Path(choice.path))
+        elif choice.action == "add-folder":
+            await self.switch_mode("library")
+            await self.screen.run_action("add_folder")
+
+
+def make_app(
+    settings: Settings, locations: Locations, *, service: AssistantService | None = None
+) -> MiniCPMApp:
+    """Build the app around ``service`` (a real :class:`AssistantService` when not given)."""
+    if service is None:
+        from assistant.service import AssistantService
+
+        service = AssistantService(settings, locations)
+    return MiniCPMApp(settings, locations, service)
 
 
 def run_app(settings: Settings, locations: Locations) -> int:
-    raise SystemExit("The terminal app is not built yet.")
+    """Run the app in this terminal until the user quits; closes the service afterwards."""
+    app = make_app(settings, locations)
+    try:
+        app.run()
+    finally:
+        app.service.close()
+    return app.return_code or 0

@@ -1,0 +1,231 @@
+"""A scripted stand-in for :class:`assistant.service.AssistantService`, for tests about the UI
+itself (layout, keys, snapshots). Conversations are stored for real (``ConversationStore`` on the
+test's home); the model and the library are scripted so answers and timings are deterministic.
+The main flows are also tested against the real service in ``test_real_stack.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from assistant.conversations import Conversation, ConversationStore, ConversationSummary
+from assistant.events import (
+    AnswerFinished,
+    ChatEvent,
+    RetrievalFinished,
+    RetrievalStarted,
+    Source,
+    TokenReceived,
+    TurnStarted,
+)
+from assistant.locations import Locations
+from models.events import Timings, Usage
+from rag.types import DocumentRecord, FileResult, Hit, IngestProgress, IngestReport
+
+
+@dataclass(frozen=True)
+class FakeStatus:
+    name: str = "minicpm-2b-dpo"
+    path: Path = Path("/models/minicpm-2b-dpo-q4_k_m.gguf")
+    is_demo: bool = False
+    is_minicpm: bool = True
+    n_ctx: int = 4096
+    n_gpu_layers: int = 0
+    total_layers: int = 40
+    backend: str = "CPU"
+    offload_reason: str = "no GPU backend"
+
+
+@dataclass(frozen=True)
+class FakeEntry:
+    name: str
+    title: str
+    params: str = "2.7B"
+    family: str = "MiniCPM-2B"
+    quantization: str = "Q4_K_M"
+    size_bytes: int = 1_700_000_000
+    ram_gb: float = 3.0
+    is_demo: bool = False
+
+
+@dataclass(frozen=True)
+class FakeRow:
+    entry: FakeEntry
+    on_disk: bool
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class FakeLocalModel:
+    name: str
+    path: Path
+    is_minicpm: bool
+
+
+PASSAGES = [
+    Hit("c1", "/docs/tracemonkey.pdf", 1, 1, 0.82,
+        "TraceMonkey is a trace-based JIT compiler for JavaScript built into Firefox."),
+    Hit("c2", "/docs/tracemonkey.pdf", 3, 4, 0.61,
+        "Trace trees record hot loops and compile them to native code with type speculation."),
+    Hit("c3", "/docs/notes.md", 1, 1, 0.33, "Unrelated meeting notes."),
+]
+
+
+@dataclass
+class FakeService:
+    """Answers every question with ``answer_tokens``, citing ``[1]`` and ``[2]``."""
+
+    locations: Locations
+    answer_tokens: list[str] = field(
+        default_factory=lambda: ["TraceMonkey ", "is a ", "**tracing JIT** ", "for JavaScript ",
+                                 "[1]. ", "It records ", "hot loops [2]."]
+    )
+    token_delay_s: float = 0.0
+    status: FakeStatus = field(default_factory=FakeStatus)
+    minicpm_on_disk: bool = True
+    documents_list: list[DocumentRecord] = field(default_factory=list)
+    fail_with: Exception | None = None
+    asked: list[str] = field(default_factory=list)
+    ingested: list[list[Path]] = field(default_factory=list)
+    switched_to: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.store = ConversationStore(self.locations.ensure().database_file)
+        self.loaded = False
+
+    # Model
+
+    def load_engine(self, progress: Callable[[float], None] | None = None) -> FakeStatus:
+        if progress:
+            progress(1.0)
+        self.loaded = True
+        return self.status
+
+    def switch_model(self, name_or_path: str, progress: object = None) -> FakeStatus:
+        self.switched_to.append(name_or_path)
+        return self.status
+
+    def model_status(self) -> FakeStatus | None:
+        return self.status if self.loaded else None
+
+    def local_models(self) -> list[FakeLocalModel]:
+        if not self.minicpm_on_disk:
+            return [FakeLocalModel("gemma3-270m-demo", Path("/models/gemma.gguf"), False)]
+        return [FakeLocalModel(self.status.name, self.status.path, True)]
+
+    def catalog(self) -> list[FakeRow]:
+        return [
+            FakeRow(FakeEntry("minicpm-2b-dpo", "MiniCPM-2B DPO"), self.minicpm_on_disk),
+            FakeRow(FakeEntry("minicpm-1b", "MiniCPM-1B", params="1.2B", size_bytes=800_000_000,
+                              ram_gb=1.8), False),
+            FakeRow(FakeEntry("gemma3-270m-demo", "Gemma 3 270M", params="270M",
+                              family="Gemma 3 (demo)", size_bytes=253_000_000, ram_gb=0.6,
+                              is_demo=True), True),
+        ]
+
+    def add_model(self, path: Path) -> FakeLocalModel:
+        return FakeLocalModel(path.stem, path, True)
+
+    def pull_model(self, name: str, source: object = None,
+                   progress: Callable[[int, int], None] | None = None) -> FakeLocalModel:
+        for done in (0, 500, 1000):
+            if progress:
+                progress(done, 1000)
+        return FakeLocalModel(name, Path(f"/models/{name}.gguf"), True)
+
+    # Chat
+
+    def ask(self, question: str, *, conversation_id: str | None = None,
+            collection: str | None = None, cancel: threading.Event | None = None,
+            **_: object) -> Iterator[ChatEvent]:
+        self.asked.append(question)
+        conversation_id = conversation_id or self.store.create()
+        question_id = self.store.add_user_message(conversation_id, question)
+        yield TurnStarted(conversation_id, question_id)
+        yield RetrievalStarted(question)
+        yield RetrievalFinished(question, PASSAGES, relevant=True)
+        if self.fail_with is not None:
+            raise self.fail_with
+        answer_id = self.store.start_answer(conversation_id, model=self.status.name)
+        written: list[str] = []
+        for token in self.answer_tokens:
+            if cancel is not None and cancel.is_set():
+                break
+            if self.token_delay_s:
+                time.sleep(self.token_delay_s)
+            written.append(token)
+            yield TokenReceived(token)
+        text = "".join(written)
+        incomplete = len(written) < len(self.answer_tokens)
+        evidence = [Source.from_hit(n, hit) for n, hit in enumerate(PASSAGES, 1)]
+        cited = [s for s in evidence if f"[{s.number}]" in text]
+        usage = Usage(600, 600, len(written))
+        timings = Timings(ttft_s=1.0, prefill_tok_s=18.0, decode_tok_s=12.5, total_s=2.0)
+        self.store.finish_answer(answer_id, text=text, incomplete=incomplete, grounded=True,
+                                 usage=usage, timings=timings, evidence=evidence,
+                                 cited=[s.number for s in cited])
+        yield AnswerFinished(conversation_id, answer_id, text, cited, usage, timings,
+                             incomplete=incomplete, evidence=evidence)
+
+    # Conversations (real store)
+
+    def new_conversation(self, title: str | None = None) -> str:
+        return self.store.create(title)
+
+    def list_conversations(self, query: str | None = None) -> list[ConversationSummary]:
+        return self.store.summaries(query)
+
+    def get_conversation(self, conversation_id: str) -> Conversation:
+        return self.store.get(conversation_id)
+
+    def rename_conversation(self, conversation_id: str, title: str) -> None:
+        self.store.rename(conversation_id, title)
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        self.store.delete(conversation_id)
+
+    def export_conversation(self, conversation_id: str, format: str) -> str:
+        conversation = self.store.get(conversation_id)
+        return "\n\n".join(f"**{m.role}**: {m.text}" for m in conversation.messages)
+
+    # Library
+
+    def ingest(self, paths: Sequence[Path], collection: str | None = None,
+               progress: Callable[[IngestProgress], None] | None = None,
+               cancel: threading.Event | None = None) -> IngestReport:
+        self.ingested.append(list(paths))
+        files = sorted(p for path in paths for p in (path.iterdir() if path.is_dir() else [path]))
+        report = IngestReport(collection or "default")
+        for done, file in enumerate(files, 1):
+            failed = file.suffix != ".pdf"
+            result = FileResult(str(file), "failed" if failed else "indexed",
+                                pages=0 if failed else 2,
+                                chunks=0 if failed else 5,
+                                reason="not a PDF or text file" if failed else None)
+            report.results.append(result)
+            if not failed:
+                self.documents_list.append(DocumentRecord(str(file), report.collection, "h", 2, 5,
+                                                          1_700_000_000.0))
+            if progress:
+                progress(IngestProgress(done, len(files), done * 2, done * 5, str(file), 7.5, None,
+                                        result))
+        report.seconds = 1.0
+        return report
+
+    def documents(self, collection: str | None = None) -> list[DocumentRecord]:
+        return list(self.documents_list)
+
+    def remove_document(self, path: str, collection: str | None = None) -> int:
+        before = len(self.documents_list)
+        self.documents_list = [d for d in self.documents_list if d.path != path]
+        return (before - len(self.documents_list)) * 5
+
+    def collections(self) -> list[str]:
+        return ["default"]
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,388 @@
+"""The chat screen: conversations on the left, the answer streaming in the middle, its sources
+on the right. Generation runs in a thread worker; Esc stops it and keeps what was written."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Input
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from assistant.errors import USER_ERRORS
+from assistant.events import (
+    AnswerFailed,
+    AnswerFinished,
+    RetrievalFinished,
+    Source,
+    TokenReceived,
+    TurnStarted,
+)
+from tui.commands import PaletteCommand
+from tui.messages import (
+    AnswerCompleted,
+    AnswerStarted,
+    ConversationChosen,
+    DeleteRequested,
+    EvidenceFound,
+    PromptSubmitted,
+    RenameRequested,
+    ResponseFailed,
+    SourceChosen,
+    TokensArrived,
+)
+from tui.screens.base import AppScreen
+from tui.screens.dialogs import ConfirmDialog, SourceScreen, TextPrompt
+from tui.widgets.chat_log import AnswerView, ChatLog
+from tui.widgets.conversation_list import ConversationList
+from tui.widgets.prompt import PromptInput
+from tui.widgets.sources_panel import SourcesPanel
+from tui.widgets.status_bar import StatusBar
+
+
+def answer_note(
+    *,
+    model: str | None,
+    decode_tok_s: float | None,
+    sources: Sequence[Source],
+    incomplete: bool,
+    grounded: bool,
+) -> str:
+    """The line under an answer: which model, how fast, what it cites, whether it was cut."""
+    parts = [Path(model).name if model else "assistant"]
+    if decode_tok_s:
+        parts.append(f"{decode_tok_s:.1f} tok/s")
+    if sources:
+        cited = ", ".join(f"[{s.number}] {Path(s.file).name} p.{s.page}" for s in sources)
+        parts.append(f"sources: {cited}")
+    if not grounded:
+        parts.append("not from your documents")
+    if incomplete:
+        parts.append("stopped (partial answer)")
+    return " · ".join(parts)
+
+
+class ChatScreen(AppScreen):
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+
+    BINDINGS = [
+        Binding("escape", "stop", "Stop"),
+        Binding("ctrl+n", "new_conversation", "New chat"),
+        Binding("ctrl+f", "search_conversations", "Search"),
+        Binding("ctrl+b", "toggle_conversations", "Chats"),
+        Binding("ctrl+o", "toggle_sources", "Sources"),
+    ]
+
+    PALETTE = (
+        PaletteCommand("New conversation", "Start an empty conversation", "new_conversation"),
+        PaletteCommand("Rename conversation", "Give this conversation a title", "rename"),
+        PaletteCommand("Delete conversation", "Delete this conversation", "delete"),
+        PaletteCommand("Search conversations", "Full-text search", "search_conversations"),
+        PaletteCommand("Stop generating", "Stop the answer, keep what is written", "stop"),
+        PaletteCommand("Show/hide conversations", "Toggle the sidebar", "toggle_conversations"),
+        PaletteCommand("Show/hide sources", "Toggle the sources panel", "toggle_sources"),
+        PaletteCommand("Copy conversation", "Copy it as Markdown to the clipboard", "copy"),
+        PaletteCommand("Focus prompt", "Type a question", "focus_prompt"),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conversation_id: str | None = None
+        self.generating = False
+        self._cancel = threading.Event()
+        self._answer: AnswerView | None = None
+        self._question = ""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="chat-body"):
+            yield ConversationList(id="conversations")
+            with Vertical(id="chat-main"):
+                yield ChatLog(id="chat-log")
+                yield PromptInput(id="prompt")
+            yield SourcesPanel(id="sources")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.refresh_conversations()
+        await self.query_one(ChatLog).show_welcome()
+        self.query_one(SourcesPanel).show([], note="Sources of the answer appear here.")
+        self.query_one(PromptInput).focus()
+
+    # Conversations ---------------------------------------------------------------------------
+
+    def refresh_conversations(self) -> None:
+        listing = self.query_one(ConversationList)
+        query = listing.search_text.strip() or None
+        try:
+            conversations = self.service.list_conversations(query)
+        except USER_ERRORS as error:
+            self.notify(error.message if hasattr(error, "message") else str(error),
+                        title="Cannot list conversations", severity="error")
+            return
+        listing.show(conversations, self.conversation_id)
+
+    @on(Input.Changed, "#conversation-search")
+    def _search_changed(self) -> None:
+        self.refresh_conversations()
+
+    @on(ConversationChosen)
+    async def _open_conversation(self, event: ConversationChosen) -> None:
+        if self._busy("switching conversations"):
+            return
+        await self.open_conversation(event.conversation_id)
+
+    async def open_conversation(self, conversation_id: str) -> None:
+        """Show a stored conversation with the sources of its last answer."""
+        try:
+            conversation = self.service.get_conversation(conversation_id)
+        except USER_ERRORS as error:
+            self.notify(str(error), title="Cannot open the conversation", severity="error")
+            self.refresh_conversations()
+            return
+        self.conversation_id = conversation_id
+        log = self.query_one(ChatLog)
+        await log.reset()
+        last_sources: list[Source] = []
+        for message in conversation.messages:
+            if message.role == "user":
+                await log.add_user(message.text)
+            elif message.role == "assistant":
+                await log.add_answer(
+                    message.text,
+                    answer_note(
+                        model=message.model,
+                        decode_tok_s=message.timings.decode_tok_s if message.timings else None,
+                        sources=message.sources,
+                        incomplete=message.incomplete,
+                        grounded=message.grounded,
+                    ),
+                )
+                last_sources = list(message.sources)
+        log.scroll_end(animate=False)
+        self.query_one(SourcesPanel).show(last_sources, note="No sources for this answer.")
+        self.refresh_conversations()
+
+    async def action_new_conversation(self) -> None:
+        if self._busy("starting a new conversation"):
+            return
+        self.conversation_id = None
+        await self.query_one(ChatLog).show_welcome()
+        self.query_one(SourcesPanel).show([], note="Sources of the answer appear here.")
+        self.refresh_conversations()
+        self.query_one(PromptInput).focus()
+
+    def action_search_conversations(self) -> None:
+        listing = self.query_one(ConversationList)
+        if not listing.display:
+            listing.toggle_class("-toggled")
+        listing.focus_search()
+
+    def action_toggle_conversations(self) -> None:
+        """Flip the sidebar from its default for this width (hidden when narrow)."""
+        self.query_one(ConversationList).toggle_class("-toggled")
+
+    def action_toggle_sources(self) -> None:
+        self.query_one(SourcesPanel).toggle_class("-toggled")
+
+    def action_focus_prompt(self) -> None:
+        self.query_one(PromptInput).focus()
+
+    def action_rename(self) -> None:
+        if self.conversation_id is not None:
+            self.post_message(RenameRequested(self.conversation_id))
+        else:
+            self.notify("Ask something first: a new conversation has nothing to rename.")
+
+    def action_delete(self) -> None:
+        if self.conversation_id is not None:
+            self.post_message(DeleteRequested(self.conversation_id))
+
+    def action_copy(self) -> None:
+        if self.conversation_id is None:
+            return
+        try:
+            markdown = self.service.export_conversation(self.conversation_id, "md")
+        except USER_ERRORS as error:
+            self.notify(str(error), title="Cannot export", severity="error")
+            return
+        self.app.copy_to_clipboard(markdown)
+        self.notify("Conversation copied as Markdown.")
+
+    @on(RenameRequested)
+    def _rename(self, event: RenameRequested) -> None:
+        conversation_id = event.conversation_id
+        title = next(
+            (c.title for c in self.service.list_conversations() if c.id == conversation_id), ""
+        )
+
+        def renamed(new_title: str | None) -> None:
+            if new_title:
+                self.service.rename_conversation(conversation_id, new_title)
+                self.refresh_conversations()
+
+        self.app.push_screen(TextPrompt("Rename conversation", title), renamed)
+
+    @on(DeleteRequested)
+    def _delete(self, event: DeleteRequested) -> None:
+        conversation_id = event.conversation_id
+        if self._busy("deleting a conversation"):
+            return
+
+        async def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            self.service.delete_conversation(conversation_id)
+            if conversation_id == self.conversation_id:
+                await self.action_new_conversation()
+            else:
+                self.refresh_conversations()
+
+        self.app.push_screen(ConfirmDialog("Delete this conversation?"), confirmed)
+
+    # Asking ----------------------------------------------------------------------------------
+
+    def _busy(self, doing: str) -> bool:
+        if self.generating:
+            self.notify(f"An answer is being written; press Esc to stop it before {doing}.")
+        return self.generating
+
+    @on(PromptSubmitted)
+    async def _ask(self, event: PromptSubmitted) -> None:
+        prompt = self.query_one(PromptInput)
+        if self.generating:
+            prompt.restore(event.text)
+            self.notify("An answer is still being written; press Esc to stop it.")
+            return
+        if self.assistant_app.model_loading:
+            prompt.restore(event.text)
+            self.notify("The model is still loading; ask again in a moment.", severity="warning")
+            return
+        log = self.query_one(ChatLog)
+        if self.conversation_id is None:
+            await log.reset()
+        await log.add_user(event.text)
+        self._answer = await log.start_answer()
+        self.query_one(SourcesPanel).show([], note="Searching your documents…")
+        self.generating = True
+        self._question = event.text
+        self._cancel = threading.Event()
+        self.generate(event.text, self.conversation_id, self.assistant_app.collection, self._cancel)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="generation")
+    def generate(
+        self,
+        question: str,
+        conversation_id: str | None,
+        collection: str,
+        cancel: threading.Event,
+    ) -> None:
+        """Run one turn in a thread and post what happens as messages."""
+        worker = get_current_worker()
+        try:
+            events = self.service.ask(
+                question, conversation_id=conversation_id, collection=collection, cancel=cancel
+            )
+            for event in events:
+                if worker.is_cancelled:
+                    cancel.set()
+                if isinstance(event, TokenReceived):
+                    self.post_message(TokensArrived(event.text))
+                elif isinstance(event, TurnStarted):
+                    self.post_message(AnswerStarted(event.conversation_id))
+                elif isinstance(event, RetrievalFinished):
+                    sources = [Source.from_hit(n, hit) for n, hit in enumerate(event.hits, 1)]
+                    self.post_message(EvidenceFound(sources, event.relevant))
+                elif isinstance(event, AnswerFinished):
+                    self.post_message(AnswerCompleted(event))
+                elif isinstance(event, AnswerFailed):
+                    self.post_message(ResponseFailed(event.title, event.message, question))
+        except USER_ERRORS as error:
+            self.post_message(
+                ResponseFailed(getattr(error, "title", "Error"), str(error), question)
+            )
+
+    def action_stop(self) -> None:
+        if self.generating:
+            self._cancel.set()
+            if self._answer is not None:
+                self._answer.set_note("stopping…")
+
+    @on(AnswerStarted)
+    def _answer_started(self, event: AnswerStarted) -> None:
+        if self.conversation_id != event.conversation_id:
+            self.conversation_id = event.conversation_id
+            self.refresh_conversations()
+
+    @on(EvidenceFound)
+    def _evidence(self, event: EvidenceFound) -> None:
+        note = "" if event.relevant else "Nothing relevant found in your documents."
+        self.query_one(SourcesPanel).show([], event.sources if event.relevant else [], note=note)
+        if self._answer is not None:
+            self._answer.set_note("writing…")
+
+    @on(TokensArrived)
+    async def _tokens(self, event: TokensArrived) -> None:
+        if self._answer is not None:
+            await self._answer.append(event.text)
+
+    @on(AnswerCompleted)
+    async def _completed(self, event: AnswerCompleted) -> None:
+        finished = event.finished
+        self.conversation_id = finished.conversation_id
+        if self._answer is not None:
+            await self._answer.finish(
+                answer_note(
+                    model=self.assistant_app.model_name,
+                    decode_tok_s=finished.timings.decode_tok_s,
+                    sources=finished.sources,
+                    incomplete=finished.incomplete,
+                    grounded=finished.grounded,
+                ),
+                finished.answer,
+            )
+        cited = {source.chunk_id for source in finished.sources}
+        others = [source for source in finished.evidence if source.chunk_id not in cited]
+        self.query_one(SourcesPanel).show(
+            finished.sources, others, note="This answer is not based on your documents."
+        )
+        status = self.query_one(StatusBar)
+        status.tokens_per_s = finished.timings.decode_tok_s
+        status.context_used = finished.usage.prompt_tokens + finished.usage.completion_tokens
+        self._turn_over()
+
+    @on(ResponseFailed)
+    async def _failed(self, event: ResponseFailed) -> None:
+        if self._answer is not None:
+            await self._answer.finish(f"failed: {event.title}")
+        self.notify(
+            f"{event.message}\nYour question is back in the prompt; try again or pick another "
+            "model (F4).",
+            title=event.title,
+            severity="error",
+            timeout=10,
+        )
+        self.query_one(PromptInput).restore(event.question)
+        self._turn_over()
+
+    def _turn_over(self) -> None:
+        self.generating = False
+        self._answer = None
+        self.refresh_conversations()
+        self.query_one(PromptInput).focus()
+
+    @on(Worker.StateChanged)
+    async def _worker_state(self, event: Worker.StateChanged) -> None:
+        """An unexpected error in the worker still gives the UI back."""
+        if event.worker.group == "generation" and event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.post_message(ResponseFailed("Unexpected error", repr(error), self._question))
+
+    @on(SourceChosen)
+    def _show_source(self, event: SourceChosen) -> None:
+        self.app.push_screen(SourceScreen(event.source))

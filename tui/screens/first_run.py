@@ -1,0 +1,94 @@
+"""First run: say what is missing (a MiniCPM model, documents) and offer the ways forward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Markdown
+
+from tui.widgets.path_input import PathInput
+
+
+@dataclass(frozen=True)
+class FirstRunChoice:
+    """What the user picked: ``action`` is "download", "local", "demo" or "add-folder"."""
+
+    action: str
+    model_name: str | None = None
+    path: str | None = None
+
+
+class FirstRunScreen(ModalScreen[FirstRunChoice]):
+    BINDINGS = [Binding("escape", "demo", "Continue")]
+
+    def __init__(
+        self,
+        *,
+        need_model: bool,
+        need_documents: bool,
+        suggested_model: str | None,
+        suggested_title: str = "",
+        suggested_size: str = "",
+    ) -> None:
+        super().__init__(classes="dialog")
+        self.need_model = need_model
+        self.need_documents = need_documents
+        self.suggested_model = suggested_model
+        self.suggested_title = suggested_title
+        self.suggested_size = suggested_size
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog-box", id="first-run"):
+            yield Markdown("# Welcome to MiniCPM Assistant")
+            if self.need_model:
+                yield Markdown(
+                    "No **MiniCPM** model is on this computer yet. Until there is one, answers "
+                    "come from a small **offline demo model**: good enough to try the app, not to "
+                    "rely on its answers."
+                )
+                with Horizontal(classes="dialog-buttons"):
+                    if self.suggested_model:
+                        yield Button(
+                            f"Download {self.suggested_title} ({self.suggested_size})",
+                            variant="primary",
+                            id="download",
+                        )
+                    yield Button("Continue with the demo model", id="demo")
+                yield PathInput(
+                    placeholder="…or the path of a MiniCPM .gguf you have", suffix=".gguf",
+                    id="first-run-gguf",
+                )
+            if self.need_documents:
+                yield Markdown(
+                    "Your library is empty. Add a folder of PDFs or notes and ask about them."
+                )
+                with Horizontal(classes="dialog-buttons"):
+                    yield Button("Add a folder…", variant="primary", id="add-folder")
+                    if not self.need_model:
+                        yield Button("Later", id="demo")
+
+    @on(Button.Pressed, "#download")
+    def _download(self) -> None:
+        self.dismiss(FirstRunChoice("download", model_name=self.suggested_model))
+
+    @on(Button.Pressed, "#demo")
+    def action_demo(self) -> None:
+        self.dismiss(FirstRunChoice("demo"))
+
+    @on(Button.Pressed, "#add-folder")
+    def _add_folder(self) -> None:
+        self.dismiss(FirstRunChoice("add-folder"))
+
+    @on(PathInput.Submitted, "#first-run-gguf")
+    def _local(self, event: PathInput.Submitted) -> None:
+        path = self.query_one("#first-run-gguf", PathInput).path
+        if path is None or not path.is_file():
+            self.notify(f"{event.value!r} is not a file; type the path of a .gguf model.",
+                        severity="error")
+            return
+        self.dismiss(FirstRunChoice("local", path=str(path)))

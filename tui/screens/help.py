@@ -1,0 +1,60 @@
+"""F1: what the keys do on each screen, and how the pieces fit together."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# MiniCPM Assistant
+
+Chat with your own documents through a local model. Nothing leaves this computer.
+
+## Everywhere
+| Key | Does |
+| --- | --- |
+| F1 | this help |
+| F2 / F3 / F4 | chat / library / models |
+| Ctrl+P | command palette: every action, searchable (themes too) |
+| Ctrl+Q | quit |
+
+## Chat
+| Key | Does |
+| --- | --- |
+| Enter | send the question |
+| Ctrl+J (Shift+Enter where the terminal supports it) | new line in the prompt |
+| Up / Down | earlier questions (on the first / last line) |
+| Esc | stop the answer; what was written is kept |
+| Ctrl+N | new conversation |
+| Ctrl+F | search conversations |
+| Ctrl+B / Ctrl+O | show or hide conversations / sources |
+| F2, Delete (in the list) | rename, delete the highlighted conversation |
+| Enter (in sources) | read the whole passage; **o** opens the file |
+
+## Library (F3)
+Type a folder (→ completes names) and press Enter to index it; indexing keeps running while you
+chat. **a** add, **Delete** remove, **r** re-index the selected document, **R** re-index all,
+**s** stop indexing.
+
+## Models (F4)
+**Enter** use the selected model (loads in the background), **d** download, **a** use a local
+GGUF file, **g** GPU layers ("auto", or 0 for CPU only).
+
+Answers say "not in your documents" when nothing relevant was found. The status bar shows the
+model (MiniCPM, or the offline demo model which is small and not MiniCPM), where it runs, the
+context used, the speed of the last answer and the collection searched.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,f1,q", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Markdown(HELP)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

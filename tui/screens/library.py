@@ -1,0 +1,278 @@
+"""The library screen: add folders, watch ingestion live, list, remove and re-index documents.
+
+Ingestion runs in a thread worker of this screen; screens of modes stay alive when the user
+switches back to chat, so indexing continues while they ask questions.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from assistant.errors import USER_ERRORS
+from tui.commands import PaletteCommand
+from tui.messages import IngestFailed, IngestFinished, IngestProgressed
+from tui.screens.base import AppScreen
+from tui.screens.dialogs import ConfirmDialog
+from tui.widgets.path_input import PathInput
+
+if TYPE_CHECKING:
+    from assistant.service import IngestProgress, IngestReport
+
+FILE_STATUS_STYLE = {
+    "indexed": "green",
+    "updated": "green",
+    "moved": "cyan",
+    "unchanged": "dim",
+    "removed": "yellow",
+    "failed": "bold red",
+    "skipped": "yellow",
+}
+
+
+def report_summary(report: IngestReport) -> str:
+    """``4 indexed, 1 unchanged, 1 failed in 12 s`` (the statuses that occurred)."""
+    counts = Counter(result.status for result in report.results)
+    parts = [f"{count} {status}" for status, count in counts.most_common()]
+    return f"{', '.join(parts) or 'nothing to do'} in {report.seconds:.0f} s"
+
+
+class LibraryScreen(AppScreen):
+    BINDINGS = [
+        Binding("a", "add_folder", "Add folder"),
+        Binding("delete", "remove_document", "Remove"),
+        Binding("r", "reindex_document", "Re-index"),
+        Binding("R", "reindex_all", "Re-index all"),
+        Binding("s", "stop_ingest", "Stop indexing"),
+        Binding("escape", "app.switch_mode('chat')", "Chat", show=False),
+    ]
+
+    PALETTE = (
+        PaletteCommand("Add a folder", "Index a folder of PDFs and notes", "add_folder"),
+        PaletteCommand("Remove document", "Drop the selected document", "remove_document"),
+        PaletteCommand("Re-index document", "Index the selected one again", "reindex_document"),
+        PaletteCommand("Re-index all", "Check every document for changes", "reindex_all"),
+        PaletteCommand("Stop indexing", "Cancel the running ingest", "stop_ingest"),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ingesting = False
+        self._cancel = threading.Event()
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="library-add"):
+            yield PathInput(placeholder="Folder or file to add, e.g. ~/papers", id="library-path")
+            yield Button("Add & index", variant="primary", id="library-add-button")
+        yield Label("Documents", classes="panel-title")
+        yield DataTable(id="documents", cursor_type="row", zebra_stripes=True)
+        with Vertical(id="ingest-panel"):
+            yield Label("No indexing running.", id="ingest-summary", markup=False)
+            yield ProgressBar(id="ingest-progress", show_eta=False)
+            yield DataTable(id="ingest-files", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        documents = self.query_one("#documents", DataTable)
+        documents.add_columns("Document", "Collection", "Pages", "Chunks", "Status", "Indexed")
+        files = self.query_one("#ingest-files", DataTable)
+        files.add_columns("File", "Result", "Pages", "Chunks", "Reason")
+        self.refresh_documents()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_documents()
+
+    # Documents -------------------------------------------------------------------------------
+
+    def refresh_documents(self) -> None:
+        table = self.query_one("#documents", DataTable)
+        try:
+            records = self.service.documents()
+        except USER_ERRORS as error:
+            self.notify(str(error), title="Cannot read the library", severity="error")
+            return
+        table.clear()
+        for record in sorted(records, key=lambda r: r.path):
+            table.add_row(
+                Path(record.path).name,
+                record.collection,
+                str(record.pages),
+                str(record.chunks),
+                record.status,
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(record.indexed_at)),
+                key=f"{record.collection}\0{record.path}",
+            )
+        if not records:
+            table.add_row("(empty: add a folder above)", "", "", "", "", "")
+
+    def _selected_document(self) -> tuple[str, str] | None:
+        table = self.query_one("#documents", DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if not key or "\0" not in key:
+            return None
+        collection, path = key.split("\0", 1)
+        return collection, path
+
+    def action_add_folder(self) -> None:
+        self.query_one("#library-path", PathInput).focus()
+
+    def action_remove_document(self) -> None:
+        selected = self._selected_document()
+        if selected is None:
+            return
+        collection, path = selected
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                removed = self.service.remove_document(path, collection)
+            except USER_ERRORS as error:
+                self.notify(str(error), title="Cannot remove", severity="error")
+                return
+            self.notify(f"Removed {Path(path).name} ({removed} passages).")
+            self.refresh_documents()
+
+        self.app.push_screen(
+            ConfirmDialog(f"Remove {Path(path).name} from the library?", "Remove"), confirmed
+        )
+
+    def action_reindex_document(self) -> None:
+        selected = self._selected_document()
+        if selected is not None:
+            self.start_ingest([Path(selected[1])], selected[0])
+
+    def action_reindex_all(self) -> None:
+        try:
+            records = self.service.documents(self.assistant_app.collection)
+        except USER_ERRORS as error:
+            self.notify(str(error), title="Cannot read the library", severity="error")
+            return
+        if records:
+            self.start_ingest([Path(r.path) for r in records], self.assistant_app.collection)
+
+    # Ingesting -------------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#library-path")
+    @on(Button.Pressed, "#library-add-button")
+    def _add(self) -> None:
+        field = self.query_one("#library-path", PathInput)
+        path = field.path
+        if path is None:
+            self.notify("Type the path of a folder (or a file) to add.", severity="warning")
+            return
+        if not path.exists():
+            self.notify(
+                f"{path} does not exist. Check the path (→ completes names).",
+                title="No such folder",
+                severity="error",
+            )
+            return
+        if self.start_ingest([path.resolve()], self.assistant_app.collection):
+            field.value = ""
+
+    def start_ingest(self, paths: Sequence[Path], collection: str) -> bool:
+        """Start indexing unless an ingest already runs; returns whether it started."""
+        if self.ingesting:
+            self.notify("Indexing is already running; wait for it or stop it (s).")
+            return False
+        self.ingesting = True
+        self._cancel = threading.Event()
+        self.query_one("#ingest-files", DataTable).clear()
+        self.query_one("#ingest-progress", ProgressBar).update(total=None, progress=0)
+        self.query_one("#ingest-summary", Label).update(f"Scanning {len(paths)} path(s)…")
+        self.assistant_app.ingest_activity = "indexing…"
+        self.ingest(list(paths), collection, self._cancel)
+        return True
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="ingest")
+    def ingest(self, paths: list[Path], collection: str, cancel: threading.Event) -> None:
+        """Index in a thread; progress and the report come back as messages."""
+        worker = get_current_worker()
+
+        def progress(snapshot: IngestProgress) -> None:
+            if worker.is_cancelled:
+                cancel.set()
+            self.post_message(IngestProgressed(snapshot))
+
+        try:
+            report = self.service.ingest(paths, collection, progress=progress, cancel=cancel)
+        except USER_ERRORS as error:
+            self.post_message(IngestFailed(getattr(error, "title", "Error"), str(error)))
+        else:
+            self.post_message(IngestFinished(report))
+
+    def action_stop_ingest(self) -> None:
+        if self.ingesting:
+            self._cancel.set()
+            self.query_one("#ingest-summary", Label).update("Stopping after the current file…")
+
+    @on(IngestProgressed)
+    def _progress(self, event: IngestProgressed) -> None:
+        snapshot = event.progress
+        bar = self.query_one("#ingest-progress", ProgressBar)
+        bar.update(total=max(snapshot.files_total, 1), progress=snapshot.files_done)
+        eta = f", about {snapshot.eta_s:.0f} s left" if snapshot.eta_s else ""
+        current = f" — {Path(snapshot.current_file).name}" if snapshot.current_file else ""
+        self.query_one("#ingest-summary", Label).update(
+            f"{snapshot.files_done}/{snapshot.files_total} files, {snapshot.pages_done} pages, "
+            f"{snapshot.chunks_done} passages ({snapshot.chunks_per_s:.1f}/s{eta}){current}"
+        )
+        self.assistant_app.ingest_activity = (
+            f"indexing {snapshot.files_done}/{snapshot.files_total}"
+        )
+        result = snapshot.last_result
+        if result is not None:
+            style = FILE_STATUS_STYLE.get(result.status, "")
+            self.query_one("#ingest-files", DataTable).add_row(
+                Path(result.path).name,
+                f"[{style}]{result.status}[/]" if style else result.status,
+                str(result.pages),
+                str(result.chunks),
+                result.reason or "",
+            )
+
+    @on(IngestFinished)
+    def _finished(self, event: IngestFinished) -> None:
+        report = event.report
+        summary = report_summary(report)
+        self.query_one("#ingest-summary", Label).update(f"Done: {summary}.")
+        bar = self.query_one("#ingest-progress", ProgressBar)
+        bar.update(total=max(len(report.results), 1), progress=max(len(report.results), 1))
+        failed = report.count("failed")
+        advice = " Failed files and their reasons are listed in the Library (F3)." if failed else ""
+        self.notify(
+            f"{summary}.{advice}",
+            title="Indexing finished",
+            severity="warning" if failed else "information",
+        )
+        self._ingest_over()
+        self.refresh_documents()
+
+    @on(IngestFailed)
+    def _failed(self, event: IngestFailed) -> None:
+        self.query_one("#ingest-summary", Label).update(f"Failed: {event.message}")
+        self.notify(event.message, title=event.title, severity="error", timeout=10)
+        self._ingest_over()
+
+    def _ingest_over(self) -> None:
+        self.ingesting = False
+        self.assistant_app.ingest_activity = ""
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "ingest" and event.state == WorkerState.ERROR:
+            self.post_message(IngestFailed("Unexpected error", repr(event.worker.error)))

@@ -1,0 +1,230 @@
+"""The models screen: the catalog with what is on disk, downloads with progress, switching the
+model (loaded in the background) and the number of layers offloaded to the GPU."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar
+from textual.worker import Worker, WorkerState
+
+from assistant.errors import USER_ERRORS
+from tui.commands import PaletteCommand
+from tui.messages import DownloadFailed, DownloadFinished, DownloadProgressed
+from tui.screens.base import AppScreen
+from tui.widgets.path_input import PathInput
+from tui.widgets.status_bar import describe_model
+
+if TYPE_CHECKING:
+    from assistant.service import CatalogRow
+
+GIB = 1024**3
+
+
+def parse_gpu_layers(text: str) -> int | str:
+    """``auto`` or a non-negative number of layers; raises ValueError with a readable message."""
+    text = text.strip().lower()
+    if text in ("", "auto"):
+        return "auto"
+    if not text.isdigit():
+        raise ValueError(f'GPU layers must be "auto" or a number, not {text!r}.')
+    return int(text)
+
+
+class ModelsScreen(AppScreen):
+    BINDINGS = [
+        Binding("enter", "use_model", "Use", show=True),
+        Binding("d", "download", "Download"),
+        Binding("a", "add_local", "Add GGUF"),
+        Binding("g", "gpu_layers", "GPU layers"),
+        Binding("escape", "app.switch_mode('chat')", "Chat", show=False),
+    ]
+
+    PALETTE = (
+        PaletteCommand("Use model", "Switch to the selected model", "use_model"),
+        PaletteCommand("Download model", "Download the selected catalog model", "download"),
+        PaletteCommand("Add a local GGUF", "Use a model file you already have", "add_local"),
+        PaletteCommand("Set GPU layers", "Layers to offload to the GPU (reloads)", "gpu_layers"),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.downloading: str | None = None
+        self._rows: dict[str, CatalogRow] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="current-model")
+        yield Label("Catalog", classes="panel-title")
+        yield DataTable(id="catalog", cursor_type="row", zebra_stripes=True)
+        with Vertical(id="download-panel"):
+            yield Label("", id="download-label", markup=False)
+            yield ProgressBar(id="download-progress", show_eta=True)
+        with Horizontal(id="model-forms"):
+            yield PathInput(
+                placeholder="Path of a local .gguf file", suffix=".gguf", id="gguf-path"
+            )
+            yield Button("Use file", id="gguf-add")
+            yield Input(placeholder="GPU layers: auto or N", id="gpu-layers")
+            yield Button("Apply", id="gpu-apply")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#catalog", DataTable)
+        table.add_columns("", "Model", "Params", "Quant", "Download", "RAM", "On disk")
+        self.query_one("#download-panel").display = False
+        layers = self.assistant_app.settings.engine.n_gpu_layers
+        self.query_one("#gpu-layers", Input).value = str(layers)
+        self.watch(self.app, "model_status", self._model_changed)
+        self.refresh_catalog()
+
+    def _model_changed(self) -> None:
+        app = self.assistant_app
+        text = describe_model(app.model_status)
+        if app.model_activity:
+            text.append(f" · {app.model_activity}")
+        self.query_one("#current-model", Label).update(text)
+        self.refresh_catalog()
+
+    def refresh_catalog(self) -> None:
+        table = self.query_one("#catalog", DataTable)
+        try:
+            rows = self.service.catalog()
+        except USER_ERRORS as error:
+            self.notify(str(error), title="Cannot read the catalog", severity="error")
+            return
+        current = self.assistant_app.model_status
+        cursor = table.cursor_row
+        table.clear()
+        self._rows = {row.entry.name: row for row in rows}
+        for row in rows:
+            entry = row.entry
+            in_use = current is not None and current.name == entry.name
+            table.add_row(
+                "●" if in_use else "",
+                entry.title + (" (demo)" if entry.is_demo else ""),
+                entry.params,
+                entry.quantization,
+                f"{entry.size_bytes / GIB:.1f} GB",
+                f"{entry.ram_gb:.1f} GB",
+                "yes" if row.on_disk else "",
+                key=entry.name,
+            )
+        if rows:
+            table.move_cursor(row=min(cursor, len(rows) - 1))
+
+    def _selected(self) -> CatalogRow | None:
+        table = self.query_one("#catalog", DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self._rows.get(key or "")
+
+    # Switching -------------------------------------------------------------------------------
+
+    @on(DataTable.RowSelected, "#catalog")
+    def action_use_model(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        if not row.on_disk:
+            self.notify(f"{row.entry.title} is not downloaded yet: press d to download it.")
+            return
+        self.assistant_app.switch_model(row.entry.name)
+
+    def action_add_local(self) -> None:
+        self.query_one("#gguf-path", PathInput).focus()
+
+    @on(Input.Submitted, "#gguf-path")
+    @on(Button.Pressed, "#gguf-add")
+    def _add_local(self) -> None:
+        path = self.query_one("#gguf-path", PathInput).path
+        if path is None or not path.is_file():
+            self.notify(f"{path or 'Nothing'} is not a file. Type the path of a .gguf model.",
+                        title="No such file", severity="error")
+            return
+        self.assistant_app.add_local_model(path)
+
+    def action_gpu_layers(self) -> None:
+        self.query_one("#gpu-layers", Input).focus()
+
+    @on(Input.Submitted, "#gpu-layers")
+    @on(Button.Pressed, "#gpu-apply")
+    def _apply_gpu_layers(self) -> None:
+        try:
+            layers = parse_gpu_layers(self.query_one("#gpu-layers", Input).value)
+        except ValueError as error:
+            self.notify(str(error), title="Bad value", severity="error")
+            return
+        self.assistant_app.set_gpu_layers(layers)
+
+    # Downloading -----------------------------------------------------------------------------
+
+    def action_download(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self.start_download(row.entry.name)
+
+    def start_download(self, name: str) -> None:
+        if self.downloading is not None:
+            self.notify(f"Already downloading {self.downloading}.")
+            return
+        row = self._rows.get(name)
+        if row is not None and row.on_disk:
+            self.notify(f"{row.entry.title} is already on disk; press Enter to use it.")
+            return
+        self.downloading = name
+        self.query_one("#download-panel").display = True
+        self.query_one("#download-label", Label).update(f"Downloading {name}…")
+        self.query_one("#download-progress", ProgressBar).update(total=None, progress=0)
+        self.download(name)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="download")
+    def download(self, name: str) -> None:
+        def progress(done: int, total: int | None) -> None:
+            self.post_message(DownloadProgressed(name, done, total or 0))
+
+        try:
+            self.service.pull_model(name, progress=progress)
+        except USER_ERRORS as error:
+            self.post_message(DownloadFailed(name, getattr(error, "title", "Error"), str(error)))
+        else:
+            self.post_message(DownloadFinished(name))
+
+    @on(DownloadProgressed)
+    def _download_progress(self, event: DownloadProgressed) -> None:
+        total = event.total_bytes or None
+        self.query_one("#download-progress", ProgressBar).update(
+            total=total, progress=event.done_bytes
+        )
+        self.query_one("#download-label", Label).update(
+            f"Downloading {event.name}: {event.done_bytes / GIB:.2f}"
+            + (f" of {event.total_bytes / GIB:.2f} GB" if event.total_bytes else " GB")
+        )
+
+    @on(DownloadFinished)
+    def _download_finished(self, event: DownloadFinished) -> None:
+        self.downloading = None
+        self.query_one("#download-label", Label).update(f"Downloaded {event.name}.")
+        self.notify(f"{event.name} is ready; press Enter on it to use it.", title="Downloaded")
+        self.refresh_catalog()
+
+    @on(DownloadFailed)
+    def _download_failed(self, event: DownloadFailed) -> None:
+        self.downloading = None
+        self.query_one("#download-label", Label).update(f"Download failed: {event.message}")
+        self.notify(
+            f"{event.message}\nCheck the connection and try again (d), or use a local GGUF (a).",
+            title=event.title,
+            severity="error",
+            timeout=10,
+        )
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "download" and event.state == WorkerState.ERROR:
+            name = self.downloading or "model"
+            self.post_message(DownloadFailed(name, "Unexpected error", repr(event.worker.error)))
