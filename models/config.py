@@ -1,5 +1,5 @@
-"""Settings of the model side. Plain pydantic models: ``assistant.settings`` nests them and fills them
-from the config file, the environment and CLI flags."""
+"""Settings of the model side. Plain pydantic models: ``assistant.settings`` nests them and fills
+them from the config file, the environment and CLI flags."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ class EngineConfig(BaseModel):
     """How a GGUF is loaded and run by llama.cpp."""
 
     model: str | None = None
-    """Catalog name or path of the GGUF to use. Empty: a MiniCPM model on disk, else the offline demo model."""
+    """Catalog name or path of the GGUF to use.
+
+    Empty: a MiniCPM model on disk, else the offline demo model."""
 
     n_gpu_layers: int | Literal["auto"] = "auto"
-    """Layers offloaded to the GPU: "auto" offloads all when llama.cpp has a GPU backend and memory allows; 0 forces CPU."""
+    """Layers offloaded to the GPU.
+
+    "auto" offloads all when llama.cpp has a GPU backend and memory allows; 0 forces CPU."""
 
     max_context: int = Field(default=4096, ge=512)
     """Upper bound on the context length; the model's own (from the GGUF) is used when smaller."""

@@ -1,0 +1,251 @@
+"""Getting a GGUF from a hub onto disk: resumable, verified, and never half-there.
+
+Bytes go to ``NAME.part`` next to the destination; a dropped connection is retried with an HTTP
+``Range`` request from where it stopped, and an interrupted pull is resumed by the next one. Only a
+file that passed the checks (sha256 when published, else the announced size and a full GGUF
+header parse that also proves all tensor data is present) is renamed to its final name, so a
+file that looks like a model is one.
+
+``HF_ENDPOINT`` (as for ``huggingface_hub``) and ``MODELSCOPE_ENDPOINT`` point the two hubs
+elsewhere: a mirror, or a local stand-in server in tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote, urlparse
+
+from models.catalog import CatalogEntry
+from models.errors import ModelDownloadError, ModelLoadError
+from models.gguf_info import read_gguf_info
+
+log = logging.getLogger(__name__)
+
+Source = Literal["hf", "modelscope"]
+ProgressCallback = Callable[[int, "int | None"], None]
+"""Called with (bytes on disk so far, total bytes or ``None`` when the server does not say)."""
+
+HF_DEFAULT_ENDPOINT = "https://huggingface.co"
+MODELSCOPE_DEFAULT_ENDPOINT = "https://www.modelscope.cn"
+_CHUNK_BYTES = 1 << 20
+_USER_AGENT = "minicpm-assistant/0.1 (+llama.cpp)"
+
+
+def source_url(entry: CatalogEntry, source: Source) -> str:
+    """The download URL of ``entry`` on the chosen hub, honouring the endpoint overrides."""
+    if source == "hf":
+        repo, file, revision = entry.hf_repo, entry.hf_file, entry.hf_revision
+        base = os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT
+        prefix = ""
+    else:
+        repo, file = entry.modelscope_repo, entry.modelscope_file
+        revision = entry.modelscope_revision
+        base = os.environ.get("MODELSCOPE_ENDPOINT") or MODELSCOPE_DEFAULT_ENDPOINT
+        prefix = "/models"
+    if repo is None or file is None:
+        other = "modelscope" if source == "hf" else "hf"
+        raise ModelDownloadError(
+            f"{entry.name} has no GGUF on {_hub_name(source)}. {entry.notes} "
+            f"Try --source {other}, or get the file another way and run "
+            "`minicpm-assistant models add PATH`."
+        )
+    return f"{base.rstrip('/')}{prefix}/{repo}/resolve/{quote(revision)}/{quote(file)}"
+
+
+def download_file(
+    url: str,
+    destination: Path,
+    *,
+    expected_size: int | None = None,
+    sha256: str | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    attempts: int = 5,
+    timeout_s: float = 30.0,
+) -> Path:
+    """Download ``url`` to ``destination`` (a GGUF), resuming any ``.part`` left by a prior try.
+
+    ``expected_size`` is checked when given (pass it only when exact); ``sha256`` when known.
+    Raises :class:`ModelDownloadError` with what to do next; a partial file is kept for resuming
+    unless it proved corrupt.
+    """
+    _refuse_if_offline(url)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    part = destination.with_name(destination.name + ".part")
+    total: int | None = expected_size
+    failures = 0
+    while True:
+        try:
+            total = _fetch_into(url, part, total, progress, cancel, timeout_s)
+            break
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+            if isinstance(error, urllib.error.HTTPError):
+                raise _http_error(url, error) from None
+            failures += 1
+            if failures >= attempts:
+                raise _network_error(url, error, part) from None
+            log.info("download interrupted (%s); resuming (try %d/%d)", error, failures, attempts)
+            time.sleep(min(2.0 ** (failures - 1), 8.0) * 0.25)
+    _verify(part, destination, total, expected_size, sha256)
+    os.replace(part, destination)
+    return destination
+
+
+def _fetch_into(
+    url: str,
+    part: Path,
+    total: int | None,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+    timeout_s: float,
+) -> int | None:
+    """One HTTP request appending to ``part``; returns the total size once the file is complete."""
+    have = part.stat().st_size if part.exists() else 0
+    if total is not None and have == total:
+        return total
+    if total is not None and have > total:
+        part.unlink()
+        have = 0
+    request = urllib.request.Request(url, headers=_headers(url, have))
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout_s)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and have > 0:  # nothing left to send: the part is already complete
+            return have
+        raise
+    with response:
+        if response.status == 206:
+            total = _content_range_total(response.headers.get("Content-Range")) or total
+        else:  # the server ignored the range: start over
+            have = 0
+            length = response.headers.get("Content-Length")
+            total = int(length) if length is not None else total
+        if total is not None:
+            _check_disk_space(part, total - have)
+        with part.open("ab" if have else "wb") as out:
+            if progress is not None:
+                progress(have, total)
+            while chunk := response.read(_CHUNK_BYTES):
+                out.write(chunk)
+                have += len(chunk)
+                if progress is not None:
+                    progress(have, total)
+                if cancel is not None and cancel.is_set():
+                    raise ModelDownloadError(
+                        f"download cancelled; {have:,} bytes kept in {part.name}, "
+                        "run the same pull again to resume"
+                    )
+    if total is not None and have < total:
+        raise http.client.IncompleteRead(b"", total - have)
+    return total if total is not None else have
+
+
+def _verify(
+    part: Path, destination: Path, total: int | None, expected_size: int | None, sha256: str | None
+) -> None:
+    """Checks before the rename; a part that fails them is deleted (it can never become valid)."""
+    size = part.stat().st_size
+    problem = None
+    if expected_size is not None and size != expected_size:
+        problem = f"size is {size:,} bytes, expected {expected_size:,}"
+    elif total is not None and size != total:
+        problem = f"size is {size:,} bytes, the server announced {total:,}"
+    elif sha256 is not None and (digest := _sha256_of(part)) != sha256.lower():
+        problem = f"sha256 {digest} does not match the published {sha256}"
+    else:
+        try:
+            read_gguf_info(part)
+        except ModelLoadError as error:
+            problem = error.message.split(": ", 1)[-1]
+    if problem is not None:
+        part.unlink(missing_ok=True)
+        raise ModelDownloadError(
+            f"{destination.name} failed verification ({problem}); the bad file was removed, "
+            "pull again to retry"
+        )
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while block := stream.read(_CHUNK_BYTES * 4):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _headers(url: str, have: int) -> dict[str, str]:
+    headers = {"User-Agent": _USER_AGENT}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    token = os.environ.get("HF_TOKEN")
+    hf_host = urlparse(os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).netloc
+    if token and urlparse(url).netloc == hf_host:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def _content_range_total(header: str | None) -> int | None:
+    match = re.fullmatch(r"bytes \d+-\d+/(\d+)", (header or "").strip())
+    return int(match.group(1)) if match else None
+
+
+def _check_disk_space(part: Path, needed: int) -> None:
+    free = shutil.disk_usage(part.parent).free
+    if needed > free:
+        raise ModelDownloadError(
+            f"not enough disk space in {part.parent}: need {needed / 1e9:.1f} GB more, "
+            f"{free / 1e9:.1f} GB free"
+        )
+
+
+def _refuse_if_offline(url: str) -> None:
+    hf_host = urlparse(os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).netloc
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") and (
+        urlparse(url).netloc == hf_host
+    ):
+        raise ModelDownloadError(
+            "HF_HUB_OFFLINE is set, so nothing is downloaded from Hugging Face. Unset it, use "
+            "--source modelscope, or run `minicpm-assistant models add PATH` with a GGUF you have."
+        )
+
+
+def _http_error(url: str, error: urllib.error.HTTPError) -> ModelDownloadError:
+    if error.code in (401, 403):
+        advice = "the hub refused access (gated or private repo?); set HF_TOKEN if you have one"
+    elif error.code == 404:
+        advice = "the file is not there (renamed upstream?); check `models list` for the source"
+    else:
+        advice = f"the server answered {error.code} {error.reason}; try again later"
+    return ModelDownloadError(f"{url}: {advice}")
+
+
+def _network_error(url: str, error: BaseException, part: Path) -> ModelDownloadError:
+    host = urlparse(url).netloc
+    reason = getattr(error, "reason", error)
+    kept = part.stat().st_size if part.exists() else 0
+    if isinstance(reason, (socket.gaierror, ConnectionRefusedError)) and not kept:
+        return ModelDownloadError(
+            f"cannot reach {host} ({reason}); are you offline? Download the GGUF elsewhere and "
+            "run `minicpm-assistant models add PATH`, or try the other --source"
+        )
+    return ModelDownloadError(
+        f"download from {host} kept failing ({reason}); {kept:,} bytes are kept in {part.name}, "
+        "run the same pull again to resume, or use `minicpm-assistant models add PATH`"
+    )
+
+
+def _hub_name(source: Source) -> str:
+    return "Hugging Face" if source == "hf" else "ModelScope"

@@ -1,0 +1,380 @@
+"""The llama.cpp engine: load a GGUF (GPU offload where it fits), stream tokens as typed events.
+
+llama-cpp-python's ``Llama.generate`` already keeps the KV cache between calls and evaluates only
+the part of a new prompt that differs from the cached tokens; this module counts what it really
+evaluated (``Usage.prompt_tokens_evaluated``), makes prefill and decode cancellable, hides stop
+strings (including their partial beginnings) from the stream, and turns llama.cpp's log lines into
+Python logging so nothing reaches the user's terminal unless ``--debug`` asks for it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import llama_cpp
+
+from models.config import EngineConfig
+from models.engine import OffloadInfo
+from models.errors import GenerationError, ModelLoadError
+from models.events import DoneEvent, GenerationEvent, Timings, TokenEvent, Usage
+from models.gguf_info import GgufInfo, read_gguf_info
+from models.hardware import (
+    available_memory_bytes,
+    free_gpu_memory_bytes,
+    gpu_backend,
+    physical_cores,
+)
+from models.sampling import SamplingParams
+from models.store import LocalModel
+from models.templates import ChatTemplate, select_template
+
+log = logging.getLogger(__name__)
+llama_log = logging.getLogger("llama.cpp")
+
+LoadProgress = Callable[[float], None]
+_GB = 1e9
+_RUNTIME_OVERHEAD_BYTES = 512 * 1024 * 1024
+"""Compute buffers and the KV cache of a laptop-sized context, on top of the weights."""
+
+
+class _LlamaLogs:
+    """Routes llama.cpp's log callback into the ``llama.cpp`` logger, keeping recent problems.
+
+    Installed once per process; the ctypes callback must stay referenced or llama.cpp would call
+    freed memory.
+    """
+
+    def __init__(self) -> None:
+        self.recent_problems: deque[str] = deque(maxlen=8)
+        self._line = ""
+        self._callback = llama_cpp.llama_log_callback(self._on_log)
+        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+
+    def _on_log(self, level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        self._line += text.decode("utf-8", errors="replace")
+        if not self._line.endswith("\n"):
+            return
+        line, self._line = self._line.strip(), ""
+        if level in (2, 3):  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR
+            self.recent_problems.append(line)
+        llama_log.debug("%s", line)
+
+    def last_problem(self) -> str | None:
+        return self.recent_problems[-1] if self.recent_problems else None
+
+
+_logs: _LlamaLogs | None = None
+
+
+def route_llama_logs() -> _LlamaLogs:
+    """Send llama.cpp's own log lines to the ``llama.cpp`` logger (debug level) from now on."""
+    global _logs
+    if _logs is None:
+        _logs = _LlamaLogs()
+    return _logs
+
+
+class _PrefillCancelled(Exception):
+    pass
+
+
+class _EngineLlama(llama_cpp.Llama):
+    """``Llama`` with load progress, a count of evaluated prompt tokens, and prefill cancellation.
+
+    ``Llama.__init__`` assigns ``self.model_params`` and then loads; the property setter hooks
+    the progress callback into those very params without touching any global state.
+    """
+
+    def __init__(self, *args: Any, load_progress: LoadProgress | None = None, **kwargs: Any):
+        self._load_progress = load_progress
+        self._progress_callback: Any = None
+        self.prompt_evaluated: int | None = None
+        self.cancel_event: threading.Event | None = None
+        super().__init__(*args, **kwargs)
+
+    @property
+    def model_params(self) -> Any:
+        return self._model_params
+
+    @model_params.setter
+    def model_params(self, params: Any) -> None:
+        self._model_params = params
+        if self._load_progress is not None:
+            report = self._load_progress
+
+            def on_progress(progress: float, user_data: ctypes.c_void_p) -> bool:
+                report(min(max(float(progress), 0.0), 1.0))
+                return True
+
+            self._progress_callback = llama_cpp.llama_progress_callback(on_progress)
+            params.progress_callback = self._progress_callback
+
+    def eval(self, tokens: Sequence[int]) -> None:
+        counting = self.prompt_evaluated is None  # a generate()'s first eval is the prompt suffix
+        if counting:
+            self.prompt_evaluated = 0
+        for start in range(0, max(len(tokens), 1), self.n_batch):
+            if self.cancel_event is not None and self.cancel_event.is_set():
+                raise _PrefillCancelled
+            batch = tokens[start : start + self.n_batch]
+            super().eval(batch)
+            if counting:
+                self.prompt_evaluated = (self.prompt_evaluated or 0) + len(batch)
+
+
+class _StopFilter:
+    """Holds back text that may be the start of a stop string; reports when one completes."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._stops = [stop for stop in stops if stop]
+        self._pending = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        self._pending += text
+        hits = [index for stop in self._stops if (index := self._pending.find(stop)) >= 0]
+        if hits:
+            emitted, self._pending = self._pending[: min(hits)], ""
+            return emitted, True
+        held = max((self._partial_stop_length(stop) for stop in self._stops), default=0)
+        cut = len(self._pending) - held
+        emitted, self._pending = self._pending[:cut], self._pending[cut:]
+        return emitted, False
+
+    def flush(self) -> str:
+        emitted, self._pending = self._pending, ""
+        return emitted
+
+    def _partial_stop_length(self, stop: str) -> int:
+        for length in range(min(len(stop) - 1, len(self._pending)), 0, -1):
+            if self._pending.endswith(stop[:length]):
+                return length
+        return 0
+
+
+class LlamaEngine:
+    """A loaded GGUF behind the :class:`models.engine.TextEngine` interface."""
+
+    def __init__(
+        self,
+        model: LocalModel,
+        llm: _EngineLlama,
+        info: GgufInfo,
+        template: ChatTemplate,
+        offload: OffloadInfo,
+    ) -> None:
+        self.model = model
+        self.info = info
+        self.template = template
+        self.offload = offload
+        self.n_ctx = llm.n_ctx()
+        sampling = model.entry.sampling if model.entry is not None else SamplingParams()
+        self.default_sampling = sampling.with_overrides(stop=template.stop)
+        self._llm = llm
+        self._busy = threading.Lock()
+
+    @classmethod
+    def load(
+        cls,
+        model: LocalModel,
+        config: EngineConfig,
+        progress: LoadProgress | None = None,
+    ) -> LlamaEngine:
+        """Load ``model``; raises :class:`ModelLoadError` naming the file and the reason."""
+        info = read_gguf_info(model.path)
+        offload = plan_offload(config.n_gpu_layers, info)
+        if offload.n_gpu_layers == 0:
+            _check_memory(model.path, info.size_bytes)
+        logs = route_llama_logs()
+        logs.recent_problems.clear()
+        seed = llama_cpp.LLAMA_DEFAULT_SEED if config.seed < 0 else config.seed
+        threads = config.n_threads or physical_cores()
+        n_ctx = min(info.context_length or config.max_context, config.max_context)
+        try:
+            llm = _EngineLlama(
+                model_path=str(model.path),
+                load_progress=progress,
+                n_gpu_layers=offload.n_gpu_layers,
+                n_ctx=n_ctx,
+                n_batch=config.n_batch,
+                n_threads=threads,
+                n_threads_batch=threads,
+                flash_attn=config.flash_attention,
+                seed=seed,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as error:
+            reason = logs.last_problem() or str(error)
+            raise ModelLoadError(f"{model.path}: llama.cpp could not load it ({reason})") from None
+        if progress is not None:
+            progress(1.0)
+        template = select_template(
+            model.entry.template if model.entry is not None else None,
+            architecture=info.architecture,
+            gguf_template=info.chat_template,
+            bos_token=info.bos_token,
+            eos_token=info.eos_token,
+        )
+        return cls(model, llm, info, template, offload)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def stream(
+        self,
+        prompt: str,
+        params: SamplingParams,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[GenerationEvent]:
+        if not self._busy.acquire(blocking=False):
+            raise GenerationError("the model is already generating; wait or cancel it first")
+        try:
+            yield from self._generate(prompt, params, cancel)
+        finally:
+            self._busy.release()
+
+    def close(self) -> None:
+        self._llm.close()
+
+    def _generate(
+        self, prompt: str, params: SamplingParams, cancel: threading.Event | None
+    ) -> Iterator[GenerationEvent]:
+        started = time.perf_counter()
+        tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        if len(tokens) >= self.n_ctx:
+            raise GenerationError(
+                f"the prompt has {len(tokens)} tokens but the context holds {self.n_ctx}; "
+                "shorten it or raise engine.max_context"
+            )
+        budget = min(params.max_tokens, self.n_ctx - len(tokens))
+        stops = _StopFilter(tuple(dict.fromkeys((*params.stop, *self.template.stop))))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        vocab = self._llm._model.vocab
+        self._llm.prompt_evaluated = None
+        self._llm.cancel_event = cancel
+        first_token_at = last_token_at = first_text_at = None
+        generated = 0
+        reason: Literal["stop", "length", "cancelled"] = "length"
+        tokens_out = self._llm.generate(
+            tokens,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            min_p=params.min_p,
+            temp=params.temperature,
+            repeat_penalty=params.repeat_penalty,
+        )
+        try:
+            for token in tokens_out:
+                last_token_at = time.perf_counter()
+                first_token_at = first_token_at or last_token_at
+                if cancel is not None and cancel.is_set():
+                    reason = "cancelled"
+                    break
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    reason = "stop"
+                    break
+                generated += 1
+                piece = self._llm.detokenize([token], special=False)
+                text, hit_stop = stops.feed(decoder.decode(piece))
+                if text:
+                    first_text_at = first_text_at or time.perf_counter()
+                    yield TokenEvent(text)
+                if hit_stop:
+                    reason = "stop"
+                    break
+                if generated >= budget:
+                    break
+        except _PrefillCancelled:
+            reason = "cancelled"
+        except RuntimeError as error:
+            raise GenerationError(f"llama.cpp failed while generating ({error})") from None
+        finally:
+            tokens_out.close()
+            self._llm.cancel_event = None
+        if reason != "stop" and (rest := stops.flush() + decoder.decode(b"", final=True)):
+            first_text_at = first_text_at or time.perf_counter()
+            yield TokenEvent(rest)
+        finished = time.perf_counter()
+        evaluated = self._llm.prompt_evaluated or 0
+        yield DoneEvent(
+            usage=Usage(
+                prompt_tokens=len(tokens),
+                prompt_tokens_evaluated=evaluated,
+                completion_tokens=generated,
+            ),
+            timings=_timings(started, first_token_at, last_token_at, first_text_at, finished,
+                             evaluated, generated),
+            stop_reason=reason,
+        )
+
+
+def _timings(
+    started: float,
+    first_token_at: float | None,
+    last_token_at: float | None,
+    first_text_at: float | None,
+    finished: float,
+    evaluated: int,
+    generated: int,
+) -> Timings:
+    prefill_s = (first_token_at or finished) - started
+    decode_s = (last_token_at or finished) - (first_token_at or finished)
+    return Timings(
+        ttft_s=(first_text_at or finished) - started,
+        prefill_tok_s=evaluated / prefill_s if prefill_s > 0 and evaluated else 0.0,
+        decode_tok_s=(generated - 1) / decode_s if decode_s > 0 and generated > 1 else 0.0,
+        total_s=finished - started,
+    )
+
+
+def plan_offload(requested: int | Literal["auto"], info: GgufInfo) -> OffloadInfo:
+    """How many layers go to the GPU, and a sentence saying why.
+
+    ``auto`` offloads everything when llama.cpp has a GPU backend and the weights plus runtime
+    buffers fit in free GPU memory (or when free memory cannot be known); otherwise CPU.
+    """
+    total = (info.layers or 0) + 1  # llama.cpp counts the output layer as offloadable too
+    backend = gpu_backend()
+    if backend == "CPU":
+        return OffloadInfo(0, total, "CPU", "this llama.cpp build has no GPU backend")
+    if requested == 0:
+        return OffloadInfo(0, total, backend, "GPU offload switched off (n_gpu_layers = 0)")
+    if requested != "auto":
+        layers = min(int(requested), total)
+        return OffloadInfo(layers, total, backend, f"n_gpu_layers = {requested} from settings")
+    needed = info.size_bytes + _RUNTIME_OVERHEAD_BYTES
+    free = free_gpu_memory_bytes(backend)
+    if free is None:
+        return OffloadInfo(total, total, backend, "all layers on the GPU (free memory unknown)")
+    if needed <= free:
+        return OffloadInfo(
+            total,
+            total,
+            backend,
+            f"all layers on the GPU (needs ~{needed / _GB:.1f} GB, {free / _GB:.1f} GB free)",
+        )
+    return OffloadInfo(
+        0,
+        total,
+        backend,
+        f"on the CPU: needs ~{needed / _GB:.1f} GB of GPU memory, {free / _GB:.1f} GB free "
+        "(set n_gpu_layers to a number to offload part of it)",
+    )
+
+
+def _check_memory(path: Path, size: int) -> None:
+    available = available_memory_bytes()
+    if available is not None and size + _RUNTIME_OVERHEAD_BYTES > available:
+        raise ModelLoadError(
+            f"{path}: too large for this machine's free memory (needs "
+            f"~{(size + _RUNTIME_OVERHEAD_BYTES) / _GB:.1f} GB, {available / _GB:.1f} GB "
+            "available); "
+            "pick a smaller model or quantization"
+        )
