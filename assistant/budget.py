@@ -1,9 +1,13 @@
 """Splitting the model's context between system prompt, evidence, history and the answer.
 
 Everything is counted in the model's own tokens. The current question is never cut; evidence is
-trimmed by rank at sentence boundaries; history is first compacted (earlier turns lose their
-evidence) and then its oldest turns dropped. Compaction goes down to half the history share, so
-the cached prompt prefix then stays stable for several turns instead of changing on every turn.
+trimmed by rank at sentence boundaries. Earlier turns are sent exactly as they were (evidence
+included), so llama.cpp only evaluates the new turn; once they outgrow the history share, the
+conversation switches for good to compact history (bare questions and the answers), because one
+turn's evidence alone is about the size of the history share and re-compacting every turn would
+re-evaluate the whole history each time. In compact form only the last exchange and the new turn
+are evaluated. When even that outgrows the share, the oldest turns are dropped down to
+:data:`COMPACT_TARGET` of it, so the cached prefix then stays stable for several turns.
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ def _history_cost(
     messages: list[ChatMessage] = []
     for turn in turns:
         if turn.order >= window.start:
-            messages.extend(turn.messages(compact=turn.order < window.compact_before))
+            messages.extend(turn.messages(compact=window.compact))
     return messages, sum(count(m.content) + MESSAGE_OVERHEAD for m in messages)
 
 
@@ -109,22 +113,19 @@ def fit_history(
     """Earlier turns for the prompt within ``budget`` tokens, and the window that produced them.
 
     The same window keeps producing the same messages (a stable prefix) until they no longer fit;
-    then every earlier turn is compacted and the oldest dropped down to :data:`COMPACT_TARGET`.
+    then history turns compact and the oldest turns are dropped down to :data:`COMPACT_TARGET`.
     """
     messages, cost = _history_cost(turns, window, count)
     if cost <= budget:
         return messages, window
-    if not turns:
-        return [], window
-    compact_before = turns[-1].order + 1
     target = int(budget * COMPACT_TARGET)
     for turn in turns:
-        start = max(turn.order, window.start)
-        candidate = HistoryWindow(start=start, compact_before=compact_before)
+        candidate = HistoryWindow(start=max(turn.order, window.start), compact=True)
         messages, cost = _history_cost(turns, candidate, count)
         if cost <= target:
             return messages, candidate
-    return [], HistoryWindow(start=compact_before, compact_before=compact_before)
+    after_all = turns[-1].order + 1 if turns else window.start
+    return [], HistoryWindow(start=after_all, compact=True)
 
 
 def split_sentences(text: str) -> list[str]:

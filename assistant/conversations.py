@@ -52,15 +52,16 @@ class Message:
 
 @dataclass(frozen=True)
 class HistoryWindow:
-    """Which earlier messages go into the prompt, and how.
+    """Which earlier turns go into the prompt, and in which form.
 
-    Messages before ``start`` are left out; those before ``compact_before`` are sent as the bare
-    question (without their evidence). Kept per conversation so the prompt prefix stays the same
-    from turn to turn until the budget forces a change.
+    Turns whose question id is below ``start`` are left out. While ``compact`` is false, earlier
+    user turns are sent exactly as they were (evidence included); once the history outgrows its
+    share it becomes true for good and they are sent as the bare question. Kept per conversation
+    so the prompt prefix stays the same from turn to turn until the budget forces a change.
     """
 
     start: int = 0
-    compact_before: int = 0
+    compact: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ class ConversationStore:
             model=row["model"],
             collection=row["collection"],
             settings=json.loads(row["settings"]),
-            window=HistoryWindow(row["history_start"], row["compact_before"]),
+            window=HistoryWindow(row["history_start"], bool(row["history_compact"])),
             messages=messages,
         )
 
@@ -284,8 +285,8 @@ class ConversationStore:
     def set_window(self, conversation_id: str, window: HistoryWindow) -> None:
         with self._write() as conn:
             conn.execute(
-                "UPDATE conversations SET history_start = ?, compact_before = ? WHERE id = ?",
-                (window.start, window.compact_before, conversation_id),
+                "UPDATE conversations SET history_start = ?, history_compact = ? WHERE id = ?",
+                (window.start, int(window.compact), conversation_id),
             )
 
     # Messages

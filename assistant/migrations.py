@@ -26,7 +26,7 @@ def _create_conversations(conn: sqlite3.Connection) -> None:
             collection TEXT,
             settings TEXT NOT NULL DEFAULT '{}',
             history_start INTEGER NOT NULL DEFAULT 0,
-            compact_before INTEGER NOT NULL DEFAULT 0
+            history_compact INTEGER NOT NULL DEFAULT 0
         )
         """
     )
@@ -96,6 +96,7 @@ def _create_message_search(conn: sqlite3.Connection) -> None:
         END
         """
     )
+    conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
 
 
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (

@@ -1,0 +1,229 @@
+"""The chat pipeline with a scripted engine and library: persistence, grounding, budgets, KV reuse."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+import pytest
+
+from assistant.events import (
+    AnswerFailed,
+    AnswerFinished,
+    ChatEvent,
+    RetrievalFinished,
+    RetrievalStarted,
+    TokenReceived,
+    TurnStarted,
+)
+from assistant.locations import Locations
+from assistant.service import AssistantService
+from assistant.settings import Settings
+from models.templates import ChatMLTemplate, CompletionTemplate, MiniCPM2Template
+from tests.assistant.fakes import FakeEngine, FakeLibrary, hit
+
+PASSAGES = [
+    hit(1, "TraceMonkey records hot loops as traces. Traces are compiled to machine code.", page=2),
+    hit(2, "Trace trees connect a loop's traces. Side exits return to the interpreter.", page=3),
+    hit(3, "Nested loops form nested trace trees.", page=5, score=0.4),
+]
+
+
+def make_service(
+    engine: FakeEngine | None = None, library: FakeLibrary | None = None, **chat: object
+) -> AssistantService:
+    settings = Settings.model_validate({"chat": chat})
+    return AssistantService(
+        settings,
+        Locations.default(),
+        engine=engine or FakeEngine(),
+        library=library or FakeLibrary(list(PASSAGES)),  # type: ignore[arg-type]
+    )
+
+
+def finished(events: Iterable[ChatEvent]) -> AnswerFinished:
+    done = [e for e in events if isinstance(e, AnswerFinished)]
+    assert len(done) == 1
+    return done[0]
+
+
+def test_a_turn_streams_cites_and_persists() -> None:
+    engine = FakeEngine(script=lambda prompt: "Hot loops become traces [1], linked in trees [2][7].")
+    service = make_service(engine)
+    events = list(service.ask("How does TraceMonkey compile loops?"))
+    kinds = [type(e) for e in events]
+    assert kinds[:3] == [TurnStarted, RetrievalStarted, RetrievalFinished]
+    assert TokenReceived in kinds
+    answer = finished(events)
+    assert answer.answer == "Hot loops become traces [1], linked in trees [2][7]."
+    assert [(s.number, s.page) for s in answer.sources] == [(1, "2"), (2, "3")]  # [7] dropped
+    assert [s.number for s in answer.evidence] == [1, 2, 3]
+    assert answer.grounded and not answer.incomplete
+
+    stored = service.get_conversation(answer.conversation_id)
+    question, reply = stored.messages
+    assert question.text == "How does TraceMonkey compile loops?"
+    assert question.prompt_text is not None and "> TraceMonkey records hot loops" in question.prompt_text
+    assert reply.text == answer.answer
+    assert [s.number for s in reply.sources] == [1, 2]
+    assert reply.usage == answer.usage and reply.model == "fake-model"
+    assert stored.collection == "default"
+
+
+def test_nothing_relevant_says_so_without_the_model() -> None:
+    engine = FakeEngine()
+    library = FakeLibrary([hit(1, "Unrelated text.", score=0.05)])
+    answer = finished(make_service(engine, library).ask("What is the capital of France?"))
+    assert "couldn't find" in answer.answer
+    assert not answer.grounded and answer.sources == []
+    assert engine.prompts == []
+
+
+def test_nothing_relevant_in_chinese_is_said_in_chinese() -> None:
+    library = FakeLibrary([hit(1, "Unrelated text.", score=0.05)])
+    answer = finished(make_service(library=library).ask("法国的首都是哪里？"))
+    assert "文档中没有找到" in answer.answer
+
+
+def test_general_answers_when_allowed() -> None:
+    engine = FakeEngine(script=lambda prompt: "Paris.")
+    library = FakeLibrary([hit(1, "Unrelated text.", score=0.05)])
+    answer = finished(
+        make_service(engine, library).ask("What is the capital of France?", allow_general=True)
+    )
+    assert answer.answer == "Paris." and not answer.grounded
+    assert "Nothing relevant was found" in engine.prompts[0]
+    assert "Unrelated text" not in engine.prompts[0]
+
+
+def test_no_rag_skips_the_library() -> None:
+    library = FakeLibrary(list(PASSAGES))
+    events = list(make_service(library=library).ask("Hello there", use_documents=False))
+    assert library.queries == []
+    assert not any(isinstance(e, RetrievalStarted) for e in events)
+    assert not finished(events).grounded
+
+
+def test_a_failed_generation_keeps_the_question_and_the_partial_answer() -> None:
+    service = make_service(FakeEngine(script=lambda p: "one two three four five six"))
+    first = finished(service.ask("How does TraceMonkey compile loops?"))
+    service._engine = FakeEngine(script=lambda p: "alpha beta gamma delta", fail_after_tokens=2)
+    events = list(service.ask("And side exits?", conversation_id=first.conversation_id))
+    failure = events[-1]
+    assert isinstance(failure, AnswerFailed)
+    assert failure.partial_answer == "alpha beta"
+    messages = service.get_conversation(first.conversation_id).messages
+    assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert messages[1].text == "one two three four five six" and not messages[1].incomplete
+    assert messages[2].text == "And side exits?"
+    assert messages[3].text == "alpha beta" and messages[3].incomplete
+
+
+def test_cancel_keeps_the_partial_answer_marked_incomplete() -> None:
+    cancel = threading.Event()
+    engine = FakeEngine(script=lambda p: "one two three four five")
+    engine.on_token = lambda index: cancel.set() if index == 2 else None
+    answer = finished(make_service(engine).ask("Question about loops?", cancel=cancel))
+    assert answer.incomplete and answer.answer == "one two three"
+    stored = make_service().get_conversation(answer.conversation_id).messages[-1]
+    assert stored.incomplete and stored.text == "one two three"
+
+
+def test_abandoning_the_stream_keeps_the_partial_answer() -> None:
+    service = make_service(FakeEngine(script=lambda p: "one two three four five"))
+    events = service.ask("Question about loops?")
+    conversation_id = ""
+    for event in events:
+        if isinstance(event, TurnStarted):
+            conversation_id = event.conversation_id
+        if isinstance(event, TokenReceived) and event.text.strip() == "two":
+            break
+    events.close()
+    stored = service.get_conversation(conversation_id).messages[-1]
+    assert stored.incomplete and stored.text == "one two"
+
+
+@pytest.mark.parametrize(
+    "template", [ChatMLTemplate(), MiniCPM2Template(), CompletionTemplate()], ids=lambda t: t.name
+)
+def test_each_prompt_starts_with_the_previous_prompt_and_answer(template: object) -> None:
+    # A completion prompt ends with "Answer:", so the model's reply starts with a space.
+    space = " " if template.name == "completion" else ""  # type: ignore[attr-defined]
+    replies = iter(space + r for r in ["First answer [1].", "Second [2].", "Third [1].", "Fourth."])
+    engine = FakeEngine(script=lambda prompt: next(replies), template=template, n_ctx=8192)  # type: ignore[arg-type]
+    service = make_service(engine, condense_follow_ups=False)
+    conversation_id = None
+    answers = []
+    for question in ["How are loops compiled?", "What are side exits?", "And nesting?", "Why?"]:
+        answer = finished(service.ask(question, conversation_id=conversation_id))
+        conversation_id = answer.conversation_id
+        answers.append(answer.answer)
+    for before, answer, after in zip(engine.prompts, answers, engine.prompts[1:], strict=False):
+        assert after.startswith(before + answer)
+    # Only the new turn is evaluated: far less than the whole prompt from the second turn on.
+    assert all(ev < len(p) // 4 for ev, p in zip(engine.evaluated[1:], engine.prompts[1:], strict=True))
+
+
+def test_thirty_turns_on_a_2048_context_never_overflow() -> None:
+    long_passage = " ".join(["Trace trees record loops and side exits in detail."] * 30)
+    library = FakeLibrary([hit(n, long_passage, page=n) for n in range(1, 6)])
+    engine = FakeEngine(
+        script=lambda prompt: " ".join(["The", "answer", "is", "long", "[1]."] * 40), n_ctx=2048
+    )
+    service = make_service(engine, library, answer_tokens=256)
+    conversation_id = None
+    for turn in range(30):
+        events = list(service.ask(f"Question {turn}: what about loops?", conversation_id=conversation_id))
+        answer = finished(events)  # a GenerationError from overflow would be AnswerFailed
+        conversation_id = answer.conversation_id
+        assert f"Question {turn}: what about loops?" in engine.prompts[-1]
+    assert len(engine.prompts) == 30
+    for prompt, params in zip(engine.prompts, engine.params, strict=True):
+        assert engine.count_tokens(prompt) + params.max_tokens <= 2048
+    messages = service.get_conversation(conversation_id).messages
+    assert len(messages) == 60  # nothing lost on disk, only left out of the prompt
+    # With a warm cache no later turn evaluates much more than the first did.
+    assert max(engine.evaluated[1:]) <= 1.3 * engine.evaluated[0]
+
+
+def test_follow_up_is_searched_as_a_standalone_query() -> None:
+    library = FakeLibrary(list(PASSAGES))
+    replies = iter(["Traces of hot loops [1].", "TraceMonkey side exits", "They return [2]."])
+    engine = FakeEngine(script=lambda prompt: next(replies))
+    service = make_service(engine, library)
+    first = finished(service.ask("How does TraceMonkey compile hot loops?"))
+    events = list(service.ask("And what happens at its side exits?", conversation_id=first.conversation_id))
+    started = next(e for e in events if isinstance(e, RetrievalStarted))
+    assert started.query == "TraceMonkey side exits" and started.rewritten
+    assert library.queries[-1] == "TraceMonkey side exits"
+    stored = service.get_conversation(first.conversation_id).messages[2]
+    assert stored.searched_query == "TraceMonkey side exits"
+
+
+def test_resuming_uses_the_conversation_collection() -> None:
+    service = make_service()
+    first = finished(service.ask("How are loops compiled?", collection="papers"))
+    assert service.get_conversation(first.conversation_id).collection == "papers"
+    reopened = make_service()
+    library = reopened._library
+    assert isinstance(library, FakeLibrary)
+    calls: list[str] = []
+    original = library.search
+
+    def spy(query: str, *, collection: str = "default", **kwargs: object) -> list:
+        calls.append(collection)
+        return original(query, collection=collection, **kwargs)  # type: ignore[arg-type]
+
+    library.search = spy  # type: ignore[method-assign]
+    finished(reopened.ask("What are side exits in trace trees?", conversation_id=first.conversation_id))
+    assert calls == ["papers"]
+
+
+def test_export_markdown_lists_questions_answers_and_sources() -> None:
+    engine = FakeEngine(script=lambda prompt: "Hot loops become traces [1].")
+    service = make_service(engine)
+    answer = finished(service.ask("How does TraceMonkey compile loops?"))
+    markdown = service.export_conversation(answer.conversation_id, "md")
+    assert "## You" in markdown and "How does TraceMonkey compile loops?" in markdown
+    assert "Hot loops become traces [1]." in markdown
+    assert "[1] paper.pdf, page 2" in markdown
