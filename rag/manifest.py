@@ -1,0 +1,481 @@
+"""The manifest: what is indexed, in SQLite, kept consistent with the vector store through crashes.
+
+Tables: ``collections`` (with the embedding model each was built with), ``documents`` (path, size,
+mtime, content hash), ``contents`` (one row per distinct content hash that is fully indexed),
+``chunks`` (text and page range, ids from content hash and chunk number), ``failures`` and the
+keyword index. Write order, which makes a ``kill -9`` at any moment safe:
+
+1. :meth:`Manifest.begin_content` commits a ``pending`` row for the content hash;
+2. the vectors are upserted into the store under deterministic ids;
+3. :meth:`Manifest.commit_content` writes chunks, keyword rows, the content and document rows and
+   deletes the pending row in one transaction.
+
+A content hash that stops being referenced is moved back to ``pending`` in the same transaction
+that drops its last document, and its vectors are deleted afterwards. :meth:`Manifest.pending`
+lists what a crash left behind, so :func:`rag.indexer.recover` deletes exactly those vectors: no
+duplicates (ids are deterministic), no orphans (pending is swept), and no document recorded whose
+chunks are missing (its row commits only after the store has them).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag import keyword
+from rag.chunker import Chunk
+from rag.types import DocumentRecord
+
+
+def _create_tables(connection: sqlite3.Connection) -> None:
+    script = """
+        CREATE TABLE collections (
+            name TEXT PRIMARY KEY, embedding_model TEXT NOT NULL, created_at REAL NOT NULL);
+        CREATE TABLE documents (
+            collection TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL, content_hash TEXT NOT NULL, indexed_at REAL NOT NULL,
+            PRIMARY KEY (collection, path));
+        CREATE INDEX documents_by_content ON documents(collection, content_hash);
+        CREATE TABLE contents (
+            collection TEXT NOT NULL, content_hash TEXT NOT NULL, pages INTEGER NOT NULL,
+            chunks INTEGER NOT NULL, title TEXT, warnings TEXT,
+            PRIMARY KEY (collection, content_hash));
+        CREATE TABLE chunks (
+            rowid INTEGER PRIMARY KEY, collection TEXT NOT NULL, chunk_id TEXT NOT NULL,
+            content_hash TEXT NOT NULL, seq INTEGER NOT NULL, page_start INTEGER NOT NULL,
+            page_end INTEGER NOT NULL, page_label TEXT, heading TEXT, text TEXT NOT NULL,
+            text_hash TEXT NOT NULL, UNIQUE (collection, chunk_id));
+        CREATE INDEX chunks_by_content ON chunks(collection, content_hash);
+        CREATE INDEX chunks_by_text ON chunks(collection, text_hash);
+        CREATE TABLE pending (
+            collection TEXT NOT NULL, content_hash TEXT NOT NULL,
+            PRIMARY KEY (collection, content_hash));
+        CREATE TABLE failures (
+            collection TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL, reason TEXT NOT NULL, failed_at REAL NOT NULL,
+            PRIMARY KEY (collection, path));
+        """
+    for statement in script.split(";"):  # executescript would commit the open transaction
+        if statement.strip():
+            connection.execute(statement)
+    connection.execute(keyword.SCHEMA)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_tables,)
+"""Schema changes in order; ``PRAGMA user_version`` records how many have run."""
+
+
+def chunk_id(content_hash: str, seq: int) -> str:
+    """Stable id of chunk ``seq`` of a content: the same file always gives the same ids."""
+    return f"{content_hash[:32]}-{seq:05d}"
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class FailureRow:
+    path: str
+    size: int
+    mtime_ns: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    chunk_id: str
+    content_hash: str
+    page_start: int
+    page_end: int
+    page_label: str | None
+    heading: str | None
+    text: str
+
+
+class Manifest:
+    """The SQLite manifest of one index directory (one connection, one thread)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(
+            path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            done = int(self.connection.execute("PRAGMA user_version").fetchone()[0])
+            for number, migration in enumerate(MIGRATIONS[done:], start=done + 1):
+                migration(self.connection)
+                self.connection.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.connection
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+
+    def close(self) -> None:
+        self.connection.close()
+
+    # collections
+
+    def collection_model(self, collection: str) -> str | None:
+        row = self.connection.execute(
+            "SELECT embedding_model FROM collections WHERE name = ?", (collection,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def add_collection(self, collection: str, embedding_model: str) -> None:
+        with self.transaction() as connection:
+            connection.execute(
+                "INSERT OR IGNORE INTO collections VALUES (?, ?, ?)",
+                (collection, embedding_model, time.time()),
+            )
+
+    def collections(self) -> list[str]:
+        return [
+            row[0] for row in self.connection.execute("SELECT name FROM collections ORDER BY 1")
+        ]
+
+    def remove_collection(self, collection: str) -> None:
+        with self.transaction() as connection:
+            rowids = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT rowid FROM chunks WHERE collection = ?", (collection,)
+                )
+            ]
+            keyword.remove(connection, rowids)
+            for table in ("documents", "contents", "chunks", "pending", "failures"):
+                connection.execute(f"DELETE FROM {table} WHERE collection = ?", (collection,))
+            connection.execute("DELETE FROM collections WHERE name = ?", (collection,))
+
+    # documents
+
+    def document(self, collection: str, path: str) -> DocumentRow | None:
+        row = self.connection.execute(
+            "SELECT path, size, mtime_ns, content_hash FROM documents "
+            "WHERE collection = ? AND path = ?",
+            (collection, path),
+        ).fetchone()
+        return None if row is None else DocumentRow(*row)
+
+    def documents_under(self, collection: str, roots: Sequence[str]) -> list[DocumentRow]:
+        """Documents whose path is one of ``roots`` or lies below one of them."""
+        rows = self.connection.execute(
+            "SELECT path, size, mtime_ns, content_hash FROM documents WHERE collection = ?",
+            (collection,),
+        )
+        return [DocumentRow(*row) for row in rows if _is_under(row[0], roots)]
+
+    def failure(self, collection: str, path: str) -> FailureRow | None:
+        row = self.connection.execute(
+            "SELECT path, size, mtime_ns, reason FROM failures WHERE collection = ? AND path = ?",
+            (collection, path),
+        ).fetchone()
+        return None if row is None else FailureRow(*row)
+
+    def failures_under(self, collection: str, roots: Sequence[str]) -> list[FailureRow]:
+        rows = self.connection.execute(
+            "SELECT path, size, mtime_ns, reason FROM failures WHERE collection = ?", (collection,)
+        )
+        return [FailureRow(*row) for row in rows if _is_under(row[0], roots)]
+
+    def record_failure(
+        self, collection: str, path: str, size: int, mtime_ns: int, reason: str
+    ) -> None:
+        with self.transaction() as connection:
+            connection.execute(
+                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                (collection, path, size, mtime_ns, reason, time.time()),
+            )
+
+    def forget_failure(self, collection: str, path: str) -> None:
+        with self.transaction() as connection:
+            connection.execute(
+                "DELETE FROM failures WHERE collection = ? AND path = ?", (collection, path)
+            )
+
+    def touch(self, collection: str, path: str, size: int, mtime_ns: int) -> None:
+        """Record a new mtime for a file whose content hash did not change."""
+        with self.transaction() as connection:
+            connection.execute(
+                "UPDATE documents SET size = ?, mtime_ns = ? WHERE collection = ? AND path = ?",
+                (size, mtime_ns, collection, path),
+            )
+
+    def records(self, collection: str | None = None) -> list[DocumentRecord]:
+        sql = (
+            "SELECT d.path, d.collection, d.content_hash, c.pages, c.chunks, d.indexed_at, "
+            "c.title, c.warnings FROM documents d JOIN contents c "
+            "ON c.collection = d.collection AND c.content_hash = d.content_hash"
+        )
+        parameters: tuple[str, ...] = ()
+        if collection is not None:
+            sql += " WHERE d.collection = ?"
+            parameters = (collection,)
+        records = [
+            DocumentRecord(
+                path, coll, content_hash, pages, chunks, indexed_at, title, warnings or "ok"
+            )
+            for path, coll, content_hash, pages, chunks, indexed_at, title, warnings in (
+                self.connection.execute(sql + " ORDER BY d.collection, d.path", parameters)
+            )
+        ]
+        failed_sql = "SELECT path, collection, reason, failed_at FROM failures"
+        if collection is not None:
+            failed_sql += " WHERE collection = ?"
+        records += [
+            DocumentRecord(path, coll, "", 0, 0, failed_at, None, f"failed: {reason}")
+            for path, coll, reason, failed_at in self.connection.execute(
+                failed_sql + " ORDER BY collection, path", parameters
+            )
+        ]
+        return records
+
+    # contents and chunks
+
+    def has_content(self, collection: str, content_hash: str) -> bool:
+        row = self.connection.execute(
+            "SELECT 1 FROM contents WHERE collection = ? AND content_hash = ?",
+            (collection, content_hash),
+        ).fetchone()
+        return row is not None
+
+    def content_hashes(self, collection: str) -> set[str]:
+        rows = self.connection.execute(
+            "SELECT content_hash FROM contents WHERE collection = ?", (collection,)
+        )
+        return {row[0] for row in rows}
+
+    def chunk_ids_by_text(self, collection: str, text_hashes: Sequence[str]) -> dict[str, str]:
+        """Chunks already embedded with the same text: ``text_hash -> chunk_id``."""
+        found: dict[str, str] = {}
+        for start in range(0, len(text_hashes), 500):
+            batch = list(text_hashes[start : start + 500])
+            marks = ",".join("?" * len(batch))
+            rows = self.connection.execute(
+                f"SELECT text_hash, chunk_id FROM chunks WHERE collection = ? "
+                f"AND text_hash IN ({marks})",
+                (collection, *batch),
+            )
+            found.update(dict(rows))
+        return found
+
+    def chunks(self, collection: str, ids: Sequence[str]) -> dict[str, ChunkRow]:
+        found: dict[str, ChunkRow] = {}
+        for start in range(0, len(ids), 500):
+            batch = list(ids[start : start + 500])
+            marks = ",".join("?" * len(batch))
+            rows = self.connection.execute(
+                "SELECT chunk_id, content_hash, page_start, page_end, page_label, heading, text "
+                f"FROM chunks WHERE collection = ? AND chunk_id IN ({marks})",
+                (collection, *batch),
+            )
+            found.update({row[0]: ChunkRow(*row) for row in rows})
+        return found
+
+    def path_of(self, collection: str, content_hash: str) -> str | None:
+        row = self.connection.execute(
+            "SELECT path FROM documents WHERE collection = ? AND content_hash = ? ORDER BY path",
+            (collection, content_hash),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def begin_content(self, collection: str, content_hash: str) -> None:
+        """Step 1 of the write order: note that vectors of this content are about to be stored."""
+        with self.transaction() as connection:
+            connection.execute(
+                "INSERT OR IGNORE INTO pending VALUES (?, ?)", (collection, content_hash)
+            )
+
+    def commit_content(
+        self,
+        collection: str,
+        document: DocumentRow,
+        chunks: Sequence[Chunk],
+        text_hashes: Sequence[str],
+        pages: int,
+        title: str | None,
+        warnings: str | None,
+    ) -> str | None:
+        """Step 3: record a fully stored content and point ``document.path`` at it.
+
+        Returns the content hash the path pointed to before, if that content is now unreferenced
+        (the caller deletes its vectors, then calls :meth:`content_deleted`).
+        """
+        with self.transaction() as connection:
+            self._delete_chunks(connection, collection, document.content_hash)
+            connection.executemany(
+                "INSERT INTO chunks(collection, chunk_id, content_hash, seq, page_start, "
+                "page_end, page_label, heading, text, text_hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        collection,
+                        chunk_id(document.content_hash, chunk.index),
+                        document.content_hash,
+                        chunk.index,
+                        chunk.page_start,
+                        chunk.page_end,
+                        chunk.page_label,
+                        chunk.heading,
+                        chunk.text,
+                        text_hash,
+                    )
+                    for chunk, text_hash in zip(chunks, text_hashes, strict=True)
+                ],
+            )
+            rows = connection.execute(
+                "SELECT rowid, text FROM chunks WHERE collection = ? AND content_hash = ?",
+                (collection, document.content_hash),
+            ).fetchall()
+            keyword.add(connection, rows)
+            connection.execute(
+                "INSERT OR REPLACE INTO contents VALUES (?, ?, ?, ?, ?, ?)",
+                (collection, document.content_hash, pages, len(chunks), title, warnings),
+            )
+            connection.execute(
+                "DELETE FROM pending WHERE collection = ? AND content_hash = ?",
+                (collection, document.content_hash),
+            )
+            return self._point(connection, collection, document)
+
+    def link_document(self, collection: str, document: DocumentRow) -> str | None:
+        """Point a path at content that is already indexed (a moved or copied file)."""
+        with self.transaction() as connection:
+            return self._point(connection, collection, document)
+
+    def remove_document(self, collection: str, path: str) -> tuple[str | None, int]:
+        """Forget a path; returns the content hash left unreferenced (if any) and its chunks."""
+        with self.transaction() as connection:
+            row = connection.execute(
+                "SELECT content_hash FROM documents WHERE collection = ? AND path = ?",
+                (collection, path),
+            ).fetchone()
+            connection.execute(
+                "DELETE FROM failures WHERE collection = ? AND path = ?", (collection, path)
+            )
+            if row is None:
+                return None, 0
+            connection.execute(
+                "DELETE FROM documents WHERE collection = ? AND path = ?", (collection, path)
+            )
+            return self._release(connection, collection, row[0])
+
+    def content_deleted(self, collection: str, content_hash: str) -> None:
+        """The store no longer holds vectors of this content: drop its pending row."""
+        with self.transaction() as connection:
+            connection.execute(
+                "DELETE FROM pending WHERE collection = ? AND content_hash = ?",
+                (collection, content_hash),
+            )
+
+    def pending(self) -> list[tuple[str, str]]:
+        """``(collection, content_hash)`` pairs whose vectors may be in the store unrecorded."""
+        return [(row[0], row[1]) for row in self.connection.execute("SELECT * FROM pending")]
+
+    def drop_unrecorded(self, collection: str, content_hash: str) -> bool:
+        """Forget chunk rows of a pending content; False when it turned out fully recorded."""
+        with self.transaction() as connection:
+            if self._referenced(connection, collection, content_hash):
+                connection.execute(
+                    "DELETE FROM pending WHERE collection = ? AND content_hash = ?",
+                    (collection, content_hash),
+                )
+                return False
+            self._delete_chunks(connection, collection, content_hash)
+            connection.execute(
+                "DELETE FROM contents WHERE collection = ? AND content_hash = ?",
+                (collection, content_hash),
+            )
+            return True
+
+    # helpers inside a transaction
+
+    def _point(
+        self, connection: sqlite3.Connection, collection: str, document: DocumentRow
+    ) -> str | None:
+        previous = connection.execute(
+            "SELECT content_hash FROM documents WHERE collection = ? AND path = ?",
+            (collection, document.path),
+        ).fetchone()
+        connection.execute(
+            "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                collection,
+                document.path,
+                document.size,
+                document.mtime_ns,
+                document.content_hash,
+                time.time(),
+            ),
+        )
+        connection.execute(
+            "DELETE FROM failures WHERE collection = ? AND path = ?", (collection, document.path)
+        )
+        if previous is None or previous[0] == document.content_hash:
+            return None
+        released, _ = self._release(connection, collection, previous[0])
+        return released
+
+    def _referenced(
+        self, connection: sqlite3.Connection, collection: str, content_hash: str
+    ) -> bool:
+        row = connection.execute(
+            "SELECT 1 FROM documents WHERE collection = ? AND content_hash = ? LIMIT 1",
+            (collection, content_hash),
+        ).fetchone()
+        return row is not None
+
+    def _release(
+        self, connection: sqlite3.Connection, collection: str, content_hash: str
+    ) -> tuple[str | None, int]:
+        """Drop a content nobody references any more; mark it pending until its vectors go."""
+        if self._referenced(connection, collection, content_hash):
+            return None, 0
+        count = self._delete_chunks(connection, collection, content_hash)
+        connection.execute(
+            "DELETE FROM contents WHERE collection = ? AND content_hash = ?",
+            (collection, content_hash),
+        )
+        connection.execute(
+            "INSERT OR IGNORE INTO pending VALUES (?, ?)", (collection, content_hash)
+        )
+        return content_hash, count
+
+    @staticmethod
+    def _delete_chunks(connection: sqlite3.Connection, collection: str, content_hash: str) -> int:
+        rowids = [
+            row[0]
+            for row in connection.execute(
+                "SELECT rowid FROM chunks WHERE collection = ? AND content_hash = ?",
+                (collection, content_hash),
+            )
+        ]
+        keyword.remove(connection, rowids)
+        connection.execute(
+            "DELETE FROM chunks WHERE collection = ? AND content_hash = ?",
+            (collection, content_hash),
+        )
+        return len(rowids)
+
+
+def _is_under(path: str, roots: Sequence[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)

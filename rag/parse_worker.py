@@ -1,0 +1,131 @@
+"""Parse files in a child process with a time and an address-space limit.
+
+Some PDFs make a parser run for minutes or allocate gigabytes, and a crash inside PDFium would take
+the whole ingest down with it. Parsing in a child bounds all three: the parent waits at most
+``timeout_s``, the child cannot map more than ``memory_mb``, and a dead child is replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from rag.loaders import DocumentLoadError, ExtractedDocument, load_document
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def serve(memory_bytes: int) -> None:
+    """Child loop: get ``(path, password)``, answer ``("ok", document)`` or ``("error", reason)``.
+
+    Requests come on stdin and answers go out on the original stdout; ``sys.stdout`` is pointed at
+    stderr so a stray print from a library cannot corrupt the answers.
+    """
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL)
+    requests = Connection(os.dup(0), writable=False)
+    answers = Connection(os.dup(1), readable=False)
+    sys.stdout = sys.stderr
+    while True:
+        try:
+            path, password = requests.recv()
+        except EOFError:
+            return
+        try:
+            answer: tuple[str, object] = ("ok", load_document(Path(path), password))
+        except DocumentLoadError as error:
+            answer = ("error", str(error))
+        except MemoryError:
+            answer = ("error", f"needs more than {memory_bytes // 2**20} MB to parse; skipped")
+        except Exception as error:  # any parser bug is this file's problem, not the ingest's
+            answer = ("error", f"parser failed: {type(error).__name__}: {error}")
+        answers.send(answer)
+
+
+class ParseWorker:
+    """One child process that parses files on request; restarted after a timeout or a crash.
+
+    The child is a fresh interpreter (``python -m rag.parse_worker``), not a fork: it shares no
+    threads or memory maps with a parent that has loaded torch, so the address-space limit
+    measures the parser alone, and no caller's ``__main__`` is re-imported.
+    """
+
+    def __init__(self, timeout_s: float, memory_mb: int) -> None:
+        self.timeout_s = timeout_s
+        self.memory_bytes = memory_mb * 2**20
+        self._process: subprocess.Popen[bytes] | None = None
+        self._requests: Connection | None = None
+        self._answers: Connection | None = None
+
+    def _start(self) -> tuple[Connection, Connection]:
+        environment = dict(os.environ)
+        environment["PYTHONPATH"] = os.pathsep.join(
+            [_PACKAGE_ROOT, *filter(None, [environment.get("PYTHONPATH")])]
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rag.parse_worker", str(self.memory_bytes)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=environment,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        self._requests = Connection(os.dup(process.stdin.fileno()), readable=False)
+        self._answers = Connection(os.dup(process.stdout.fileno()), writable=False)
+        process.stdin.close()
+        process.stdout.close()
+        self._process = process
+        return self._requests, self._answers
+
+    def parse(self, path: Path, password: str | None = None) -> ExtractedDocument:
+        """Parse ``path``; raise :class:`DocumentLoadError` with the reason when it cannot be."""
+        if self._requests is None or self._answers is None:
+            self._start()
+        assert self._requests is not None and self._answers is not None
+        try:
+            self._requests.send((str(path), password))
+            if not self._answers.poll(self.timeout_s):
+                self._stop()
+                raise DocumentLoadError(
+                    f"parsing took longer than {self.timeout_s:g} s; skipped (see parse_timeout_s)"
+                )
+            status, payload = self._answers.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError) as error:
+            code = self._process.poll() if self._process else None
+            self._stop()
+            raise DocumentLoadError(
+                f"the parser crashed on this file (exit code {code})"
+            ) from error
+        if status == "ok":
+            assert isinstance(payload, ExtractedDocument)
+            return payload
+        raise DocumentLoadError(str(payload))
+
+    def _stop(self) -> None:
+        for connection in (self._requests, self._answers):
+            if connection is not None:
+                connection.close()
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait(timeout=10)
+        self._process = self._requests = self._answers = None
+
+    def close(self) -> None:
+        """End the child process."""
+        self._stop()
+
+    def __enter__(self) -> ParseWorker:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))

@@ -1,0 +1,135 @@
+"""The vector store: Chroma on disk, holding our own embeddings.
+
+Chroma never embeds anything itself here (its default embedding function downloads a model), and
+telemetry is off. One Chroma collection backs one library collection; its metadata records the
+embedding model. Every vector carries its document's content hash, which is how a document's
+chunks are found, filtered and deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from chromadb.errors import NotFoundError
+
+from rag.embedder import Vectors
+
+_MAX_BATCH = 4000
+
+
+def chroma_name(collection: str) -> str:
+    """A Chroma-safe collection name for any library collection name (Chroma allows few chars)."""
+    return "lib-" + hashlib.sha1(collection.encode()).hexdigest()[:24]
+
+
+class VectorStore:
+    """Chunk vectors of every collection under one directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import chromadb
+            from chromadb.config import Settings
+
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._client = chromadb.PersistentClient(
+                path=str(self.directory),
+                settings=Settings(anonymized_telemetry=False, allow_reset=False),
+            )
+        return self._client
+
+    def _collection(self, collection: str, embedding_model: str | None = None) -> Any:
+        if embedding_model is None:
+            return self.client.get_collection(chroma_name(collection), embedding_function=None)
+        return self.client.get_or_create_collection(
+            chroma_name(collection),
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"collection": collection, "embedding_model": embedding_model},
+            embedding_function=None,
+        )
+
+    def create(self, collection: str, embedding_model: str) -> None:
+        """Start a collection afresh, dropping any vectors a previous one of that name left."""
+        self.drop(collection)
+        self._collection(collection, embedding_model)
+
+    def upsert(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        vectors: Vectors,
+        content_hash: str,
+    ) -> None:
+        target = self._collection(collection)
+        for start in range(0, len(ids), _MAX_BATCH):
+            end = start + _MAX_BATCH
+            target.upsert(
+                ids=list(ids[start:end]),
+                embeddings=vectors[start:end],
+                metadatas=[{"content_hash": content_hash}] * len(ids[start:end]),
+            )
+
+    def delete_content(self, collection: str, content_hash: str) -> None:
+        """Delete every vector of one document content (idempotent)."""
+        try:
+            target = self._collection(collection)
+        except NotFoundError:  # nothing stored, nothing to delete
+            return
+        target.delete(where={"content_hash": content_hash})
+
+    def query(
+        self, collection: str, vector: Vectors, limit: int, content_hash: str | None = None
+    ) -> list[tuple[str, float]]:
+        """Nearest ``(chunk_id, cosine similarity)`` pairs, best first."""
+        target = self._collection(collection)
+        total = target.count()
+        if total == 0:
+            return []
+        result = target.query(
+            query_embeddings=[vector],
+            n_results=min(limit, total),
+            where={"content_hash": content_hash} if content_hash else None,
+            include=["distances"],
+        )
+        ids = result["ids"][0]
+        distances = result["distances"][0] if result["distances"] else []
+        return [(str(i), 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
+
+    def vectors(self, collection: str, ids: Sequence[str]) -> dict[str, Vectors]:
+        if not ids:
+            return {}
+        result = self._collection(collection).get(ids=list(ids), include=["embeddings"])
+        return {
+            str(i): np.asarray(vector, dtype=np.float32)
+            for i, vector in zip(result["ids"], result["embeddings"], strict=True)
+        }
+
+    def count(self, collection: str) -> int:
+        try:
+            return int(self._collection(collection).count())
+        except NotFoundError:  # a collection that does not exist holds nothing
+            return 0
+
+    def ids_of(self, collection: str, content_hash: str) -> list[str]:
+        try:
+            target = self._collection(collection)
+        except NotFoundError:  # a collection that does not exist holds nothing
+            return []
+        return [str(i) for i in target.get(where={"content_hash": content_hash}, include=[])["ids"]]
+
+    def drop(self, collection: str) -> None:
+        try:
+            self.client.delete_collection(chroma_name(collection))
+        except NotFoundError:  # already gone: dropping is idempotent
+            return
+
+    def close(self) -> None:
+        self._client = None

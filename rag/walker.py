@@ -1,0 +1,122 @@
+"""Find the documents under the paths given to an ingest.
+
+Symbolic links are not followed unless configured, and even then never out of the folder given,
+so a link loop or a link to ``/`` cannot make an ingest run forever. Anything unreadable or
+vanishing during the walk is reported, never raised. Hidden files and folders are ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.loaders import SUPPORTED_SUFFIXES
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    path: str
+    """Absolute path, as ingested (symbolic links in it are kept, not resolved)."""
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+    failed: bool = True
+    """False for things deliberately not followed (links), True for errors."""
+
+
+@dataclass
+class WalkResult:
+    files: list[FoundFile] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    roots: list[str] = field(default_factory=list)
+    """The absolute paths walked: documents below them that were not found have gone."""
+
+
+def walk(paths: list[Path], follow_symlinks: bool = False) -> WalkResult:
+    result = WalkResult()
+    for given in paths:
+        root = os.path.abspath(os.path.expanduser(str(given)))
+        if not os.path.lexists(root):
+            result.skipped.append(Skipped(root, "no such file or directory"))
+            continue
+        result.roots.append(root)
+        if os.path.isdir(root):
+            _walk_dir(root, os.path.realpath(root), follow_symlinks, result, set())
+        elif Path(root).suffix.lower() in SUPPORTED_SUFFIXES:
+            _add_file(root, result)
+        else:
+            result.skipped.append(
+                Skipped(root, f"unsupported file type {Path(root).suffix or '(none)'}", False)
+            )
+    result.files.sort(key=lambda found: found.path)
+    return result
+
+
+def _walk_dir(
+    directory: str, real_root: str, follow: bool, result: WalkResult, seen: set[tuple[int, int]]
+) -> None:
+    try:
+        info = os.stat(directory)
+        if (info.st_dev, info.st_ino) in seen:
+            result.skipped.append(Skipped(directory, "symbolic link loop; not followed", False))
+            return
+        seen.add((info.st_dev, info.st_ino))
+        with os.scandir(directory) as entries:
+            children = sorted(entries, key=lambda entry: entry.name)
+    except FileNotFoundError:
+        result.skipped.append(Skipped(directory, "folder vanished during the walk"))
+        return
+    except PermissionError:
+        result.skipped.append(Skipped(directory, "permission denied"))
+        return
+    for entry in children:
+        if entry.name.startswith("."):
+            continue
+        try:
+            if entry.is_symlink():
+                if not _may_follow(entry.path, real_root, follow, result):
+                    continue
+            if entry.is_dir():
+                _walk_dir(entry.path, real_root, follow, result, seen)
+            elif Path(entry.name).suffix.lower() in SUPPORTED_SUFFIXES:
+                _add_file(entry.path, result)
+        except OSError as error:
+            result.skipped.append(Skipped(entry.path, f"cannot read: {error.strerror}"))
+
+
+def _may_follow(path: str, real_root: str, follow: bool, result: WalkResult) -> bool:
+    if not (os.path.isdir(path) or Path(path).suffix.lower() in SUPPORTED_SUFFIXES):
+        return False
+    if not follow:
+        result.skipped.append(
+            Skipped(path, "symbolic link; not followed (library.follow_symlinks)", False)
+        )
+        return False
+    target = os.path.realpath(path)
+    if target != real_root and not target.startswith(real_root.rstrip("/") + "/"):
+        result.skipped.append(
+            Skipped(path, "symbolic link leaving the folder; not followed", False)
+        )
+        return False
+    return True
+
+
+def _add_file(path: str, result: WalkResult) -> None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        result.skipped.append(Skipped(path, "file vanished during the walk"))
+        return
+    except OSError as error:
+        result.skipped.append(Skipped(path, f"cannot read: {error.strerror}"))
+        return
+    if not os.access(path, os.R_OK):
+        result.skipped.append(Skipped(path, "permission denied"))
+        return
+    result.files.append(FoundFile(path, info.st_size, info.st_mtime_ns))
