@@ -1,0 +1,211 @@
+"""UI behaviour of the chat screen on a scripted service: streaming, stopping, conversations,
+the prompt's keys, sources and failures. The same flows run on the real stack in
+test_real_stack.py."""
+
+from __future__ import annotations
+
+import pytest
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Input, OptionList
+
+from assistant.events import Source
+from models.errors import GenerationError
+from tests.tui.fakes import FakeService
+from tests.tui.waiting import wait_until
+from tui.app import MiniCPMApp
+from tui.commands import AssistantCommands
+from tui.messages import AnswerCompleted, TokensArrived
+from tui.screens.chat import ChatScreen
+from tui.screens.dialogs import ConfirmDialog, SourceScreen, TextPrompt
+from tui.screens.help import HelpScreen
+from tui.screens.library import LibraryScreen
+from tui.screens.models import ModelsScreen
+from tui.widgets.chat_log import AnswerView, UserMessage
+from tui.widgets.conversation_list import ConversationList
+from tui.widgets.prompt import PromptInput
+from tui.widgets.sources_panel import SourcesPanel
+from tui.widgets.status_bar import StatusBar
+
+
+def chat(app: MiniCPMApp) -> ChatScreen:
+    assert isinstance(app.screen, ChatScreen)
+    return app.screen
+
+
+async def ask(pilot, app: MiniCPMApp, question: str) -> None:  # type: ignore[no-untyped-def]
+    prompt = app.screen.query_one(PromptInput)
+    prompt.focus()
+    prompt.text = question
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: not chat(app).generating, what="the answer")
+
+
+async def test_answer_streams_and_lists_sources(fake_app: MiniCPMApp) -> None:
+    seen: list[Message] = []
+    async with fake_app.run_test(size=(120, 36), message_hook=seen.append) as pilot:
+        await pilot.press(*"what is tracemonkey")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any(isinstance(m, AnswerCompleted) for m in seen))
+        await wait_until(pilot, lambda: not chat(fake_app).generating)
+
+        tokens = {id(m) for m in seen if isinstance(m, TokensArrived)}  # a message bubbles
+        assert len(tokens) == 7, "each token is handed to the UI as it arrives"
+        answer = fake_app.screen.query_one(AnswerView)
+        assert answer.text == "".join(fake_app.service.answer_tokens)  # type: ignore[attr-defined]
+        assert "tracemonkey.pdf p.1" in str(answer.query_one(".answer-note").render())
+        sources = fake_app.screen.query_one(SourcesPanel).sources
+        assert [s.number for s in sources] == [1, 2, 3], "cited first, then the uncited passage"
+        status = fake_app.screen.query_one(StatusBar)
+        assert status.tokens_per_s == 12.5
+        assert status.context_used == 607
+        assert "MiniCPM" in str(status.render())
+
+
+async def test_enter_sends_ctrl_j_adds_a_line_and_up_recalls(fake_app: MiniCPMApp) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    async with fake_app.run_test(size=(100, 30)) as pilot:
+        prompt = fake_app.screen.query_one(PromptInput)
+        await pilot.press(*"first", "ctrl+j", *"line")
+        assert prompt.text == "first\nline"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: service.asked == ["first\nline"])
+        await wait_until(pilot, lambda: not chat(fake_app).generating)
+        assert prompt.text == ""
+        await pilot.press("up")
+        assert prompt.text == "first\nline"
+        await pilot.press("down")
+        assert prompt.text == ""
+
+
+async def test_escape_stops_and_keeps_the_partial_answer(fake_app: MiniCPMApp) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    service.answer_tokens = [f"word{i} " for i in range(400)]
+    service.token_delay_s = 0.01
+    async with fake_app.run_test(size=(100, 30)) as pilot:
+        prompt = fake_app.screen.query_one(PromptInput)
+        prompt.text = "tell me everything"
+        await pilot.press("enter")
+        answer = await _answer_view(pilot, fake_app)
+        await wait_until(pilot, lambda: len(answer.text) > 20, what="some tokens")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not chat(fake_app).generating, what="the stop")
+
+        assert 0 < len(answer.text.split()) < 400
+        assert "stopped" in str(answer.query_one(".answer-note").render())
+        stored = service.get_conversation(chat(fake_app).conversation_id or "")
+        assert stored.messages[-1].incomplete
+        assert stored.messages[-1].text == answer.text
+
+
+async def _answer_view(pilot, app: MiniCPMApp) -> AnswerView:  # type: ignore[no-untyped-def]
+    await wait_until(pilot, lambda: bool(app.screen.query(AnswerView)), what="an answer view")
+    return app.screen.query(AnswerView).last()
+
+
+async def test_switching_conversations_shows_their_messages(fake_app: MiniCPMApp) -> None:
+    async with fake_app.run_test(size=(120, 36)) as pilot:
+        await ask(pilot, fake_app, "first question")
+        first_id = chat(fake_app).conversation_id
+        await pilot.press("ctrl+n")
+        assert not fake_app.screen.query(UserMessage)
+        await ask(pilot, fake_app, "second question")
+        assert chat(fake_app).conversation_id != first_id
+
+        options = fake_app.screen.query_one("#conversation-options", OptionList)
+        assert options.option_count == 2
+        options.focus()
+        options.highlighted = options.get_option_index(first_id or "")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: chat(fake_app).conversation_id == first_id)
+        questions = [str(m.render()) for m in fake_app.screen.query(UserMessage)]
+        assert questions == ["first question"]
+        assert len(fake_app.screen.query_one(SourcesPanel).sources) == 2, "its cited sources"
+
+
+async def test_rename_search_and_delete_conversations(fake_app: MiniCPMApp) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    async with fake_app.run_test(size=(120, 36)) as pilot:
+        await ask(pilot, fake_app, "about trace trees")
+        await pilot.press("ctrl+n")
+        await ask(pilot, fake_app, "about bananas")
+        conversation_id = chat(fake_app).conversation_id or ""
+
+        await fake_app.screen.run_action("rename")
+        await wait_until(pilot, lambda: isinstance(fake_app.screen, TextPrompt))
+        fake_app.screen.query_one(Input).value = "Fruit"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: service.get_conversation(conversation_id).title == "Fruit")
+
+        await pilot.press("ctrl+f")
+        await pilot.press(*"bananas")
+        options = fake_app.screen.query_one("#conversation-options", OptionList)
+        await wait_until(pilot, lambda: options.option_count == 1, what="search results")
+
+        await fake_app.screen.run_action("delete")
+        await wait_until(pilot, lambda: isinstance(fake_app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: len(service.list_conversations()) == 1)
+        assert chat(fake_app).conversation_id is None
+
+
+async def test_failed_answer_notifies_and_gives_the_question_back(fake_app: MiniCPMApp) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    service.fail_with = GenerationError("llama.cpp ran out of memory")
+    async with fake_app.run_test(size=(100, 30)) as pilot:
+        await ask(pilot, fake_app, "a question")
+        assert fake_app.screen.query_one(PromptInput).text == "a question"
+        messages = [n.message for n in fake_app._notifications]
+        assert any("ran out of memory" in m for m in messages)
+        assert "failed" in str(fake_app.screen.query_one(".answer-note").render())
+
+
+async def test_source_shows_full_text_and_open_is_guarded_when_headless(
+    fake_app: MiniCPMApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    async with fake_app.run_test(size=(120, 36)) as pilot:
+        await ask(pilot, fake_app, "what is tracemonkey")
+        options = fake_app.screen.query_one("#source-options", OptionList)
+        options.focus()
+        options.highlighted = 1
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(fake_app.screen, SourceScreen))
+        source: Source = fake_app.screen.source  # type: ignore[attr-defined]
+        assert source.page == "3-4"
+        await pilot.press("o")
+        await wait_until(pilot, lambda: bool(fake_app._notifications))
+        assert any("no longer exists" in n.message or "headless" in n.message
+                   for n in fake_app._notifications)
+        await pilot.press("escape")
+        assert isinstance(fake_app.screen, ChatScreen)
+
+
+async def test_narrow_terminal_hides_conversations_until_asked(fake_app: MiniCPMApp) -> None:
+    async with fake_app.run_test(size=(80, 24)) as pilot:
+        listing = fake_app.screen.query_one(ConversationList)
+        assert not listing.display
+        await pilot.press("ctrl+b")
+        assert listing.display
+        assert fake_app.screen.query_one(SourcesPanel).display
+        await pilot.press("ctrl+o")
+        assert not fake_app.screen.query_one(SourcesPanel).display
+
+
+async def test_help_and_palette_reach_every_screen_action(fake_app: MiniCPMApp) -> None:
+    async with fake_app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f1")
+        assert isinstance(fake_app.screen, HelpScreen)
+        await pilot.press("escape")
+        provider = AssistantCommands(fake_app.screen)
+        titles = {hit.text async for hit in provider.discover()}
+        assert {c.title for c in (*ChatScreen.PALETTE, *MiniCPMApp.PALETTE)} <= titles
+
+    app_actions = {c.action for c in MiniCPMApp.PALETTE}
+    for screen in (ChatScreen, LibraryScreen, ModelsScreen):
+        reachable = {c.action for c in screen.PALETTE} | app_actions
+        for binding in screen.BINDINGS:
+            assert isinstance(binding, Binding)
+            assert binding.action.removeprefix("app.") in reachable, binding

@@ -1,0 +1,132 @@
+"""UI behaviour of the library, models and first-run screens on a scripted service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Button, DataTable, Input, ProgressBar
+
+from assistant.locations import Locations
+from assistant.settings import Settings
+from tests.tui.fakes import FakeService
+from tests.tui.waiting import wait_until
+from tui.app import FIRST_RUN_MARKER, MiniCPMApp, make_app
+from tui.screens.chat import ChatScreen
+from tui.screens.first_run import FirstRunScreen
+from tui.screens.library import LibraryScreen
+from tui.screens.models import ModelsScreen
+from tui.widgets.path_input import PathInput, PathSuggester
+
+
+async def test_library_bad_path_is_reported_and_kept(fake_app: MiniCPMApp, tmp_path: Path) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    async with fake_app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f3")
+        assert isinstance(fake_app.screen, LibraryScreen)
+        await pilot.press("a", "x")
+        fake_app.screen.query_one(PathInput).value = str(tmp_path / "missing")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(fake_app._notifications))
+        assert "does not exist" in list(fake_app._notifications)[-1].message
+        assert fake_app.screen.query_one(PathInput).value.endswith("missing")
+        assert service.ingested == []
+
+
+async def test_library_ingest_shows_each_file_and_the_documents(
+    fake_app: MiniCPMApp, tmp_path: Path
+) -> None:
+    for name in ("a.pdf", "b.pdf", "c.docx"):
+        (tmp_path / name).write_bytes(b"x")
+    async with fake_app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f3")
+        library = fake_app.screen
+        assert isinstance(library, LibraryScreen)
+        library.query_one(PathInput).value = str(tmp_path)
+        await pilot.click("#library-add-button")
+        await wait_until(pilot, lambda: not library.ingesting, what="the ingest")
+
+        files = library.query_one("#ingest-files", DataTable)
+        rows = [files.get_row_at(i) for i in range(files.row_count)]
+        assert [row[0] for row in rows] == ["a.pdf", "b.pdf", "c.docx"]
+        assert "failed" in rows[2][1] and rows[2][4] == "not a PDF or text file"
+        bar = library.query_one("#ingest-progress", ProgressBar)
+        assert bar.progress == bar.total == 3
+        documents = library.query_one("#documents", DataTable)
+        assert documents.row_count == 3, "tracemonkey.pdf plus the two new PDFs"
+        assert fake_app.ingest_activity == ""
+
+
+async def test_models_screen_downloads_with_progress_and_validates_gpu_layers(
+    fake_app: MiniCPMApp,
+) -> None:
+    async with fake_app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f4")
+        models = fake_app.screen
+        assert isinstance(models, ModelsScreen)
+        table = models.query_one("#catalog", DataTable)
+        assert table.row_count == 3
+        table.focus()
+        table.move_cursor(row=1)
+        await pilot.press("d")
+        await wait_until(pilot, lambda: models.downloading is None, what="the download")
+        bar = models.query_one("#download-progress", ProgressBar)
+        assert bar.progress == bar.total == 1000
+
+        layers = models.query_one("#gpu-layers", Input)
+        layers.value = "lots"
+        layers.focus()
+        await pilot.press("enter")
+        assert "must be" in list(fake_app._notifications)[-1].message
+        layers.value = "0"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not fake_app.model_loading)
+        assert fake_app.settings.engine.n_gpu_layers == 0
+
+
+async def test_first_run_without_minicpm_or_documents_offers_the_ways_forward(
+    settings: Settings, locations: Locations
+) -> None:
+    service = FakeService(locations, minicpm_on_disk=False)
+    app = make_app(settings, locations, service=service)  # type: ignore[arg-type]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, FirstRunScreen))
+        labels = [str(button.label) for button in app.screen.query(Button)]
+        assert labels == [
+            "Download MiniCPM-2B DPO (1.6 GB)",
+            "Continue with the demo model",
+            "Add a folder…",
+        ]
+        app.screen.query_one("#add-folder", Button).press()
+        await wait_until(pilot, lambda: isinstance(app.screen, LibraryScreen))
+        await wait_until(pilot, lambda: app.screen.query_one(PathInput).has_focus)
+    assert (locations.data_dir / FIRST_RUN_MARKER).exists()
+
+    again = make_app(settings, locations, service=service)  # type: ignore[arg-type]
+    async with again.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert isinstance(again.screen, ChatScreen), "the welcome is shown once"
+
+
+async def test_first_run_local_gguf_switches_to_it(
+    settings: Settings, locations: Locations, tmp_path: Path
+) -> None:
+    gguf = tmp_path / "MiniCPM-2B.Q4_K_M.gguf"
+    gguf.write_bytes(b"GGUF")
+    service = FakeService(locations, minicpm_on_disk=False)
+    app = make_app(settings, locations, service=service)  # type: ignore[arg-type]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, FirstRunScreen))
+        app.screen.query_one(PathInput).value = str(gguf)
+        app.screen.query_one(PathInput).focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: service.switched_to == [str(gguf)])
+
+
+async def test_path_suggester_completes_folders(tmp_path: Path) -> None:
+    (tmp_path / "papers").mkdir()
+    (tmp_path / "paper.gguf").write_bytes(b"")
+    folders = PathSuggester(directories_only=True)
+    assert await folders.get_suggestion(str(tmp_path / "pap")) == str(tmp_path / "papers") + "/"
+    models = PathSuggester(directories_only=False, suffix=".gguf")
+    assert await models.get_suggestion(str(tmp_path / "paper.")) == str(tmp_path / "paper.gguf")
+    assert await folders.get_suggestion(str(tmp_path / "nothing" / "x")) is None

@@ -1,0 +1,19 @@
+"""Wait for the app to reach a state instead of sleeping a fixed time (workers run in threads)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from textual.pilot import Pilot
+
+
+async def wait_until(
+    pilot: Pilot[object], condition: Callable[[], bool], timeout: float = 30.0, what: str = ""
+) -> None:
+    """Pause the pilot until ``condition()`` holds; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await pilot.pause(0.05)
