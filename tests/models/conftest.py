@@ -1,0 +1,47 @@
+"""Real models for the model-side tests, built or assembled once per test session.
+
+Other packages can use the same files through the plain functions in ``tests.fixtures_models``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from models.config import EngineConfig
+from models.runtime import LlamaEngine
+from models.store import LocalModel, ModelStore
+from tests.fixtures_models import demo_gguf, tiny_minicpm_models
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny MiniCPM GGUFs: ``f32``, ``q4_k_m`` and ``chatml`` (see ``tiny_minicpm_models``)."""
+    return tiny_minicpm_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="session")
+def demo_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Gemma 3 270M demo GGUF from its PyPI package."""
+    return demo_gguf(tmp_path_factory.mktemp("demo-model"))
+
+
+def local(path: Path) -> LocalModel:
+    return ModelStore(path.parent).resolve(str(path))
+
+
+@pytest.fixture(scope="module")
+def tiny_engine(model_files: dict[str, Path]) -> Iterator[LlamaEngine]:
+    """The Q4_K_M tiny MiniCPM, loaded once per module with a fixed seed."""
+    engine = LlamaEngine.load(local(model_files["q4_k_m"]), EngineConfig(seed=7, n_batch=32))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def demo_engine(demo_model_path: Path) -> Iterator[LlamaEngine]:
+    engine = LlamaEngine.load(local(demo_model_path), EngineConfig(seed=1, max_context=2048))
+    yield engine
+    engine.close()

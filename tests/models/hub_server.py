@@ -1,0 +1,74 @@
+"""A local stand-in for Hugging Face / ModelScope: real HTTP on 127.0.0.1, with Range support.
+
+It can drop the connection part-way through a file (once per path), as flaky networks do, and it
+records every request so tests can check that a resumed download asked for the right range.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class HubState:
+    files: dict[str, bytes] = field(default_factory=dict)
+    drop_after: dict[str, int] = field(default_factory=dict)
+    """Path → byte count after which the next response for it is cut off (then forgotten)."""
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+    """(path, Range header) of every GET."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: HubState
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        self.state.requests.append((self.path, self.headers.get("Range")))
+        body = self.state.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        start = 0
+        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        if match:
+            start = int(match.group(1))
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        drop = self.state.drop_after.pop(self.path, None)
+        if drop is not None and drop > start:
+            self.wfile.write(body[start:drop])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body[start:])
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: tests read ``state.requests`` instead."""
+
+
+@contextmanager
+def running_hub() -> Iterator[tuple[str, HubState]]:
+    """Serve a fresh :class:`HubState` on a free port; yields (base URL, state)."""
+    state = HubState()
+    handler = type("Handler", (_Handler,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", state
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,155 @@
+"""Downloads against a real local HTTP server: resume, verification, atomicity, offline."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from models.catalog import find_entry
+from models.errors import ModelDownloadError
+from models.fetch import download_file, source_url
+from models.store import ModelStore
+from tests.models.hub_server import HubState, running_hub
+
+FILE_PATH = "/openbmb/Tiny-GGUF/resolve/main/tiny.gguf"
+
+
+@pytest.fixture
+def hub(model_files: dict[str, Path]) -> Iterator[tuple[str, HubState, bytes]]:
+    payload = model_files["q4_k_m"].read_bytes()
+    with running_hub() as (base, state):
+        state.files[FILE_PATH] = payload
+        yield base, state, payload
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_download_verifies_and_reports_progress(
+    hub: tuple[str, HubState, bytes], tmp_path: Path
+) -> None:
+    base, _, payload = hub
+    seen: list[tuple[int, int | None]] = []
+    target = download_file(
+        base + FILE_PATH,
+        tmp_path / "tiny.gguf",
+        expected_size=len(payload),
+        sha256=sha256(payload),
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert target.read_bytes() == payload
+    assert not (tmp_path / "tiny.gguf.part").exists()
+    assert seen[-1] == (len(payload), len(payload))
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_dropped_connection_is_resumed_with_a_range_request(
+    hub: tuple[str, HubState, bytes], tmp_path: Path
+) -> None:
+    base, state, payload = hub
+    state.drop_after[FILE_PATH] = 300_000
+    target = download_file(base + FILE_PATH, tmp_path / "tiny.gguf", sha256=sha256(payload))
+    assert target.read_bytes() == payload
+    assert state.requests == [(FILE_PATH, None), (FILE_PATH, "bytes=300000-")]
+
+
+def test_interrupted_pull_leaves_no_valid_looking_file_and_resumes_later(
+    hub: tuple[str, HubState, bytes], tmp_path: Path
+) -> None:
+    base, state, payload = hub
+    state.drop_after[FILE_PATH] = 200_000
+    with pytest.raises(ModelDownloadError, match="run the same pull again to resume"):
+        download_file(base + FILE_PATH, tmp_path / "tiny.gguf", attempts=1)
+    assert not (tmp_path / "tiny.gguf").exists()
+    assert (tmp_path / "tiny.gguf.part").stat().st_size == 200_000
+
+    download_file(base + FILE_PATH, tmp_path / "tiny.gguf", sha256=sha256(payload))
+    assert (tmp_path / "tiny.gguf").read_bytes() == payload
+    assert state.requests[-1] == (FILE_PATH, "bytes=200000-")
+
+
+def test_checksum_mismatch_removes_the_download(
+    hub: tuple[str, HubState, bytes], tmp_path: Path
+) -> None:
+    base, _, _ = hub
+    with pytest.raises(ModelDownloadError, match="sha256 .* does not match"):
+        download_file(base + FILE_PATH, tmp_path / "tiny.gguf", sha256="0" * 64)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_checksum_a_truncated_gguf_is_caught_by_its_header(
+    hub: tuple[str, HubState, bytes], tmp_path: Path
+) -> None:
+    base, state, payload = hub
+    state.files[FILE_PATH] = payload[:-4096]  # the server itself serves a short file
+    with pytest.raises(ModelDownloadError, match="truncated GGUF"):
+        download_file(base + FILE_PATH, tmp_path / "tiny.gguf")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_file_on_the_hub(hub: tuple[str, HubState, bytes], tmp_path: Path) -> None:
+    base, _, _ = hub
+    with pytest.raises(ModelDownloadError, match="the file is not there"):
+        download_file(base + "/nope/resolve/main/x.gguf", tmp_path / "x.gguf")
+
+
+def test_offline_gives_one_clear_message(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ModelDownloadError, match="are you offline.*models add PATH"):
+        download_file(f"http://127.0.0.1:{port}/a.gguf", tmp_path / "a.gguf", attempts=2)
+
+
+def test_hub_urls_honour_endpoint_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = find_entry("minicpm3-4b")
+    assert entry is not None
+    assert source_url(entry, "hf") == (
+        "https://huggingface.co/openbmb/MiniCPM3-4B-GGUF/resolve/main/minicpm3-4b-q4_k_m.gguf"
+    )
+    monkeypatch.setenv("HF_ENDPOINT", "http://mirror.local/")
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", "http://ms.local")
+    assert source_url(entry, "hf").startswith("http://mirror.local/openbmb/MiniCPM3-4B-GGUF/")
+    assert source_url(entry, "modelscope") == (
+        "http://ms.local/models/OpenBMB/MiniCPM3-4B-GGUF/resolve/master/minicpm3-4b-q4_k_m.gguf"
+    )
+
+
+def test_entry_without_modelscope_file_says_what_to_do() -> None:
+    entry = find_entry("minicpm-2b-dpo")
+    assert entry is not None
+    with pytest.raises(ModelDownloadError, match="--source hf"):
+        source_url(entry, "modelscope")
+
+
+@pytest.mark.parametrize("source", ["hf", "modelscope"])
+def test_store_pull_through_stand_in_hubs(
+    source: str,
+    model_files: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    payload = model_files["q4_k_m"].read_bytes()
+    with running_hub() as (base, state):
+        state.files["/openbmb/MiniCPM3-4B-GGUF/resolve/main/minicpm3-4b-q4_k_m.gguf"] = payload
+        state.files[
+            "/models/OpenBMB/MiniCPM3-4B-GGUF/resolve/master/minicpm3-4b-q4_k_m.gguf"
+        ] = payload
+        monkeypatch.setenv("HF_ENDPOINT", base)
+        monkeypatch.setenv("MODELSCOPE_ENDPOINT", base)
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        model = ModelStore(tmp_path).pull("minicpm3-4b", source=source)  # type: ignore[arg-type]
+        again = ModelStore(tmp_path).pull("minicpm3-4b", source=source)  # type: ignore[arg-type]
+    assert model.path == tmp_path / "minicpm3-4b-q4_k_m.gguf" == again.path
+    assert model.is_minicpm and model.entry is not None and model.name == "minicpm3-4b"
+    assert len(state.requests) == 1  # the second pull found it on disk
+
+
+def test_hf_offline_flag_is_respected(tmp_path: Path) -> None:
+    with pytest.raises(ModelDownloadError, match="HF_HUB_OFFLINE is set"):
+        ModelStore(tmp_path).pull("minicpm3-4b", source="hf")
