@@ -18,7 +18,10 @@ from rag.loaders import ExtractedDocument, OutlineEntry
 TokenOffsets = Callable[[list[str]], list[list[tuple[int, int]]]]
 """Character spans of the tokens of each text, e.g. :meth:`rag.embedder.Embedder.token_offsets`."""
 
-_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_CJK_CHAR = re.compile(
+    r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\uff01-\uff0f\uff1a-\uff20]"
+)
+"""CJK characters and punctuation: no space is put between two of them when lines are joined."""
 _SENTENCE = re.compile(
     r".+?(?:[。！？；][”」』）]*"  # a CJK sentence end needs no following space
     r"|[.!?][\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9\u00c0-\u024f])"  # Latin: space, then a capital
@@ -29,7 +32,7 @@ _PARAGRAPH_END = re.compile(r"[.!?:。！？；…\"”」)]$")
 _MARKDOWN_HEADING = re.compile(r"^#{1,6}\s+(\S.*)$")
 _NUMBERED_HEADING = re.compile(
     r"^(?:(?:\d{1,2}(?:\.\d{1,2})*\.?|[IVX]+\.|Chapter\s+\d+:?|Section\s+\d+:?)\s+[A-Z\u00c0-\u024f]"
-    r"[^.!?]{1,80}|第[一二三四五六七八九十百千\d]+[章节篇部编]\s*\S.{0,40})$"
+    r"[^.!?:;]{1,60}|第[一二三四五六七八九十百千\d]+[章节篇部编]\s*\S.{0,40})$"
 )
 
 

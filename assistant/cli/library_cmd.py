@@ -1,9 +1,260 @@
-"""Placeholder: filled in by its owner."""
+"""``ingest``, ``docs list|show|rm`` and ``search``: the document library from the shell."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from assistant.cli.context import CliContext
+from assistant.errors import UsageError
+from rag.library import Library
+from rag.types import FileStatus, IngestProgress, IngestReport
+
+_STATUSES: tuple[FileStatus, ...] = (
+    "indexed",
+    "unchanged",
+    "updated",
+    "moved",
+    "removed",
+    "failed",
+    "skipped",
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add this group's sub-commands."""
+    ingest = commands.add_parser("ingest", help="index files and folders (PDF, .txt, .md)")
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("--collection", default=None, help="collection to index into")
+    ingest.add_argument("--password", default=None, help="password for encrypted PDFs")
+    ingest.add_argument("--json", action="store_true", help="print the report as JSON")
+    ingest.set_defaults(handler=run_ingest)
+
+    docs = commands.add_parser("docs", help="list, show or remove indexed documents")
+    actions = docs.add_subparsers(dest="docs_action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="indexed documents")
+    show = actions.add_parser("show", help="one document's record")
+    show.add_argument("path")
+    remove = actions.add_parser("rm", help="remove a document, or --all of a collection")
+    remove.add_argument("path", nargs="?")
+    remove.add_argument("--all", action="store_true", help="remove the whole collection")
+    for parser in (listing, show, remove):
+        parser.add_argument("--collection", default=None)
+        parser.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=run_docs_list)
+    show.set_defaults(handler=run_docs_show)
+    remove.set_defaults(handler=run_docs_rm)
+
+    search = commands.add_parser("search", help="retrieve passages (no model involved)")
+    search.add_argument("query")
+    search.add_argument("--collection", default=None)
+    search.add_argument("--doc", default=None, help="search only this document (path)")
+    search.add_argument("-k", type=int, default=None, help="number of passages")
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(handler=run_search)
+
+
+def _library(context: CliContext) -> Library:
+    return Library(context.locations.index_dir, context.settings.library)
+
+
+def _collection(args: argparse.Namespace, context: CliContext) -> str:
+    return str(args.collection or context.settings.chat.collection)
+
+
+def run_ingest(args: argparse.Namespace, context: CliContext) -> int:
+    library = _library(context)
+    collection = _collection(args, context)
+    console = Console(stderr=True)
+    try:
+        if args.json or not console.is_terminal:
+            report = library.ingest(args.paths, collection, password=args.password)
+        else:
+            report = _ingest_with_bar(library, args, collection, console)
+    finally:
+        library.close()
+    if args.json:
+        print(json.dumps(_report_json(report), ensure_ascii=False, indent=2))
+    else:
+        _print_report(report)
+    return 0
+
+
+def _ingest_with_bar(
+    library: Library, args: argparse.Namespace, collection: str, console: Console
+) -> IngestReport:
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} files"),
+        TextColumn("{task.fields[pages]} pages, {task.fields[chunks]} chunks"),
+        TextColumn("{task.fields[rate]:.1f} chunks/s"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("Indexing", total=None, pages=0, chunks=0, rate=0.0)
+
+        def update(progress: IngestProgress) -> None:
+            bar.update(
+                task,
+                total=progress.files_total,
+                completed=progress.files_done,
+                pages=progress.pages_done,
+                chunks=progress.chunks_done,
+                rate=progress.chunks_per_s,
+            )
+
+        return library.ingest(args.paths, collection, progress=update, password=args.password)
+
+
+def _report_json(report: IngestReport) -> dict[str, object]:
+    return {
+        "collection": report.collection,
+        "seconds": round(report.seconds, 3),
+        "counts": {status: report.count(status) for status in _STATUSES},
+        "files": [asdict(result) for result in report.results],
+    }
+
+
+def _print_report(report: IngestReport) -> None:
+    console = Console()
+    noteworthy = [result for result in report.results if result.status != "unchanged"]
+    if noteworthy:
+        table = Table(title=f"Ingest into {report.collection!r}")
+        for column in ("status", "file", "pages", "chunks", "reason"):
+            table.add_column(column, overflow="fold")
+        for result in noteworthy:
+            style = "red" if result.status == "failed" else None
+            table.add_row(
+                result.status,
+                result.path,
+                str(result.pages or ""),
+                str(result.chunks or ""),
+                result.reason or "",
+                style=style,
+            )
+        console.print(table)
+    counts = ", ".join(f"{report.count(status)} {status}" for status in _STATUSES)
+    console.print(f"{counts} in {report.seconds:.1f} s")
+
+
+def run_docs_list(args: argparse.Namespace, context: CliContext) -> int:
+    library = _library(context)
+    try:
+        records = library.documents(args.collection)
+    finally:
+        library.close()
+    if args.json:
+        print(json.dumps([asdict(record) for record in records], ensure_ascii=False, indent=2))
+        return 0
+    if not records:
+        print("No documents indexed yet: run `minicpm-assistant ingest PATH`.")
+        return 0
+    table = Table()
+    for column in ("collection", "file", "pages", "chunks", "indexed", "status"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        table.add_row(
+            record.collection,
+            record.path,
+            str(record.pages),
+            str(record.chunks),
+            datetime.fromtimestamp(record.indexed_at).strftime("%Y-%m-%d %H:%M"),
+            record.status,
+        )
+    Console().print(table)
+    return 0
+
+
+def run_docs_show(args: argparse.Namespace, context: CliContext) -> int:
+    library = _library(context)
+    try:
+        records = library.documents(args.collection)
+    finally:
+        library.close()
+    wanted = {args.path, str(Path(args.path).absolute())}
+    matches = [record for record in records if record.path in wanted]
+    if not matches:
+        print(f"{args.path} is not in the library.", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([asdict(record) for record in matches], ensure_ascii=False, indent=2))
+        return 0
+    for record in matches:
+        for key, value in asdict(record).items():
+            print(f"{key:>13}: {value}")
+    return 0
+
+
+def run_docs_rm(args: argparse.Namespace, context: CliContext) -> int:
+    collection = _collection(args, context)
+    if args.all == bool(args.path):
+        raise UsageError("give either a document PATH or --all (the whole collection)")
+    library = _library(context)
+    try:
+        if args.all:
+            library.remove_collection(collection)
+            outcome: dict[str, object] = {"collection": collection, "removed": "all"}
+        else:
+            chunks = library.remove_document(args.path, collection)
+            if chunks == 0 and not any(
+                record.path in (args.path, str(Path(args.path).absolute()))
+                for record in library.documents(collection)
+            ):
+                print(f"{args.path} was not indexed in {collection!r}.", file=sys.stderr)
+            outcome = {"collection": collection, "path": args.path, "chunks_removed": chunks}
+    finally:
+        library.close()
+    print(json.dumps(outcome) if args.json else _describe_removal(outcome))
+    return 0
+
+
+def _describe_removal(outcome: dict[str, object]) -> str:
+    if outcome.get("removed") == "all":
+        return f"Removed collection {outcome['collection']!r}."
+    return f"Removed {outcome['path']} ({outcome['chunks_removed']} chunks)."
+
+
+def run_search(args: argparse.Namespace, context: CliContext) -> int:
+    library = _library(context)
+    try:
+        hits = library.search(
+            args.query, collection=_collection(args, context), k=args.k, document=args.doc
+        )
+        relevant = library.is_relevant(hits)
+    finally:
+        library.close()
+    if args.json:
+        rows = [
+            {
+                "file": hit.file,
+                "page": hit.page,
+                "score": hit.score,
+                "text": hit.text,
+                "chunk_id": hit.chunk_id,
+                "heading": hit.heading,
+            }
+            for hit in hits
+        ]
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("No passages found.")
+        return 0
+    console = Console()
+    if not relevant:
+        console.print("[yellow]No passage looks relevant (all scores under the threshold).")
+    for rank, hit in enumerate(hits, start=1):
+        where = f"{hit.file}, p. {hit.page}" + (f" — {hit.heading}" if hit.heading else "")
+        console.print(f"[bold]{rank}. {where}[/bold]  score {hit.score:.3f}", highlight=False)
+        console.print(hit.text[:600], highlight=False, markup=False)
+        console.print()
+    return 0
