@@ -216,9 +216,7 @@ class ConversationStore:
         conditions = ["1 = 1"]
         params: list[str] = []
         if long_terms:
-            conditions.append(
-                "m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
-            )
+            conditions.append("m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)")
             params.append(" AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms))
         for term in terms:
             if len(term) < 3:

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from rag.library import Library
-
 from assistant.conversations import Conversation, ConversationStore, ConversationSummary
 from assistant.errors import UsageError
 from assistant.events import AnswerFailed, ChatEvent, TurnStarted
@@ -27,6 +25,8 @@ from models.engine import TextEngine
 from models.errors import ModelError
 from models.fetch import ProgressCallback
 from models.store import LocalModel, ModelStore
+from rag.errors import CollectionNotFoundError
+from rag.library import Library
 from rag.types import DocumentRecord, FileResult, Hit, IngestProgress, IngestReport
 
 __all__ = [
@@ -204,6 +204,11 @@ class AssistantService:
     def _search(self, query: str, options: TurnOptions) -> tuple[list[Hit], bool]:
         library = self._open_library()
         hits = library.search(query, collection=options.collection, document=options.document)
+        if not hits and options.collection not in library.collections():
+            raise CollectionNotFoundError(
+                f"there are no documents in collection {options.collection!r} yet; add some with "
+                "`minicpm-assistant ingest PATH` (or ask with --no-rag)"
+            )
         return hits, library.is_relevant(hits)
 
     # Conversations

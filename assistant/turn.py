@@ -175,9 +175,7 @@ class ChatTurn:
                     return
                 mode = TurnMode.GENERAL
 
-        prompt, window, evidence = self._fit_prompt(
-            mode, history, window, evidence, turns, budget
-        )
+        prompt, window, evidence = self._fit_prompt(mode, history, window, evidence, turns, budget)
         if window != self.conversation.window:
             self.store.set_window(self.conversation.id, window)
         self.store.record_sent(

@@ -133,15 +133,30 @@ def run_ask(args: argparse.Namespace, context: CliContext) -> int:
             return _print_text(events, sys.stdout)
 
 
+class _AnswerPrinter:
+    """Writes streamed text as it comes, without the whitespace a reply often starts with."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.started = False
+
+    def write(self, text: str) -> None:
+        if not self.started:
+            text = text.lstrip()
+            self.started = bool(text)
+        self.out.write(text)
+        self.out.flush()
+
+
 def _print_text(events: Iterator[ChatEvent], out: TextIO) -> int:
     """Stream the answer; searched query and failures go to stderr. Returns the exit code."""
     finished: AnswerFinished | None = None
+    answer = _AnswerPrinter(out)
     for event in events:
         if isinstance(event, RetrievalStarted) and event.rewritten:
             print(f"(searching for: {event.query})", file=sys.stderr)
         elif isinstance(event, TokenReceived):
-            out.write(event.text)
-            out.flush()
+            answer.write(event.text)
         elif isinstance(event, AnswerFinished):
             finished = event
         elif isinstance(event, AnswerFailed):
@@ -265,14 +280,14 @@ def _chat_answer(
     events: Iterator[ChatEvent], args: argparse.Namespace
 ) -> tuple[AnswerFinished | None, bool]:
     finished: AnswerFinished | None = None
+    answer = _AnswerPrinter(sys.stdout)
     for event in events:
         if isinstance(event, TurnStarted):
             args.conversation = event.conversation_id
         elif isinstance(event, RetrievalStarted) and event.rewritten:
             print(f"(searching for: {event.query})")
         elif isinstance(event, TokenReceived):
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
+            answer.write(event.text)
         elif isinstance(event, AnswerFinished):
             finished = event
         elif isinstance(event, AnswerFailed):

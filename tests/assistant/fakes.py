@@ -21,14 +21,14 @@ from models.store import LocalModel
 from models.templates import ChatMLTemplate, ChatTemplate
 from rag.types import Hit
 
-_TOKEN = re.compile(r"\s*(?:[\u3400-\u9fff]|\w+|[^\w\s])")
+_TOKEN = re.compile(r"\s+|[\u3400-\u9fff]|\w+|[^\w\s]")
 
 Script = Callable[[str], str]
 """Maps the prompt to the reply text the fake model produces."""
 
 
 def fake_tokens(text: str) -> list[str]:
-    """Words, single CJK characters and punctuation, each with the whitespace before it."""
+    """Runs of whitespace, words, single CJK characters and punctuation marks."""
     return _TOKEN.findall(text)
 
 
@@ -134,7 +134,9 @@ class FakeLibrary:
         pass
 
 
-def hit(number: int, text: str, *, file: str = "paper.pdf", page: int = 1, score: float = 0.8) -> Hit:
+def hit(
+    number: int, text: str, *, file: str = "paper.pdf", page: int = 1, score: float = 0.8
+) -> Hit:
     return Hit(
         chunk_id=f"chunk-{number}",
         file=file,

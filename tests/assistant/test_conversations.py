@@ -27,7 +27,9 @@ def test_messages_sources_and_settings_survive_reopening(db: Path) -> None:
     store = ConversationStore(db)
     conversation_id = store.create(model="m", collection="papers", settings={"document": None})
     question = store.add_user_message(conversation_id, "What is a trace tree?")
-    store.record_sent(question, prompt_text="[1] ...\nQuestion: What is", searched_query="trace tree")
+    store.record_sent(
+        question, prompt_text="[1] ...\nQuestion: What is", searched_query="trace tree"
+    )
     answer = store.start_answer(conversation_id, model="m")
     store.finish_answer(
         answer,
