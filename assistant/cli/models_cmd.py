@@ -1,9 +1,243 @@
-"""Placeholder: filled in by its owner."""
+"""``models list|pull|add|info``: the MiniCPM catalog and the GGUFs on this machine."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from assistant.cli.context import CliContext
+from models.catalog import CATALOG, MINICPM_HINT, CatalogEntry, find_entry
+from models.gguf_info import format_count, read_gguf_info
+from models.store import LocalModel, ModelStore
+from models.templates import select_template
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add this group's sub-commands."""
+    """Add ``models`` with its four actions."""
+    models = commands.add_parser("models", help="list, download, add and inspect models")
+    actions = models.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    listing = actions.add_parser("list", help="the MiniCPM catalog and the models on disk")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.set_defaults(handler=run_list)
+
+    pull = actions.add_parser("pull", help="download a catalog model (resumable)")
+    pull.add_argument("name", help="catalog name, e.g. minicpm5-1b (see `models list`)")
+    pull.add_argument(
+        "--source",
+        choices=("hf", "modelscope"),
+        help="Hugging Face or ModelScope (default: the engine.source setting)",
+    )
+    pull.set_defaults(handler=run_pull)
+
+    add = actions.add_parser("add", help="use a GGUF file you already have (no copy is made)")
+    add.add_argument("path", type=Path)
+    add.set_defaults(handler=run_add)
+
+    info = actions.add_parser("info", help="what a model is, read from its GGUF header")
+    info.add_argument("model", help="catalog or local name, or a path to a .gguf file")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(handler=run_info)
+
+
+def run_list(args: argparse.Namespace, context: CliContext) -> int:
+    store = ModelStore(context.locations.models_dir)
+    local = store.local_models()
+    on_disk = {model.entry.name: model for model in local if model.entry is not None}
+    extras = [model for model in local if model.entry is None]
+    default_is_demo = not any(model.is_minicpm for model in local)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "catalog": [_entry_json(entry, on_disk.get(entry.name)) for entry in CATALOG],
+                    "local": [_local_json(model) for model in extras],
+                    "default": _default_name(local),
+                    "models_dir": str(store.models_dir),
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 0
+    console = Console()
+    table = Table(
+        title="Models (✓ = on disk)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
+    for column in ("", "name", "params", "quant", "size", "ctx", "prompt", "GB RAM/GPU"):
+        table.add_column(column, no_wrap=True)
+    for entry in CATALOG:
+        name = entry.name
+        if entry.is_demo:
+            name += "\n[yellow]demo, not MiniCPM[/yellow]"
+        elif not entry.pullable:
+            name += "\n[dim]convert yourself[/dim]"
+        table.add_row(
+            "[green]✓[/green]" if entry.name in on_disk else "",
+            name,
+            entry.params,
+            entry.quantization,
+            _size(entry.size_bytes),
+            f"{entry.context_length // 1024}K",
+            entry.template,
+            f"{entry.ram_gb:g}/{entry.vram_gb:g}",
+        )
+    for model in extras:
+        table.add_row("[green]✓[/green]", model.name, "", "", "", "", "", "")
+    console.print(table)
+    console.print("Sources", style="bold")
+    for entry in CATALOG:
+        if not entry.is_demo:
+            console.print(f"  {entry.name}\n{_sources(entry)}", highlight=False, soft_wrap=True)
+    console.print(f"Models directory: {store.models_dir}", highlight=False)
+    if default_is_demo:
+        console.print(
+            "[yellow]No MiniCPM model on disk: the assistant uses the offline demo model "
+            "(Gemma 3 270M base, not MiniCPM; weak answers).[/yellow]\n"
+            f"Get MiniCPM: [bold]{MINICPM_HINT}[/bold]  (add --source modelscope in China)"
+        )
+    return 0
+
+
+def run_pull(args: argparse.Namespace, context: CliContext) -> int:
+    store = ModelStore(context.locations.models_dir)
+    source = args.source or context.settings.engine.source
+    console = Console(stderr=True)
+    entry = find_entry(args.name)
+    title = entry.title if entry is not None else args.name
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"{title} ({source})", total=None)
+
+        def report(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        model = store.pull(args.name, source=source, progress=report)
+    print(f"{model.name}: {model.path}")
+    return 0
+
+
+def run_add(args: argparse.Namespace, context: CliContext) -> int:
+    model = ModelStore(context.locations.models_dir).add(args.path)
+    info = read_gguf_info(model.path)
+    print(
+        f"Added {model.name}: {info.architecture}, {format_count(info.parameters)} parameters, "
+        f"{info.file_type} ({model.path})"
+    )
+    print(f"Use it with: minicpm-assistant --model {model.name}")
+    return 0
+
+
+def run_info(args: argparse.Namespace, context: CliContext) -> int:
+    model = ModelStore(context.locations.models_dir).resolve(args.model)
+    info = read_gguf_info(model.path)
+    template = select_template(
+        model.entry.template if model.entry is not None else None,
+        architecture=info.architecture,
+        gguf_template=info.chat_template,
+        bos_token=info.bos_token,
+        eos_token=info.eos_token,
+    )
+    details: dict[str, Any] = {
+        "name": model.name,
+        "path": str(model.path),
+        "architecture": info.architecture,
+        "model_name": info.name,
+        "parameters": info.parameters,
+        "quantization": info.file_type,
+        "context_length": info.context_length,
+        "layers": info.layers,
+        "vocab_size": info.vocab_size,
+        "size_bytes": info.size_bytes,
+        "chat_template": info.chat_template,
+        "template_used": template.name,
+        "is_minicpm": model.is_minicpm,
+        "is_demo": model.is_demo,
+    }
+    if args.json:
+        print(json.dumps(details, ensure_ascii=False, indent=2))
+        return 0
+    rows = [
+        ("Model", f"{model.name}{' (demo, not MiniCPM)' if model.is_demo else ''}"),
+        ("File", str(model.path)),
+        ("Architecture", info.architecture),
+        ("Parameters", format_count(info.parameters)),
+        ("Quantization", info.file_type),
+        ("Context length", str(info.context_length or "unknown")),
+        ("Layers", str(info.layers or "unknown")),
+        ("Size", _size(info.size_bytes)),
+        ("Chat template", _template_summary(info.chat_template)),
+        ("Prompt format used", template.name),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    return 0
+
+
+def _entry_json(entry: CatalogEntry, local: LocalModel | None) -> dict[str, Any]:
+    data = asdict(entry)
+    data["sampling"] = asdict(entry.sampling)
+    data["on_disk"] = local is not None
+    data["path"] = str(local.path) if local is not None else None
+    data["is_minicpm"] = entry.is_minicpm
+    data["pullable"] = entry.pullable
+    return data
+
+
+def _local_json(model: LocalModel) -> dict[str, Any]:
+    return {"name": model.name, "path": str(model.path), "is_minicpm": model.is_minicpm}
+
+
+def _default_name(local: list[LocalModel]) -> str:
+    return next((model.name for model in local if model.is_minicpm), "gemma3-270m-demo")
+
+
+def _sources(entry: CatalogEntry) -> str:
+    lines = []
+    for hub, repo, file in (
+        ("Hugging Face", entry.hf_repo, entry.hf_file),
+        ("ModelScope", entry.modelscope_repo, entry.modelscope_file),
+    ):
+        where = "none" if repo is None else f"{repo}  {file or '(no GGUF published)'}"
+        lines.append(f"    {hub + ':':<14}{where}")
+    return "\n".join(lines)
+
+
+def _size(size_bytes: int) -> str:
+    if size_bytes <= 0:
+        return "-"
+    return f"{size_bytes / 1e9:.2f} GB" if size_bytes >= 1e9 else f"{size_bytes / 1e6:.0f} MB"
+
+
+def _template_summary(source: str | None) -> str:
+    if source is None:
+        return "none in the GGUF"
+    return f"embedded Jinja template ({len(source)} characters)"
