@@ -1,0 +1,194 @@
+"""The main flows on the real stack: AssistantService with the offline demo model (llama.cpp),
+MiniLM embeddings and Chroma on disk, driven through the app with Pilot.
+
+The index of tracemonkey.pdf is built once for the module (about 20 s on 2 cores); each test
+gets its own app on that home.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from textual.message import Message
+from textual.widgets import Button, DataTable, OptionList
+
+from assistant.locations import Locations
+from assistant.service import AssistantService
+from assistant.settings import Settings
+from tests.tui.waiting import wait_until
+from tui.app import FIRST_RUN_MARKER, MiniCPMApp, make_app
+from tui.messages import AnswerCompleted, TokensArrived
+from tui.screens.chat import ChatScreen
+from tui.screens.first_run import FirstRunScreen
+from tui.screens.library import LibraryScreen
+from tui.widgets.chat_log import AnswerView, UserMessage
+from tui.widgets.prompt import PromptInput
+from tui.widgets.sources_panel import SourcesPanel
+from tui.widgets.status_bar import StatusBar
+
+pytestmark = pytest.mark.slow
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+
+
+def small_settings() -> Settings:
+    """Short answers keep each turn to seconds with the demo model on a laptop CPU."""
+    settings = Settings()
+    settings.chat.answer_tokens = 48
+    return settings
+
+
+@pytest.fixture(scope="module")
+def indexed_home(tmp_path_factory: pytest.TempPathFactory, pdf_corpus_path: Path) -> Locations:
+    locations = Locations.under(tmp_path_factory.mktemp("real-home")).ensure()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in OFFLINE.items():
+            patch.setenv(name, value)
+        service = AssistantService(small_settings(), locations)
+        try:
+            report = service.ingest([pdf_corpus_path / "clean" / "tracemonkey.pdf"])
+        finally:
+            service.close()
+    assert report.count("indexed") == 1
+    (locations.data_dir / FIRST_RUN_MARKER).touch()
+    return locations
+
+
+@pytest.fixture(scope="module")
+def pdf_corpus_path() -> Path:
+    from tests.conftest import PDF_CORPUS
+
+    return PDF_CORPUS
+
+
+@pytest.fixture
+def real_app(indexed_home: Locations) -> Iterator[MiniCPMApp]:
+    settings = small_settings()
+    service = AssistantService(settings, indexed_home)
+    yield make_app(settings, indexed_home, service=service)
+    service.close()
+
+
+async def ask(pilot, app: MiniCPMApp, question: str) -> None:  # type: ignore[no-untyped-def]
+    await wait_until(pilot, lambda: app.model_status is not None, what="the model", timeout=60)
+    prompt = app.screen.query_one(PromptInput)
+    prompt.text = question
+    prompt.focus()
+    await pilot.press("enter")
+
+
+def rows_by_name(table: DataTable[object]) -> dict[str, list[object]]:
+    return {str(row[0]): row for row in (table.get_row_at(i) for i in range(table.row_count))}
+
+
+def chat(app: MiniCPMApp) -> ChatScreen:
+    assert isinstance(app.screen, ChatScreen)
+    return app.screen
+
+
+async def test_ask_streams_an_answer_with_its_sources(real_app: MiniCPMApp) -> None:
+    seen: list[Message] = []
+    async with real_app.run_test(size=(120, 36), message_hook=seen.append) as pilot:
+        await ask(pilot, real_app, "What is TraceMonkey?")
+        await wait_until(pilot, lambda: not chat(real_app).generating, timeout=120)
+
+        finished = next(m for m in seen if isinstance(m, AnswerCompleted)).finished
+        tokens = {id(m) for m in seen if isinstance(m, TokensArrived)}
+        assert len(tokens) > 3, "the answer arrived token by token"
+        answer = real_app.screen.query_one(AnswerView)
+        assert answer.text.strip() == finished.answer.strip() != ""
+        files = {Path(s.file).name for s in real_app.screen.query_one(SourcesPanel).sources}
+        assert files == {"tracemonkey.pdf"}
+        status = str(real_app.screen.query_one(StatusBar).render())
+        assert "gemma3-270m-demo (offline demo model)" in status and "CPU" in status
+        assert real_app.screen.query_one(StatusBar).tokens_per_s
+
+
+async def test_escape_stops_generation_and_keeps_the_partial_answer(
+    real_app: MiniCPMApp,
+) -> None:
+    real_app.settings.chat.answer_tokens = 400
+    async with real_app.run_test(size=(100, 30)) as pilot:
+        await ask(pilot, real_app, "Describe trace trees in TraceMonkey in detail.")
+        answer_views = real_app.screen.query(AnswerView)
+        await wait_until(pilot, lambda: bool(answer_views.last().text.strip()), timeout=120)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not chat(real_app).generating, timeout=60)
+
+        answer = real_app.screen.query(AnswerView).last()
+        stored = real_app.service.get_conversation(chat(real_app).conversation_id or "")
+        assert stored.messages[-1].incomplete
+        assert stored.messages[-1].text.strip() == answer.text.strip() != ""
+        assert "stopped" in str(answer.query_one(".answer-note").render())
+
+
+async def test_switch_conversation(real_app: MiniCPMApp) -> None:
+    other = real_app.service.new_conversation("Empty notes")
+    async with real_app.run_test(size=(120, 36)) as pilot:
+        await ask(pilot, real_app, "Who wrote the TraceMonkey paper?")
+        await wait_until(pilot, lambda: not chat(real_app).generating, timeout=120)
+        asked = chat(real_app).conversation_id
+
+        options = real_app.screen.query_one("#conversation-options", OptionList)
+        options.focus()
+        options.highlighted = options.get_option_index(other)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: chat(real_app).conversation_id == other)
+        assert not real_app.screen.query(UserMessage)
+
+        options.highlighted = options.get_option_index(asked or "")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: chat(real_app).conversation_id == asked)
+        questions = [str(m.render()) for m in real_app.screen.query(UserMessage)]
+        assert questions[-1] == "Who wrote the TraceMonkey paper?"
+        assert real_app.screen.query(AnswerView).last().text.strip()
+
+
+async def test_ingest_a_folder_from_the_library_screen(
+    real_app: MiniCPMApp, pdf_corpus_path: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    shutil.copy(pdf_corpus_path / "clean" / "minimal-document.pdf", folder)
+    shutil.copy(pdf_corpus_path / "hostile" / "issue15590.pdf", folder)
+    async with real_app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f3")
+        library = real_app.screen
+        assert isinstance(library, LibraryScreen)
+        await pilot.press("a")
+        library.query_one("#library-path").value = str(folder)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: library.ingesting, what="the ingest to start")
+        await wait_until(pilot, lambda: not library.ingesting, timeout=120)
+
+        results = rows_by_name(library.query_one("#ingest-files", DataTable))
+        assert "indexed" in results["minimal-document.pdf"][1]
+        assert "failed" in results["issue15590.pdf"][1] and results["issue15590.pdf"][4]
+        rows = rows_by_name(library.query_one("#documents", DataTable))
+        assert rows["minimal-document.pdf"][4] == "ok"
+        assert str(rows["issue15590.pdf"][4]).startswith("failed"), "listed with its reason"
+
+
+async def test_first_run_without_minicpm_continues_on_the_demo_model(
+    locations: Locations,
+) -> None:
+    settings = small_settings()
+    service = AssistantService(settings, locations)
+    app = make_app(settings, locations, service=service)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, FirstRunScreen))
+            labels = [str(b.label) for b in app.screen.query(Button)]
+            assert labels[0].startswith("Download MiniCPM")
+            assert "Add a folder…" in labels
+            app.screen.query_one("#demo", Button).press()
+            await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen))
+            await wait_until(pilot, lambda: app.model_status is not None, timeout=60)
+            assert app.model_status is not None and app.model_status.is_demo
+            assert any(n.title == "Demo model" for n in app._notifications)
+    finally:
+        service.close()
+    assert (locations.data_dir / FIRST_RUN_MARKER).exists()
