@@ -1,0 +1,227 @@
+"""End to end on real PDFs, real Chroma and real MiniLM: the corpus, re-runs, scoping, the lock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rag.errors import EmbeddingModelMismatchError, LibraryBusyError
+from rag.library import Library
+from rag.types import IngestReport
+from tests.conftest import REPO_ROOT
+
+HOSTILE_REASONS = {
+    "libreoffice-writer-password.pdf": "encrypted",
+    "issue3371.pdf": "encrypted",
+    "empty_protected.pdf": "no extractable text",
+    "imagemagick-CCITTFaxDecode.pdf": "no extractable text",
+    "issue15590.pdf": "no extractable text",
+    "unreadablemetadata.pdf": "unreadable PDF",
+}
+
+
+@pytest.fixture(scope="module")
+def corpus_library(
+    tmp_path_factory: pytest.TempPathFactory, embedder: object
+) -> tuple[Library, IngestReport]:
+    """The whole shared corpus ingested once (freeculture.pdf included) for this module."""
+    from rag.config import LibraryConfig
+    from tests.conftest import PDF_CORPUS
+
+    library = Library(tmp_path_factory.mktemp("corpus-index"), LibraryConfig())
+    library.use_embedder(embedder)  # type: ignore[arg-type]
+    report = library.ingest([PDF_CORPUS])
+    return library, report
+
+
+def _by_name(report: IngestReport) -> dict[str, tuple[str, str | None]]:
+    return {Path(r.path).name: (r.status, r.reason) for r in report.results}
+
+
+def test_every_hostile_file_is_reported_and_the_rest_indexed(
+    corpus_library: tuple[Library, IngestReport],
+) -> None:
+    _, report = corpus_library
+    results = _by_name(report)
+    for name, reason in HOSTILE_REASONS.items():
+        status, why = results[name]
+        assert status == "failed" and why is not None and reason in why, (name, why)
+    for name in ("tracemonkey.pdf", "freeculture.pdf", "XiaoBiaoSong.pdf", "noembed-sjis.pdf"):
+        assert results[name][0] == "indexed"
+    assert results["freeculture.pdf"] == ("indexed", "1 of 352 pages have no extractable text")
+
+
+@pytest.mark.parametrize(
+    ("question", "document", "pages"),
+    [
+        ("How are nested loops handled with nested trace trees?", "tracemonkey.pdf", {6, 7}),
+        ("Which JavaScript benchmark suite was used in the evaluation?", "tracemonkey.pdf", {10, 11, 12}),
+        ("What did Walt Disney take from the Grimm fairy tales?", "freeculture.pdf", {37, 38}),
+        ("What are doujinshi comics in Japan?", "freeculture.pdf", {40, 41, 42}),
+    ],
+)
+def test_search_finds_the_right_pages(
+    corpus_library: tuple[Library, IngestReport], question: str, document: str, pages: set[int]
+) -> None:
+    library, _ = corpus_library
+    hits = library.search(question, k=5)
+    found = {
+        page
+        for hit in hits
+        if Path(hit.file).name == document
+        for page in range(hit.page_start, hit.page_end + 1)
+    }
+    assert found & pages, [(Path(h.file).name, h.page) for h in hits]
+    assert library.is_relevant(hits)
+
+
+def test_search_scoped_to_one_document_and_irrelevant_questions(
+    corpus_library: tuple[Library, IngestReport], pdf_corpus: Path
+) -> None:
+    library, _ = corpus_library
+    scoped = library.search(
+        "copyright", k=5, document=str(pdf_corpus.resolve() / "clean" / "tracemonkey.pdf")
+    )
+    assert scoped and all(Path(hit.file).name == "tracemonkey.pdf" for hit in scoped)
+    assert not library.is_relevant(library.search("recipe for a chocolate banana smoothie", k=5))
+
+
+def test_rerun_touches_nothing(corpus_library: tuple[Library, IngestReport]) -> None:
+    from tests.conftest import PDF_CORPUS
+
+    library, first = corpus_library
+    again = library.ingest([PDF_CORPUS])
+    assert again.count("unchanged") == first.count("indexed")
+    assert again.count("failed") == first.count("failed")
+    assert again.count("indexed") == again.count("updated") == 0
+
+
+def _small_folder(root: Path, pdf_corpus: Path) -> Path:
+    folder = root / "docs"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("minimal-document.pdf", "crazyones-pdfa.pdf", "google-doc-document.pdf"):
+        shutil.copy(pdf_corpus / "clean" / name, folder / name)
+    shutil.copy(pdf_corpus / "clean" / "pdflatex-4-pages.pdf", folder / "sub" / "four.pdf")
+    (folder / "notes.md").write_text("# Notes\n\nThe tracing compiler records hot loops.\n")
+    return folder
+
+
+def test_incremental_unchanged_changed_deleted_moved(
+    make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
+) -> None:
+    folder = _small_folder(tmp_path, pdf_corpus)
+    library = make_library()
+    first = library.ingest([folder])
+    assert first.count("indexed") == 5
+    chunks_before = library.store.count("default")
+
+    (folder / "notes.md").write_text("# Notes\n\nThe notes changed: garbage collection pauses.\n")
+    (folder / "crazyones-pdfa.pdf").unlink()
+    (folder / "sub" / "four.pdf").rename(folder / "renamed.pdf")
+    os.utime(folder / "minimal-document.pdf")  # new mtime, same content
+    second = library.ingest([folder])
+    status = {Path(r.path).name: r.status for r in second.results}
+    assert status == {
+        "notes.md": "updated",
+        "crazyones-pdfa.pdf": "removed",
+        "renamed.pdf": "moved",
+        "minimal-document.pdf": "unchanged",
+        "google-doc-document.pdf": "unchanged",
+    }
+    paths = {Path(record.path).name for record in library.documents("default")}
+    assert paths == {"notes.md", "minimal-document.pdf", "google-doc-document.pdf", "renamed.pdf"}
+    crazy_chunks = next(r.chunks for r in first.results if r.path.endswith("crazyones-pdfa.pdf"))
+    assert library.store.count("default") == chunks_before - crazy_chunks
+    assert library.search("garbage collection pauses", k=1)[0].file.endswith("notes.md")
+
+
+def test_copies_share_vectors_and_hostile_walk_entries_are_reported(
+    make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
+) -> None:
+    folder = _small_folder(tmp_path, pdf_corpus)
+    shutil.copy(folder / "minimal-document.pdf", folder / "copy.pdf")
+    (folder / "empty.pdf").touch()
+    (folder / "fake.pdf").write_text("<html>not a pdf</html>")
+    (folder / "loop").symlink_to(folder)
+    (folder / "outside.pdf").symlink_to(pdf_corpus / "clean" / "tracemonkey.pdf")
+    report = make_library().ingest([folder])
+    results = _by_name(report)
+    twins = [results["copy.pdf"], results["minimal-document.pdf"]]
+    assert [status for status, _ in twins] == ["indexed", "indexed"]
+    assert sum("same content" in (reason or "") for _, reason in twins) == 1  # embedded once
+    assert results["empty.pdf"] == ("failed", "empty file (0 bytes)")
+    assert results["fake.pdf"][0] == "failed" and "not a PDF" in (results["fake.pdf"][1] or "")
+    assert results["loop"][0] == results["outside.pdf"][0] == "skipped"
+    followed = make_library(tmp_path / "index2", follow_symlinks=True).ingest([folder])
+    assert "leaving the folder" in (_by_name(followed)["outside.pdf"][1] or "")
+    assert _by_name(followed)["loop"][0] == "skipped"
+
+
+def test_encrypted_pdf_indexed_with_password(
+    make_library: Callable[..., Library], pdf_corpus: Path
+) -> None:
+    path = pdf_corpus / "hostile" / "libreoffice-writer-password.pdf"
+    library = make_library()
+    assert library.ingest([path]).results[0].status == "failed"
+    assert library.ingest([path], password="openpassword").results[0].status == "indexed"
+    assert "Lorem" in library.search("lorem ipsum dolor", k=1)[0].text
+
+
+def test_changing_the_embedding_model_asks_for_a_reindex(
+    make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
+) -> None:
+    make_library().ingest([pdf_corpus / "clean" / "minimal-document.pdf"])
+    other = make_library(tmp_path / "index", embedding_model="intfloat/multilingual-e5-small")
+    with pytest.raises(EmbeddingModelMismatchError, match="re-index"):
+        other.search("lorem")
+    with pytest.raises(EmbeddingModelMismatchError):
+        other.ingest([pdf_corpus / "clean" / "crazyones-pdfa.pdf"])
+
+
+def test_remove_document_and_collection(
+    make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
+) -> None:
+    library = make_library()
+    folder = _small_folder(tmp_path, pdf_corpus)
+    library.ingest([folder], "work")
+    target = str(folder / "sub" / "four.pdf")
+    assert library.remove_document(target, "work") > 0
+    assert target not in {record.path for record in library.documents("work")}
+    library.remove_collection("work")
+    assert library.collections() == [] and library.search("text", collection="work") == []
+
+
+def test_a_second_writer_gets_library_busy(
+    make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
+) -> None:
+    index = tmp_path / "index"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from rag.lock import WriteLock\n"
+            f"lock = WriteLock(Path({str(index)!r})); lock.acquire(); print('held', flush=True)\n"
+            "time.sleep(60)",
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        with pytest.raises(LibraryBusyError, match="library is busy"):
+            make_library(index).ingest([pdf_corpus / "clean" / "minimal-document.pdf"])
+        assert time.monotonic() - started < 30  # refused, not queued behind the holder
+    finally:
+        holder.kill()
+        holder.wait()
+    report = make_library(index).ingest([pdf_corpus / "clean" / "minimal-document.pdf"])
+    assert report.count("indexed") == 1
