@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 CONDENSE_TOKENS = 40
 MAX_QUERY_CHARS = 300
+CONTEXT_CHARS = 160
 
 _ENGLISH_REFERENCES = frozenset(
     "it its it's they them their theirs this that these those he him his she her one ones "
@@ -40,7 +41,7 @@ def looks_like_follow_up(question: str) -> bool:
     """Short questions and those leaning on earlier turns ("it", "that one", 它, 那个...呢)."""
     text = question.strip().lower()
     if is_chinese(text):
-        return len(text) <= 6 or bool(_CHINESE_REFERENCES.search(text))
+        return len(text.rstrip("？?！!。")) <= 5 or bool(_CHINESE_REFERENCES.search(text))
     words = re.findall(r"[a-z']+", text)
     if len(words) <= 3:
         return True
@@ -48,10 +49,18 @@ def looks_like_follow_up(question: str) -> bool:
 
 
 def heuristic_query(question: str, previous_query: str | None) -> str:
-    """The previous search followed by the new question, when the new one leans on it."""
-    if previous_query and looks_like_follow_up(question):
-        return f"{previous_query.strip()} {question.strip()}"
-    return question.strip()
+    """The previous search followed by the new question, when the new one leans on it.
+
+    The previous search may itself carry earlier context; only its last
+    :data:`CONTEXT_CHARS` characters are kept so a chain of follow-ups stays a short query.
+    """
+    if not previous_query or not looks_like_follow_up(question):
+        return question.strip()
+    context = " ".join(previous_query.split())
+    if len(context) > CONTEXT_CHARS:
+        cut = context[-CONTEXT_CHARS:]
+        context = cut.split(" ", 1)[1] if " " in cut and not is_chinese(cut) else cut
+    return f"{context} {question.strip()}"
 
 
 def _rewrite_request(question: str) -> str:

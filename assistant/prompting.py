@@ -20,6 +20,7 @@ from assistant.events import Source
 from models.templates import ChatMessage
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
 
 
 class PromptStyle(Enum):
@@ -61,10 +62,12 @@ _PLAIN_SYSTEM = (
 
 
 def is_chinese(text: str) -> bool:
-    """True when ``text`` is mostly written in Chinese characters (answers follow the question)."""
+    """True when ``text`` is mainly Chinese: a Chinese character counts like a Latin word.
+
+    Chinese questions often name things in Latin script ("TraceMonkey 的加速比是多少？").
+    """
     cjk = len(_CJK.findall(text))
-    letters = sum(1 for ch in text if ch.isalpha())
-    return cjk > 0 and cjk * 2 >= letters
+    return cjk > 0 and cjk >= len(_LATIN_WORD.findall(text))
 
 
 def system_prompt(style: PromptStyle) -> str:
