@@ -94,6 +94,9 @@ class FakeService:
     switched_to: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if not self.minicpm_on_disk:
+            self.status = FakeStatus("gemma3-270m-demo", Path("/models/gemma.gguf"), is_demo=True,
+                                     is_minicpm=False, total_layers=19)
         self.store = ConversationStore(self.locations.ensure().database_file)
         self.loaded = False
 

@@ -89,6 +89,10 @@ class LibraryScreen(AppScreen):
         files = self.query_one("#ingest-files", DataTable)
         files.add_columns("File", "Result", "Pages", "Chunks", "Reason")
         self.refresh_documents()
+        if self.service.documents():
+            documents.focus()
+        else:
+            self.query_one("#library-path", PathInput).focus()
 
     def on_screen_resume(self) -> None:
         self.refresh_documents()

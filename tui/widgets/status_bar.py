@@ -64,7 +64,7 @@ class StatusBar(Static):
             text.append(f" · ctx {self.context_used}/{self.model_status.n_ctx}")
         if self.tokens_per_s is not None:
             text.append(f" · {self.tokens_per_s:.1f} tok/s")
-        text.append(f" · collection: {self.collection}")
+        text.append(f" · docs: {self.collection}")
         for activity in (self.model_activity, self.ingest_activity):
             if activity:
                 text.append(f" · {activity}", style="bold")
