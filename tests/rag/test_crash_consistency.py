@@ -1,0 +1,94 @@
+"""``kill -9`` a real ingest at several points; the store and the manifest must still agree."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from rag.library import Library
+from tests.conftest import REPO_ROOT
+
+CHILD = """
+import sys
+from pathlib import Path
+from rag.config import LibraryConfig
+from rag.library import Library
+
+library = Library(Path(sys.argv[1]), LibraryConfig(batch_size=8))
+def report(progress):
+    print(progress.files_done, progress.chunks_done, flush=True)
+library.ingest([Path(sys.argv[2])], progress=report)
+print("finished", flush=True)
+"""
+
+
+def _assert_consistent(library: Library) -> None:
+    """Every recorded document has all its vectors; the store holds nothing unrecorded."""
+    manifest, store = library.manifest, library.store
+    rows = manifest.connection.execute(
+        "SELECT content_hash, chunks FROM contents WHERE collection = 'default'"
+    ).fetchall()
+    recorded_ids: set[str] = set()
+    for content_hash, chunks in rows:
+        ids = {
+            row[0]
+            for row in manifest.connection.execute(
+                "SELECT chunk_id FROM chunks WHERE content_hash = ?", (content_hash,)
+            )
+        }
+        assert len(ids) == chunks
+        assert set(store.ids_of("default", content_hash)) == ids, "recorded but vectors missing"
+        recorded_ids |= ids
+    for document in manifest.documents_under("default", ["/"]):
+        assert manifest.has_content("default", document.content_hash)
+    pending = {content_hash for _, content_hash in manifest.pending()}
+    unrecorded = store.count("default") - len(recorded_ids)
+    assert unrecorded == 0 or pending, "vectors stored that no pending row accounts for"
+
+
+def test_kill_9_at_several_points_then_rerun(
+    make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("tracemonkey.pdf", "pdflatex-4-pages.pdf", "google-doc-document.pdf"):
+        shutil.copy(pdf_corpus / "clean" / name, folder / name)
+    (folder / "notes.md").write_text("# Notes\n\nTrace trees and nested loops.\n")
+    index = tmp_path / "index"
+    kills = 0
+    for lines_before_kill in (1, 3, 5, 8):
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(index), str(folder)],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert child.stdout is not None
+        seen = 0
+        for line in child.stdout:
+            if line.startswith("finished"):
+                break
+            seen += 1
+            if seen == lines_before_kill:
+                child.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+        child.wait()
+        inspector = make_library(index, batch_size=8)
+        _assert_consistent(inspector)
+        inspector.close()
+    assert kills >= 3
+    library = make_library(index, batch_size=8)
+    report = library.ingest([folder])
+    assert report.count("failed") == 0
+    _assert_consistent(library)
+    assert library.manifest.pending() == []
+    recorded = {Path(record.path).name for record in library.documents("default")}
+    assert recorded == {path.name for path in folder.iterdir()}
+    total = library.manifest.connection.execute("SELECT SUM(chunks) FROM contents").fetchone()[0]
+    assert library.store.count("default") == total  # no duplicates, no orphans
