@@ -19,9 +19,7 @@ def embedder() -> Embedder:
 
 
 @pytest.fixture
-def make_library(
-    tmp_path: Path, embedder: Embedder
-) -> Iterator[Callable[..., Library]]:
+def make_library(tmp_path: Path, embedder: Embedder) -> Iterator[Callable[..., Library]]:
     """Build libraries in this test's directory sharing the session embedder."""
     made: list[Library] = []
 

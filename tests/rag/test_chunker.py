@@ -1,4 +1,4 @@
-"""Chunking by embedding-model tokens: sentences, Chinese punctuation, overlap, pages, determinism."""
+"""Chunking by model tokens: sentences, Chinese punctuation, overlap, pages, determinism."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ ENGLISH = (
     "The library splits text into sentences. Each sentence is measured in tokens of the model. "
     "Chunks never exceed the budget! Do they overlap? They share whole sentences at the edges."
 )
-CHINESE = "自由文化是一种重要的理念。知识应当被分享！版权法是否过于严格？我们需要平衡；创作者也需要回报。"
+CHINESE = (
+    "自由文化是一种重要的理念。知识应当被分享！版权法是否过于严格？我们需要平衡；创作者也需要回报。"
+)
 
 
 def _doc(*texts: str, outline: tuple[OutlineEntry, ...] = ()) -> ExtractedDocument:

@@ -62,7 +62,11 @@ def test_every_hostile_file_is_reported_and_the_rest_indexed(
     ("question", "document", "pages"),
     [
         ("How are nested loops handled with nested trace trees?", "tracemonkey.pdf", {6, 7}),
-        ("Which JavaScript benchmark suite was used in the evaluation?", "tracemonkey.pdf", {10, 11, 12}),
+        (
+            "Which JavaScript benchmark suite was used in the evaluation?",
+            "tracemonkey.pdf",
+            {10, 11, 12},
+        ),
         ("What did Walt Disney take from the Grimm fairy tales?", "freeculture.pdf", {37, 38}),
         ("What are doujinshi comics in Japan?", "freeculture.pdf", {40, 41, 42}),
     ],
