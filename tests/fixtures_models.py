@@ -92,14 +92,15 @@ def build_minicpm_gguf(
 
     tensors = _tensor_shapes(shape, len(tokens))
     for name, tensor_shape in tensors:
-        nbytes = int(np.prod(tensor_shape)) * np.dtype(dtype).itemsize
-        writer.add_tensor_info(name, tensor_shape, np.dtype(dtype), nbytes)
+        tensor_dtype = np.dtype(np.float32 if name.endswith("norm.weight") else dtype)
+        nbytes = int(np.prod(tensor_shape)) * tensor_dtype.itemsize
+        writer.add_tensor_info(name, tensor_shape, tensor_dtype, nbytes)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
     for name, tensor_shape in tensors:
-        if name.endswith("norm.weight"):
-            data = np.ones(tensor_shape, dtype=dtype)
+        if name.endswith("norm.weight"):  # norms stay F32, as llama.cpp's converter writes them
+            data = np.ones(tensor_shape, dtype=np.float32)
         else:
             data = (rng.standard_normal(tensor_shape, dtype=np.float32) * 0.05).astype(dtype)
         writer.write_tensor_data(data)
