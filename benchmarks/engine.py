@@ -1,4 +1,4 @@
-"""Engine overhead: prefill and decode tokens/s through ``LlamaEngine`` vs a bare llama-cpp-python loop.
+"""Engine overhead: prefill and decode tokens/s through ``LlamaEngine`` vs bare llama-cpp-python.
 
 Both run the same GGUF in the same process with the same settings (context, batch, threads, GPU
 layers, flash attention, seed, sampling), interleaved run by run so machine noise hits both
@@ -108,7 +108,8 @@ def compare(path: Path, args: argparse.Namespace, layers: int, flash: bool) -> t
         seed=1,
         verbose=False,
     )
-    offloaded = f"{engine.offload.n_gpu_layers}/{engine.offload.total_layers} {engine.offload.backend}"
+    offload = engine.offload
+    offloaded = f"{offload.n_gpu_layers}/{offload.total_layers} {offload.backend}"
     base = prompt_of(bare, args.prompt_tokens)
     engine_rates, bare_rates = [], []
     for repeat in range(args.repeats):
