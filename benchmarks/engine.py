@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,12 +145,12 @@ def engine_run(engine: LlamaEngine, prompt: str, gen_tokens: int) -> Rates:
 def bare_run(llm: llama_cpp.Llama, prompt: str, gen_tokens: int) -> Rates:
     started = time.perf_counter()
     tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
-    for _ in llm.generate(tokens, **_bare_sampling()):
+    for _ in _bare_generate(llm, tokens):
         prefill = len(tokens) / (time.perf_counter() - started)
         break
     tokens = llm.tokenize((prompt + " and").encode(), add_bos=True, special=True)
     count, first_at, last_at = 0, 0.0, 0.0
-    for token in llm.generate(tokens, **_bare_sampling()):
+    for token in _bare_generate(llm, tokens):
         last_at = time.perf_counter()
         first_at = first_at or last_at
         if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
@@ -162,14 +163,15 @@ def bare_run(llm: llama_cpp.Llama, prompt: str, gen_tokens: int) -> Rates:
     return Rates(prefill, decode, count)
 
 
-def _bare_sampling() -> dict[str, float | int]:
-    return {
-        "top_k": SAMPLING.top_k,
-        "top_p": SAMPLING.top_p,
-        "min_p": SAMPLING.min_p,
-        "temp": SAMPLING.temperature,
-        "repeat_penalty": SAMPLING.repeat_penalty,
-    }
+def _bare_generate(llm: llama_cpp.Llama, tokens: list[int]) -> Iterator[int]:
+    return llm.generate(
+        tokens,
+        top_k=SAMPLING.top_k,
+        top_p=SAMPLING.top_p,
+        min_p=SAMPLING.min_p,
+        temp=SAMPLING.temperature,
+        repeat_penalty=SAMPLING.repeat_penalty,
+    )
 
 
 def prompt_of(llm: llama_cpp.Llama, n_tokens: int) -> str:

@@ -202,27 +202,23 @@ class LlamaEngine:
         offload = plan_offload(config.n_gpu_layers, info)
         if offload.n_gpu_layers == 0:
             _check_memory(model.path, info.size_bytes)
-        logs = route_llama_logs()
-        logs.recent_problems.clear()
-        seed = llama_cpp.LLAMA_DEFAULT_SEED if config.seed < 0 else config.seed
         threads = config.n_threads or physical_cores()
-        n_ctx = min(info.context_length or config.max_context, config.max_context)
+        settings: dict[str, Any] = {
+            "model_path": str(model.path),
+            "load_progress": progress,
+            "n_gpu_layers": offload.n_gpu_layers,
+            "n_ctx": min(info.context_length or config.max_context, config.max_context),
+            "n_batch": config.n_batch,
+            "n_threads": threads,
+            "n_threads_batch": threads,
+            "seed": llama_cpp.LLAMA_DEFAULT_SEED if config.seed < 0 else config.seed,
+            "verbose": False,
+        }
         try:
-            llm = _EngineLlama(
-                model_path=str(model.path),
-                load_progress=progress,
-                n_gpu_layers=offload.n_gpu_layers,
-                n_ctx=n_ctx,
-                n_batch=config.n_batch,
-                n_threads=threads,
-                n_threads_batch=threads,
-                flash_attn=config.flash_attention,
-                seed=seed,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as error:
-            reason = logs.last_problem() or str(error)
-            raise ModelLoadError(f"{model.path}: llama.cpp could not load it ({reason})") from None
+            llm = _construct(settings, flash_attn=config.flash_attention)
+        except _ContextRefused:  # this model/backend pair cannot do flash attention
+            log.warning("%s: flash attention unsupported here; loading without it", model.path)
+            llm = _construct(settings, flash_attn=False)
         if progress is not None:
             progress(1.0)
         template = select_template(
@@ -325,6 +321,24 @@ class LlamaEngine:
         )
 
 
+class _ContextRefused(Exception):
+    pass
+
+
+def _construct(settings: dict[str, Any], *, flash_attn: bool) -> _EngineLlama:
+    """One load attempt; llama.cpp's own reason goes into the :class:`ModelLoadError`."""
+    logs = route_llama_logs()
+    logs.recent_problems.clear()
+    try:
+        return _EngineLlama(**settings, flash_attn=flash_attn)
+    except (ValueError, RuntimeError, OSError) as error:
+        if flash_attn and "llama_context" in str(error):
+            raise _ContextRefused from None
+        reason = logs.last_problem() or str(error)
+        path = settings["model_path"]
+        raise ModelLoadError(f"{path}: llama.cpp could not load it ({reason})") from None
+
+
 def _timings(
     started: float,
     first_token_at: float | None,
@@ -357,7 +371,7 @@ def plan_offload(requested: int | Literal["auto"], info: GgufInfo) -> OffloadInf
     if requested == 0:
         return OffloadInfo(0, total, backend, "GPU offload switched off (n_gpu_layers = 0)")
     if requested != "auto":
-        layers = min(int(requested), total)
+        layers = total if requested < 0 else min(requested, total)
         return OffloadInfo(layers, total, backend, f"n_gpu_layers = {requested} from settings")
     needed = info.size_bytes + _RUNTIME_OVERHEAD_BYTES
     free = free_gpu_memory_bytes(backend)
