@@ -60,6 +60,16 @@ if ! ls "$wheel_dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
 fi
 "${pip[@]}" install --no-deps "$wheel_dir"/llama_cpp_python-*.whl
 
+# The terminal end-to-end test drives the real binary in tmux.
+if [ "$extra" = "dev" ] && ! command -v tmux >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing tmux (terminal end-to-end test)"
+    { apt-get install -y -qq tmux || { apt-get update -qq && apt-get install -y -qq tmux; }; } >/dev/null
+  else
+    echo "note: tmux is not installed; the terminal end-to-end test will be skipped"
+  fi
+fi
+
 echo "==> installing minicpm-assistant${extra:+ [$extra]}"
 if [ -n "$extra" ]; then
   "${pip[@]}" install -e ".[$extra]"
