@@ -49,13 +49,18 @@ def looks_like_follow_up(question: str) -> bool:
 
 
 def heuristic_query(question: str, previous_query: str | None) -> str:
-    """The previous search followed by the new question, when the new one leans on it.
+    """The previous search followed by the new question, when the new one leans on it."""
+    if not previous_query or not looks_like_follow_up(question):
+        return question.strip()
+    return with_context(question, previous_query)
+
+
+def with_context(question: str, previous_query: str) -> str:
+    """The new question preceded by the previous search (the conversation's topic).
 
     The previous search may itself carry earlier context; only its last
     :data:`CONTEXT_CHARS` characters are kept so a chain of follow-ups stays a short query.
     """
-    if not previous_query or not looks_like_follow_up(question):
-        return question.strip()
     context = " ".join(previous_query.split())
     if len(context) > CONTEXT_CHARS:
         cut = context[-CONTEXT_CHARS:]

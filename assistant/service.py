@@ -88,6 +88,8 @@ class AssistantService:
         self.locations = locations.ensure()
         self._engine = engine
         self._library = library
+        self._owns_engine = engine is None
+        self._owns_library = library is None
         self._models = ModelStore(self.locations.models_dir)
         self._store = ConversationStore(self.locations.database_file)
         self._model_choice = settings.engine.model
@@ -103,9 +105,10 @@ class AssistantService:
     def switch_model(self, name_or_path: str, progress: Progress | None = None) -> ModelStatus:
         """Replace the loaded model; the old one is closed only once the new one has loaded."""
         engine = self._load(name_or_path, progress)
-        if self._engine is not None:
+        if self._engine is not None and self._owns_engine:
             self._engine.close()
         self._engine = engine
+        self._owns_engine = True
         self._model_choice = name_or_path
         return _status_of(engine)
 
@@ -293,12 +296,12 @@ class AssistantService:
         return self._models.add(path)
 
     def close(self) -> None:
-        if self._engine is not None:
+        """Close the store, and the engine and library unless they were given by the caller."""
+        if self._engine is not None and self._owns_engine:
             self._engine.close()
-            self._engine = None
-        if self._library is not None:
+        if self._library is not None and self._owns_library:
             self._library.close()
-            self._library = None
+        self._engine = self._library = None
         self._store.close()
 
 

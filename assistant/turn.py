@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 from assistant.budget import (
@@ -23,7 +23,7 @@ from assistant.budget import (
     split_context,
 )
 from assistant.citations import cited_numbers, cited_sources
-from assistant.condense import standalone_query
+from assistant.condense import standalone_query, with_context
 from assistant.conversations import Conversation, ConversationStore, HistoryWindow
 from assistant.errors import AssistantError
 from assistant.events import (
@@ -157,21 +157,12 @@ class ChatTurn:
 
         evidence: list[Source] = []
         if options.use_documents:
-            query = self.query = standalone_query(
-                self.question,
-                engine=self.engine if options.condense and self.style is PromptStyle.CHAT else None,
-                history=history,
-                previous_query=self._previous_query(),
-                cancel=self.cancel,
-            )
-            yield RetrievalStarted(query=query, rewritten=query != self.question.strip())
-            hits, relevant = self.search(query)
-            yield RetrievalFinished(query=query, hits=hits, relevant=relevant)
+            hits, relevant = yield from self._retrieve(history)
             if relevant:
                 evidence = fit_evidence(hits, budget.evidence, count)
             if not evidence:
                 if not options.allow_general:
-                    yield from self._answer_without_model(query)
+                    yield from self._answer_without_model(self.query or self.question)
                     return
                 mode = TurnMode.GENERAL
 
@@ -182,6 +173,40 @@ class ChatTurn:
             self.question_id, prompt_text=prompt.user_turn, searched_query=self.query
         )
         yield from self._generate(prompt, evidence, grounded=mode is TurnMode.DOCUMENTS)
+
+    def _retrieve(
+        self, history: list[ChatMessage]
+    ) -> Generator[ChatEvent, None, tuple[list[Hit], bool]]:
+        """Search for the question, rewritten when it is a follow-up.
+
+        In a conversation, a question that finds nothing relevant on its own ("what happens at
+        side exits?") is searched once more after the previous search, its likely topic.
+        """
+        previous = self._previous_query()
+        use_model = self.options.condense and self.style is PromptStyle.CHAT
+        queries = [
+            standalone_query(
+                self.question,
+                engine=self.engine if use_model else None,
+                history=history,
+                previous_query=previous,
+                cancel=self.cancel,
+            )
+        ]
+        if previous and history:
+            widened = with_context(self.question, previous)
+            if widened not in queries:
+                queries.append(widened)
+        hits: list[Hit] = []
+        relevant = False
+        for query in queries:
+            self.query = query
+            yield RetrievalStarted(query=query, rewritten=query != self.question.strip())
+            hits, relevant = self.search(query)
+            yield RetrievalFinished(query=query, hits=hits, relevant=relevant)
+            if relevant:
+                break
+        return hits, relevant
 
     def _previous_query(self) -> str | None:
         for message in reversed(self.conversation.messages):

@@ -242,3 +242,22 @@ def test_export_markdown_lists_questions_answers_and_sources() -> None:
     assert "## You" in markdown and "How does TraceMonkey compile loops?" in markdown
     assert "Hot loops become traces [1]." in markdown
     assert "[1] paper.pdf, page 2" in markdown
+
+
+def test_an_unclear_question_is_searched_again_with_the_conversation_topic() -> None:
+    class TopicLibrary(FakeLibrary):
+        def is_relevant(self, hits: object) -> bool:
+            return "TraceMonkey" in self.queries[-1]
+
+    library = TopicLibrary(list(PASSAGES))
+    service = make_service(FakeEngine(), library)
+    first = finished(service.ask("How does TraceMonkey compile hot loops?"))
+    events = list(service.ask("What happens at side exits?", conversation_id=first.conversation_id))
+    searched = [e.query for e in events if isinstance(e, RetrievalStarted)]
+    assert searched == [
+        "What happens at side exits?",
+        "How does TraceMonkey compile hot loops? What happens at side exits?",
+    ]
+    assert finished(events).grounded
+    stored = service.get_conversation(first.conversation_id).messages[2]
+    assert stored.searched_query == searched[-1]
