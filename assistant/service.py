@@ -96,11 +96,23 @@ class AssistantService:
 
     # Model
 
-    def load_engine(self, progress: Progress | None = None) -> ModelStatus:
-        """Load the configured model (blocking: minutes for a large one on first use)."""
+    def load_engine(
+        self, progress: Progress | None = None, *, conversation_id: str | None = None
+    ) -> ModelStatus:
+        """Load the model (blocking: minutes for a large one on first use).
+
+        The configured model wins; with none configured, a resumed conversation gets the model it
+        last ran with when that is still on disk, else the default.
+        """
         if self._engine is None:
+            if self._model_choice is None and conversation_id is not None:
+                self._model_choice = self._remembered_model(self._store.get(conversation_id))
             self._engine = self._load(self._model_choice, progress)
         return _status_of(self._engine)
+
+    def _remembered_model(self, conversation: Conversation) -> str | None:
+        on_disk = {model.name for model in self._models.local_models()}
+        return conversation.model if conversation.model in on_disk else None
 
     def switch_model(self, name_or_path: str, progress: Progress | None = None) -> ModelStatus:
         """Replace the loaded model; the old one is closed only once the new one has loaded."""
@@ -165,7 +177,9 @@ class AssistantService:
         question_id = self._store.add_user_message(conversation.id, question)
         yield TurnStarted(conversation_id=conversation.id, user_message_id=question_id)
         try:
-            engine = self._engine_for(conversation)
+            self.load_engine(conversation_id=conversation.id)
+            assert self._engine is not None
+            engine = self._engine
         except ModelError as error:
             yield AnswerFailed(conversation.id, title=error.title, message=error.message)
             return
@@ -190,19 +204,6 @@ class AssistantService:
             },
         )
         yield from turn.run()
-
-    def _engine_for(self, conversation: Conversation) -> TextEngine:
-        """The loaded engine; a resumed conversation reloads its own model when none is chosen."""
-        if self._engine is None and self._model_choice is None and conversation.model:
-            known = {model.name for model in self._models.local_models()}
-            if conversation.model in known:
-                self._model_choice = conversation.model
-        return self._engine or self._load_and_keep()
-
-    def _load_and_keep(self) -> TextEngine:
-        self.load_engine()
-        assert self._engine is not None
-        return self._engine
 
     def _search(self, query: str, options: TurnOptions) -> tuple[list[Hit], bool]:
         library = self._open_library()

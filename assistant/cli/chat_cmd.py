@@ -93,11 +93,15 @@ def _add_turn_options(parser: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def _service(context: CliContext, *, with_model: bool) -> Iterator[AssistantService]:
+def _service(
+    context: CliContext, *, with_model: bool, conversation: str | None = None
+) -> Iterator[AssistantService]:
+    """The service; with ``with_model`` the model is loaded first (checking ``conversation``)."""
     service = AssistantService(context.settings, context.locations)
     try:
         if with_model:
-            status = service.load_engine()
+            conversation_id = service.get_conversation(conversation).id if conversation else None
+            status = service.load_engine(conversation_id=conversation_id)
             if status.is_demo:
                 print(
                     f"Note: using the offline demo model {status.name}, not MiniCPM; answers "
@@ -126,7 +130,7 @@ def run_ask(args: argparse.Namespace, context: CliContext) -> int:
     question = sys.stdin.read() if args.question == "-" else args.question
     if not question.strip():
         raise UsageError("the question is empty")
-    with _service(context, with_model=True) as service:
+    with _service(context, with_model=True, conversation=args.conversation) as service:
         with closing(_turn(service, question, args)) as events:
             if args.json:
                 return _print_json(events)
@@ -233,7 +237,7 @@ def _print_json(events: Iterator[ChatEvent]) -> int:
 def run_chat(args: argparse.Namespace, context: CliContext) -> int:
     """Read questions line by line; works the same with a terminal or piped stdin."""
     interactive = sys.stdin.isatty()
-    with _service(context, with_model=True) as service:
+    with _service(context, with_model=True, conversation=args.conversation) as service:
         if interactive:
             print("Type a question; /help for commands, /quit to leave.", file=sys.stderr)
         last: AnswerFinished | None = None

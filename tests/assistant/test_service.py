@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from assistant.events import (
 from assistant.locations import Locations
 from assistant.service import AssistantService
 from assistant.settings import Settings
+from models.store import LocalModel
 from models.templates import ChatMLTemplate, CompletionTemplate, MiniCPM2Template
 from tests.assistant.fakes import FakeEngine, FakeLibrary, hit
 
@@ -261,3 +263,30 @@ def test_an_unclear_question_is_searched_again_with_the_conversation_topic() -> 
     assert finished(events).grounded
     stored = service.get_conversation(first.conversation_id).messages[2]
     assert stored.searched_query == searched[-1]
+
+
+def test_a_resumed_conversation_reloads_the_model_it_ran_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loaded: list[str | None] = []
+
+    def load(self: AssistantService, name: str | None, progress: object) -> FakeEngine:
+        loaded.append(name)
+        return FakeEngine(model=LocalModel(name or "default", Path(f"{name}.gguf"), None, False))
+
+    monkeypatch.setattr(AssistantService, "_load", load)
+    locations = Locations.default().ensure()
+    (locations.models_dir / "other-model.gguf").write_bytes(b"")
+
+    def service() -> AssistantService:
+        return AssistantService(Settings(), locations, library=FakeLibrary(list(PASSAGES)))  # type: ignore[arg-type]
+
+    first = service()
+    first.switch_model("other-model")
+    conversation_id = finished(first.ask("How are loops compiled?")).conversation_id
+    assert first.get_conversation(conversation_id).model == "other-model"
+
+    finished(service().ask("And side exits?", conversation_id=conversation_id))
+    assert loaded[-1] == "other-model"
+    finished(service().ask("A new conversation about loops?"))
+    assert loaded[-1] is None  # the default model for new conversations
