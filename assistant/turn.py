@@ -74,7 +74,6 @@ class TurnOptions:
 @dataclass(frozen=True)
 class _Prompt:
     text: str
-    tokens: int
     user_turn: str
     max_tokens: int
 
@@ -106,6 +105,7 @@ class ChatTurn:
         self.answer_id: str | None = None
         self.answer_text = ""
         self.query: str | None = None
+        self.evidence: list[Source] = []
 
     def run(self) -> Iterator[ChatEvent]:
         """The turn's events; model and library errors end it with :class:`AnswerFailed`."""
@@ -127,16 +127,17 @@ class ChatTurn:
                 self._close_answer()
 
     def _close_answer(self) -> None:
+        """Keep what was generated, marked incomplete, with the evidence it was given."""
         if self.answer_id is not None:
             self.store.finish_answer(
                 self.answer_id,
                 text=self.answer_text,
                 incomplete=True,
-                grounded=True,
+                grounded=bool(self.evidence),
                 usage=None,
                 timings=None,
-                evidence=[],
-                cited=[],
+                evidence=self.evidence,
+                cited=cited_numbers(self.answer_text),
             )
             self.answer_id = None
 
@@ -236,14 +237,14 @@ class ChatTurn:
             tokens = count(text)
             room = self.engine.n_ctx - tokens - SAFETY_TOKENS
             if room >= budget.answer:
-                return _Prompt(text, tokens, current, budget.answer), window, evidence
+                return _Prompt(text, current, budget.answer), window, evidence
             if len(evidence) > 1:
                 evidence = evidence[:-1]
             elif history:
                 history_budget //= 2
                 history, window = fit_history(turns, window, history_budget, count)
             elif room >= MIN_ANSWER_TOKENS:
-                return _Prompt(text, tokens, current, room), window, evidence
+                return _Prompt(text, current, room), window, evidence
             else:
                 raise QuestionTooLongError(
                     f"the prompt needs {tokens} tokens and the model's context holds "
@@ -286,6 +287,7 @@ class ChatTurn:
             temperature=self.options.temperature,
             stop=_merged(self.engine.default_sampling.stop, self.engine.template.stop),
         )
+        self.evidence = evidence
         self.answer_id = self.store.start_answer(self.conversation.id, model=self.engine.model.name)
         pieces: list[str] = []
         last_save = time.monotonic()

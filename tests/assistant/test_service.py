@@ -124,6 +124,7 @@ def test_a_failed_generation_keeps_the_question_and_the_partial_answer() -> None
     assert messages[1].text == "one two three four five six" and not messages[1].incomplete
     assert messages[2].text == "And side exits?"
     assert messages[3].text == "alpha beta" and messages[3].incomplete
+    assert [s.number for s in messages[3].evidence] == [1, 2, 3]  # what it was shown is kept
 
 
 def test_cancel_keeps_the_partial_answer_marked_incomplete() -> None:
