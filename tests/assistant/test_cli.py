@@ -1,0 +1,110 @@
+"""The chat CLI's commands and output formats, over a scripted model and library."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from assistant.cli import main
+from assistant.service import AssistantService
+from tests.assistant.fakes import FakeEngine, FakeLibrary, hit
+
+PASSAGES = [hit(1, "Trace trees record hot loops.", file="/docs/paper.pdf", page=4)]
+
+
+@pytest.fixture(autouse=True)
+def scripted(monkeypatch: pytest.MonkeyPatch) -> FakeLibrary:
+    library = FakeLibrary(list(PASSAGES))
+    engine = FakeEngine(script=lambda prompt: " Trace trees record loops [1].")
+    monkeypatch.setattr(AssistantService, "_load", lambda self, name, progress: engine)
+    monkeypatch.setattr(AssistantService, "_open_library", lambda self: library)
+    return library
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_ask_streams_the_answer_then_its_sources(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "ask", "What are trace trees?")
+    assert code == 0
+    assert out.startswith("Trace trees record loops [1].\n")
+    assert "Sources:\n  [1] /docs/paper.pdf, page 4" in out
+
+
+def test_ask_json_reads_the_question_from_stdin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("What are trace trees?\n"))
+    code, out, _ = cli(capsys, "ask", "--json", "-")
+    assert code == 0
+    result = json.loads(out)
+    assert result["answer"] == "Trace trees record loops [1]."
+    assert result["searched_query"] == "What are trace trees?"
+    assert result["sources"] == [
+        {
+            "number": 1,
+            "file": "/docs/paper.pdf",
+            "page": "4",
+            "score": 0.8,
+            "text": "Trace trees record hot loops.",
+            "cited": True,
+        }
+    ]
+    assert set(result["usage"]) == {"prompt_tokens", "prompt_tokens_evaluated", "completion_tokens"}
+    assert {"ttft_s", "prefill_tok_s", "decode_tok_s"} <= set(result["timings"])
+
+
+def test_no_rag_does_not_search(capsys: pytest.CaptureFixture[str], scripted: FakeLibrary) -> None:
+    code, out, _ = cli(capsys, "ask", "--no-rag", "Hello?")
+    assert code == 0 and scripted.queries == []
+    assert "Sources" not in out
+
+
+def test_bad_input_gets_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "ask", "--conversation", "nope", "Hello?")
+    assert code == 1 and err.strip().startswith("No such conversation")
+    code, _, err = cli(capsys, "ask", "   ")
+    assert code == 1 and "empty" in err
+
+
+def test_chat_runs_commands_and_questions_from_a_pipe(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = "What are trace trees?\n/sources\n/new\nWhat about loops?\n/quit\nignored\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(script))
+    code, out, _ = cli(capsys, "chat")
+    assert code == 0
+    assert out.count("Trace trees record loops [1].") == 2
+    assert "[1] /docs/paper.pdf, page 4: Trace trees record hot loops." in out
+    assert "(new conversation)" in out
+    code, out, _ = cli(capsys, "conversations", "list")
+    assert len(out.strip().splitlines()) == 2  # /new started a second conversation
+
+
+def test_conversations_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    cli(capsys, "ask", "What are trace trees?")
+    code, out, _ = cli(capsys, "conversations", "list")
+    conversation_id = out.split()[0]
+    assert "What are trace trees?" in out
+
+    assert cli(capsys, "conversations", "rename", conversation_id[:5], "Trace", "notes")[0] == 0
+    code, out, _ = cli(capsys, "conversations", "search", "hot", "loops")
+    assert code == 0 and out == ""  # the passage text is not a message
+    code, out, _ = cli(capsys, "conversations", "search", "record loops")
+    assert conversation_id in out and "Trace notes" in out
+
+    code, out, _ = cli(capsys, "conversations", "export", conversation_id, "--format", "json")
+    exported = json.loads(out)
+    assert exported["title"] == "Trace notes" and len(exported["messages"]) == 2
+    code, out, _ = cli(capsys, "conversations", "show", conversation_id)
+    assert out.startswith("# Trace notes") and "[1] /docs/paper.pdf, page 4" in out
+
+    code, _, err = cli(capsys, "conversations", "rm", conversation_id)
+    assert code == 0 and conversation_id in err
+    code, _, err = cli(capsys, "conversations", "show", conversation_id)
+    assert code == 1 and "No such conversation" in err
