@@ -120,7 +120,8 @@ async def test_switching_conversations_shows_their_messages(fake_app: MiniCPMApp
         await wait_until(pilot, lambda: chat(fake_app).conversation_id == first_id)
         questions = [str(m.render()) for m in fake_app.screen.query(UserMessage)]
         assert questions == ["first question"]
-        assert len(fake_app.screen.query_one(SourcesPanel).sources) == 2, "its cited sources"
+        sources = fake_app.screen.query_one(SourcesPanel).sources
+        assert [s.number for s in sources] == [1, 2, 3], "its cited passages, then the others"
 
 
 async def test_rename_search_and_delete_conversations(fake_app: MiniCPMApp) -> None:
@@ -209,3 +210,20 @@ async def test_help_and_palette_reach_every_screen_action(fake_app: MiniCPMApp) 
         for binding in screen.BINDINGS:
             assert isinstance(binding, Binding)
             assert binding.action.removeprefix("app.") in reachable, binding
+
+
+async def test_long_answer_streams_into_segments_that_read_as_one(fake_app: MiniCPMApp) -> None:
+    from textual.widgets import Markdown
+
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    paragraph = ["word " * 20 + "\n\n"] * 10
+    fence = ["```\n", "code line\n\n" * 200, "```\n\n"]
+    service.answer_tokens = [*paragraph * 20, *fence, "The end [1]."]
+    async with fake_app.run_test(size=(100, 30)) as pilot:
+        await ask(pilot, fake_app, "a long answer please")
+        answer = fake_app.screen.query_one(AnswerView)
+        segments = list(answer.query(".answer-body").results(Markdown))
+        assert len(segments) > 3
+        assert "".join(segment.source for segment in segments) == "".join(service.answer_tokens)
+        fenced = [segment.source for segment in segments if "```" in segment.source]
+        assert len(fenced) == 1 and fenced[0].count("```") == 2, "a code block is never split"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -44,6 +45,9 @@ from tui.widgets.prompt import PromptInput
 from tui.widgets.sources_panel import SourcesPanel
 from tui.widgets.status_bar import StatusBar
 
+if TYPE_CHECKING:
+    from assistant.events import Timings, Usage
+
 
 def answer_note(
     *,
@@ -60,6 +64,8 @@ def answer_note(
     if sources:
         cited = ", ".join(f"[{s.number}] {Path(s.file).name} p.{s.page}" for s in sources)
         parts.append(f"sources: {cited}")
+    elif grounded:
+        parts.append("cites no passage")
     if not grounded:
         parts.append("not from your documents")
     if incomplete:
@@ -148,7 +154,7 @@ class ChatScreen(AppScreen):
         self.conversation_id = conversation_id
         log = self.query_one(ChatLog)
         await log.reset()
-        last_sources: list[Source] = []
+        last_answer = None
         for message in conversation.messages:
             if message.role == "user":
                 await log.add_user(message.text)
@@ -163,17 +169,40 @@ class ChatScreen(AppScreen):
                         grounded=message.grounded,
                     ),
                 )
-                last_sources = list(message.sources)
+                last_answer = message
         log.scroll_end(animate=False)
-        self.query_one(SourcesPanel).show(last_sources, note="No sources for this answer.")
+        if last_answer is None:
+            self._show_sources([], [], note="Sources of the answer appear here.")
+        else:
+            self._show_sources(last_answer.sources, last_answer.evidence, last_answer.grounded)
+            self._show_turn_stats(last_answer.usage, last_answer.timings)
         self.refresh_conversations()
+
+    def _show_sources(
+        self, cited: Sequence[Source], evidence: Sequence[Source], grounded: bool = True,
+        note: str | None = None,
+    ) -> None:
+        """Cited passages first, then the other passages the model was given."""
+        cited_ids = {source.chunk_id for source in cited}
+        others = [source for source in evidence if source.chunk_id not in cited_ids]
+        if note is None:
+            note = "Nothing relevant was found in your documents." if grounded else (
+                "This answer is not based on your documents."
+            )
+        self.query_one(SourcesPanel).show(cited, others, note=note)
+
+    def _show_turn_stats(self, usage: Usage | None, timings: Timings | None) -> None:
+        status = self.query_one(StatusBar)
+        status.tokens_per_s = timings.decode_tok_s if timings else None
+        status.context_used = usage.prompt_tokens + usage.completion_tokens if usage else 0
 
     async def action_new_conversation(self) -> None:
         if self._busy("starting a new conversation"):
             return
         self.conversation_id = None
         await self.query_one(ChatLog).show_welcome()
-        self.query_one(SourcesPanel).show([], note="Sources of the answer appear here.")
+        self._show_sources([], [], note="Sources of the answer appear here.")
+        self._show_turn_stats(None, None)
         self.refresh_conversations()
         self.query_one(PromptInput).focus()
 
@@ -346,14 +375,8 @@ class ChatScreen(AppScreen):
                 ),
                 finished.answer,
             )
-        cited = {source.chunk_id for source in finished.sources}
-        others = [source for source in finished.evidence if source.chunk_id not in cited]
-        self.query_one(SourcesPanel).show(
-            finished.sources, others, note="This answer is not based on your documents."
-        )
-        status = self.query_one(StatusBar)
-        status.tokens_per_s = finished.timings.decode_tok_s
-        status.context_used = finished.usage.prompt_tokens + finished.usage.completion_tokens
+        self._show_sources(finished.sources, finished.evidence, finished.grounded)
+        self._show_turn_stats(finished.usage, finished.timings)
         self._turn_over()
 
     @on(ResponseFailed)

@@ -105,7 +105,7 @@ class ModelsScreen(AppScreen):
             in_use = current is not None and current.name == entry.name
             table.add_row(
                 "●" if in_use else "",
-                entry.title + (" (demo)" if entry.is_demo else ""),
+                entry.title,
                 entry.params,
                 entry.quantization,
                 f"{entry.size_bytes / GIB:.1f} GB",

@@ -26,14 +26,28 @@ class UserMessage(Static):
 
 
 class AnswerView(Vertical):
-    """One answer: Markdown body plus a one-line note (speed, sources, stopped)."""
+    """One answer: Markdown body plus a one-line note (speed, sources, stopped).
+
+    A long answer is streamed into several Markdown segments, each closed at a paragraph break
+    once it holds ``SEGMENT_CHARS``: Textual's ``Markdown.append`` re-splits its whole source
+    on every append, so one ever-growing document would make each token cost more than the last.
+    """
+
+    SEGMENT_CHARS = 2000
 
     def __init__(self, text: str = "", note: str = "") -> None:
         super().__init__()
         self._initial_text = text
         self._initial_note = note
         self._stream: MarkdownStream | None = None
-        self.text = text
+        self._segment_chars = 0
+        self._segment_fences = 0
+        self._parts = [text]
+
+    @property
+    def text(self) -> str:
+        """The answer so far (kept as parts: joining per token would copy it every time)."""
+        return "".join(self._parts)
 
     def compose(self) -> ComposeResult:
         yield Markdown(self._initial_text, classes="answer-body")
@@ -41,22 +55,55 @@ class AnswerView(Vertical):
 
     @property
     def body(self) -> Markdown:
-        return self.query_one(".answer-body", Markdown)
+        """The segment being written (the whole answer unless it is long)."""
+        return self.query(".answer-body").last(Markdown)
 
     async def append(self, fragment: str) -> None:
         """Add streamed text at the end of the answer."""
+        self._parts.append(fragment)
+        head, tail = self._split_for_new_segment(fragment)
+        await self._write(head)
+        if tail is not None:
+            await self._new_segment()
+            await self._write(tail)
+
+    async def _write(self, fragment: str) -> None:
+        if not fragment:
+            return
         if self._stream is None:
             self._stream = Markdown.get_stream(self.body)
-        self.text += fragment
+        self._segment_chars += len(fragment)
+        self._segment_fences += fragment.count("```")
         await self._stream.write(fragment)
 
-    async def finish(self, note: str, final_text: str | None = None) -> None:
-        """Flush the stream; replace the body when the final text differs from what streamed."""
+    def _split_for_new_segment(self, fragment: str) -> tuple[str, str | None]:
+        """Where to close the current segment: at a paragraph break outside code fences."""
+        if self._segment_chars < self.SEGMENT_CHARS or "\n\n" not in fragment:
+            return fragment, None
+        cut = fragment.rindex("\n\n") + 2
+        head = fragment[:cut]
+        if (self._segment_fences + head.count("```")) % 2:
+            return fragment, None
+        return head, fragment[cut:]
+
+    async def _new_segment(self) -> None:
+        await self._stop_stream()
+        self._segment_chars = self._segment_fences = 0
+        await self.mount(Markdown(classes="answer-body"), before=self.query_one(".answer-note"))
+
+    async def _stop_stream(self) -> None:
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
+
+    async def finish(self, note: str, final_text: str | None = None) -> None:
+        """Flush the stream; replace the body when the final text differs from what streamed."""
+        await self._stop_stream()
         if final_text is not None and final_text.strip() != self.text.strip():
-            self.text = final_text
+            self._parts = [final_text]
+            stale = list(self.query(".answer-body"))[:-1]
+            if stale:
+                await self.remove_children(stale)
             await self.body.update(final_text)
         self.set_note(note)
 
