@@ -291,3 +291,15 @@ def test_a_resumed_conversation_reloads_the_model_it_ran_with(
     assert loaded[-1] == "other-model"
     finished(service().ask("A new conversation about loops?"))
     assert loaded[-1] is None  # the default model for new conversations
+
+
+def test_a_question_longer_than_the_context_fails_clearly_and_is_kept() -> None:
+    engine = FakeEngine(n_ctx=512)
+    service = make_service(engine)
+    question = "Why " + "really " * 600 + "?"
+    events = list(service.ask(question))
+    failure = events[-1]
+    assert isinstance(failure, AnswerFailed) and failure.title == "Question too long"
+    assert engine.prompts == []
+    [stored] = service.get_conversation(failure.conversation_id).messages
+    assert stored.text == question.strip()
