@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +49,10 @@ from tests.fixtures_models import (  # noqa: E402
 SMALL_SHAPE = MiniCPMShape(
     n_embd=1024, n_layer=8, n_head=16, n_head_kv=16, n_ff=2816, n_vocab=32000, context_length=4096
 )
+Clock = Callable[[], float]
+CLOCKS: dict[str, Clock] = {"wall": time.perf_counter, "cpu": time.process_time}
+"""``cpu`` (process CPU time) measures work done, unaffected by other programs on a busy machine;
+meaningful with ``--threads 1`` on CPU, where all compute runs on the calling thread."""
 SAMPLING = SamplingParams(temperature=0.0, top_k=40, top_p=1.0, min_p=0.0, repeat_penalty=1.0)
 """Greedy, so both loops generate the very same tokens."""
 
@@ -71,7 +75,8 @@ def main() -> int:
     )
     print(f"# {path.name} ({path.stat().st_size / 1e9:.2f} GB) on {machine()}, {today()}")
     print(f"# prompt {args.prompt_tokens} tokens, decode {args.gen_tokens} tokens, "
-          f"{args.repeats} interleaved repeats, median")
+          f"{args.repeats} interleaved repeats, median; {args.clock} clock, "
+          f"{args.threads or physical_cores()} threads")
     print("| offload | flash attn | prefill engine | prefill bare | ratio | decode engine | "
           "decode bare | ratio | decode / bandwidth bound |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -115,51 +120,56 @@ def compare(path: Path, args: argparse.Namespace, layers: int, flash: bool) -> t
     engine_rates, bare_rates = [], []
     for repeat in range(args.repeats):
         prompt = f"{repeat} {base}"  # differs from what the KV cache holds: a full prefill
+        clock = CLOCKS[args.clock]
         if repeat % 2:  # alternate who goes first, so drift and warm-up hit both alike
-            bare_rates.append(bare_run(bare, prompt, args.gen_tokens))
-            engine_rates.append(engine_run(engine, prompt, args.gen_tokens))
+            bare_rates.append(bare_run(bare, prompt, args.gen_tokens, clock))
+            engine_rates.append(engine_run(engine, prompt, args.gen_tokens, clock))
         else:
-            engine_rates.append(engine_run(engine, prompt, args.gen_tokens))
-            bare_rates.append(bare_run(bare, prompt, args.gen_tokens))
+            engine_rates.append(engine_run(engine, prompt, args.gen_tokens, clock))
+            bare_rates.append(bare_run(bare, prompt, args.gen_tokens, clock))
     engine.close()
     bare.close()
     return engine_rates, bare_rates, offloaded
 
 
-def engine_run(engine: LlamaEngine, prompt: str, gen_tokens: int) -> Rates:
-    started = time.perf_counter()
+def engine_run(engine: LlamaEngine, prompt: str, gen_tokens: int, clock: Clock) -> Rates:
+    """Timed from outside, like the bare loop: prefill = call to first token (1-token answer),
+    decode = first streamed token to the end, in generated tokens per second."""
+    started = clock()
     for event in engine.stream(prompt, SAMPLING.with_overrides(max_tokens=1)):
         if isinstance(event, DoneEvent):
-            prefill_s = time.perf_counter() - started
-            prefill = event.usage.prompt_tokens / prefill_s
-    done = None
+            prefill = event.usage.prompt_tokens / (clock() - started)
+    first_at, done = 0.0, None
     for event in engine.stream(prompt + " and", SAMPLING.with_overrides(max_tokens=gen_tokens)):
-        if isinstance(event, DoneEvent):
+        if isinstance(event, TokenEvent):
+            first_at = first_at or clock()
+        else:
             done = event
-        elif not isinstance(event, TokenEvent):
-            raise TypeError(event)
+    finished = clock()
     assert done is not None
-    return Rates(prefill, done.timings.decode_tok_s, done.usage.completion_tokens)
+    generated = done.usage.completion_tokens
+    decode = (generated - 1) / (finished - first_at) if generated > 1 and first_at else 0.0
+    return Rates(prefill, decode, generated)
 
 
-def bare_run(llm: llama_cpp.Llama, prompt: str, gen_tokens: int) -> Rates:
-    started = time.perf_counter()
+def bare_run(llm: llama_cpp.Llama, prompt: str, gen_tokens: int, clock: Clock) -> Rates:
+    started = clock()
     tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
     for _ in _bare_generate(llm, tokens):
-        prefill = len(tokens) / (time.perf_counter() - started)
+        prefill = len(tokens) / (clock() - started)
         break
     tokens = llm.tokenize((prompt + " and").encode(), add_bos=True, special=True)
-    count, first_at, last_at = 0, 0.0, 0.0
+    count, first_at = 0, 0.0
     for token in _bare_generate(llm, tokens):
-        last_at = time.perf_counter()
-        first_at = first_at or last_at
         if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
             break
         llm.detokenize([token])  # what any streaming caller does per token
+        first_at = first_at or clock()
         count += 1
         if count >= gen_tokens:
             break
-    decode = (count - 1) / (last_at - first_at) if count > 1 and last_at > first_at else 0.0
+    finished = clock()
+    decode = (count - 1) / (finished - first_at) if count > 1 and first_at else 0.0
     return Rates(prefill, decode, count)
 
 
@@ -249,6 +259,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--n-gpu-layers", type=int, default=-1, help="-1: auto (all if it fits)")
     parser.add_argument("--flash-attn", choices=("on", "off"), default="on")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall time, or process CPU time (robust on a busy machine)")
     parser.add_argument("--matrix", action="store_true",
                         help="GPU offload all vs CPU, flash attention on vs off")
     parser.add_argument("--bandwidth-tbps", type=float, default=None,
