@@ -21,6 +21,8 @@ class HubState:
     """Path → byte count after which the next response for it is cut off (then forgotten)."""
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     """(path, Range header) of every GET."""
+    honour_ranges: bool = True
+    """False: answer every request with the whole file (200), like servers without Range."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -34,7 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         start = 0
         match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-        if match:
+        if match and self.state.honour_ranges:
             start = int(match.group(1))
             if start >= len(body):
                 self.send_response(416)

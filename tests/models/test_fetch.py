@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +72,34 @@ def test_interrupted_pull_leaves_no_valid_looking_file_and_resumes_later(
     download_file(base + FILE_PATH, tmp_path / "tiny.gguf", sha256=sha256(payload))
     assert (tmp_path / "tiny.gguf").read_bytes() == payload
     assert state.requests[-1] == (FILE_PATH, "bytes=200000-")
+
+
+def test_server_without_range_support_restarts_cleanly(
+    hub: tuple[str, HubState, bytes], tmp_path: Path
+) -> None:
+    base, state, payload = hub
+    state.honour_ranges = False
+    state.drop_after[FILE_PATH] = 300_000
+    target = download_file(base + FILE_PATH, tmp_path / "tiny.gguf", sha256=sha256(payload))
+    assert target.read_bytes() == payload  # not 300 kB of old bytes plus the whole file
+
+
+def test_cancelled_download_keeps_the_part_for_later(
+    model_files: dict[str, Path], tmp_path: Path
+) -> None:
+    payload = model_files["f32"].read_bytes()  # several 1 MiB chunks
+    cancel = threading.Event()
+    with running_hub() as (base, state):
+        state.files[FILE_PATH] = payload
+        with pytest.raises(ModelDownloadError, match="cancelled"):
+            download_file(base + FILE_PATH, tmp_path / "tiny.gguf", cancel=cancel,
+                          progress=lambda done, total: cancel.set() if done else None)
+        assert not (tmp_path / "tiny.gguf").exists()
+        kept = (tmp_path / "tiny.gguf.part").stat().st_size
+        assert 0 < kept < len(payload)
+        download_file(base + FILE_PATH, tmp_path / "tiny.gguf", sha256=sha256(payload))
+        assert state.requests[-1] == (FILE_PATH, f"bytes={kept}-")
+    assert (tmp_path / "tiny.gguf").read_bytes() == payload
 
 
 def test_checksum_mismatch_removes_the_download(
