@@ -199,7 +199,15 @@ class LlamaEngine:
     ) -> LlamaEngine:
         """Load ``model``; raises :class:`ModelLoadError` naming the file and the reason."""
         info = read_gguf_info(model.path)
-        offload = plan_offload(config.n_gpu_layers, info)
+        backend = gpu_backend()
+        asks_auto = config.n_gpu_layers == "auto" and backend != "CPU"
+        offload = plan_offload(
+            config.n_gpu_layers,
+            layers=info.layers or 0,
+            model_bytes=info.size_bytes,
+            backend=backend,
+            free_gpu_bytes=free_gpu_memory_bytes(backend) if asks_auto else None,
+        )
         if offload.n_gpu_layers == 0:
             _check_memory(model.path, info.size_bytes)
         threads = config.n_threads or physical_cores()
@@ -358,14 +366,20 @@ def _timings(
     )
 
 
-def plan_offload(requested: int | Literal["auto"], info: GgufInfo) -> OffloadInfo:
+def plan_offload(
+    requested: int | Literal["auto"],
+    *,
+    layers: int,
+    model_bytes: int,
+    backend: str,
+    free_gpu_bytes: int | None,
+) -> OffloadInfo:
     """How many layers go to the GPU, and a sentence saying why.
 
     ``auto`` offloads everything when llama.cpp has a GPU backend and the weights plus runtime
     buffers fit in free GPU memory (or when free memory cannot be known); otherwise CPU.
     """
-    total = (info.layers or 0) + 1  # llama.cpp counts the output layer as offloadable too
-    backend = gpu_backend()
+    total = layers + 1  # llama.cpp counts the output layer as offloadable too
     if backend == "CPU":
         return OffloadInfo(0, total, "CPU", "this llama.cpp build has no GPU backend")
     if requested == 0:
@@ -373,8 +387,8 @@ def plan_offload(requested: int | Literal["auto"], info: GgufInfo) -> OffloadInf
     if requested != "auto":
         layers = total if requested < 0 else min(requested, total)
         return OffloadInfo(layers, total, backend, f"n_gpu_layers = {requested} from settings")
-    needed = info.size_bytes + _RUNTIME_OVERHEAD_BYTES
-    free = free_gpu_memory_bytes(backend)
+    needed = model_bytes + _RUNTIME_OVERHEAD_BYTES
+    free = free_gpu_bytes
     if free is None:
         return OffloadInfo(total, total, backend, "all layers on the GPU (free memory unknown)")
     if needed <= free:
