@@ -229,3 +229,31 @@ def test_a_second_writer_gets_library_busy(
         holder.wait()
     report = make_library(index).ingest([pdf_corpus / "clean" / "minimal-document.pdf"])
     assert report.count("indexed") == 1
+
+
+def test_a_file_vanishing_mid_ingest_is_reported(
+    make_library: Callable[..., Library], tmp_path: Path
+) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for number in range(8):
+        (folder / f"{number}.md").write_text(f"# Note {number}\n\nText of note number {number}.\n")
+    doomed = folder / "7.md"
+
+    def delete_late_file(progress: object) -> None:
+        doomed.unlink(missing_ok=True)  # the preparer is at most a few files ahead
+
+    report = make_library().ingest([folder], progress=delete_late_file)
+    results = _by_name(report)
+    assert results["7.md"] == ("failed", "file vanished before it could be read")
+    assert report.count("indexed") == 7
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file regardless of permissions")
+def test_unreadable_file_is_reported(make_library: Callable[..., Library], tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    secret = folder / "secret.md"
+    secret.write_text("hidden")
+    secret.chmod(0)
+    assert _by_name(make_library().ingest([folder]))["secret.md"] == ("failed", "permission denied")
