@@ -275,6 +275,7 @@ class LlamaEngine:
         self._llm.cancel_event = cancel
         first_token_at = last_token_at = first_text_at = None
         generated = 0
+        hit_stop = False
         reason: Literal["stop", "length", "cancelled"] = "length"
         tokens_out = self._llm.generate(
             tokens,
@@ -305,14 +306,14 @@ class LlamaEngine:
                     break
                 if generated >= budget:
                     break
-        except _PrefillCancelled:
+        except _PrefillCancelled:  # cancelled before the first token
             reason = "cancelled"
         except RuntimeError as error:
             raise GenerationError(f"llama.cpp failed while generating ({error})") from None
         finally:
             tokens_out.close()
             self._llm.cancel_event = None
-        if reason != "stop" and (rest := stops.flush() + decoder.decode(b"", final=True)):
+        if not hit_stop and (rest := stops.flush() + decoder.decode(b"", final=True)):
             first_text_at = first_text_at or time.perf_counter()
             yield TokenEvent(rest)
         finished = time.perf_counter()

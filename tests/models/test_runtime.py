@@ -249,3 +249,14 @@ def test_offload_plan(
     )
     assert (plan.n_gpu_layers, plan.total_layers, plan.backend) == (expected_layers, 41, backend)
     assert reason in plan.reason
+
+
+def test_text_held_for_a_possible_stop_string_is_released_at_the_end(
+    tiny_engine: LlamaEngine,
+) -> None:
+    """Whatever ends generation (limit, end token), a half-matched stop string is real text."""
+    prompt = "<用户>Tell me about the document.<AI>"
+    full, _ = run(tiny_engine, prompt)
+    tail = full[-1]
+    text, done = run(tiny_engine, prompt, VARIED.with_overrides(stop=(tail + "\x00never",)))
+    assert done.stop_reason in ("length", "stop") and text == full
