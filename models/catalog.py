@@ -7,7 +7,8 @@ repository and model cards, Hugging Face listings, ModelScope links) in November
   ``MiniCPM5-1B-Q4_K_M.gguf``); the ModelScope mirror is ``OpenBMB/MiniCPM5-1B-GGUF``. Two
   independent public download scripts record the same size (688,065,920 bytes) and sha256.
 - MiniCPM4.1-8B: ``openbmb/MiniCPM4.1-8B-GGUF`` / ``MiniCPM4.1-8B-Q4_K_M.gguf``; ModelScope
-  ``OpenBMB/MiniCPM4.1-8B-GGUF``.
+  ``OpenBMB/MiniCPM4.1-8B-GGUF`` (repository confirmed; the file name is assumed to be the same
+  as on Hugging Face, as it is for MiniCPM3 and MiniCPM5).
 - MiniCPM3-4B: ``openbmb/MiniCPM3-4B-GGUF`` / ``minicpm3-4b-q4_k_m.gguf`` (2.47 GB); ModelScope
   ``OpenBMB/MiniCPM3-4B-GGUF``.
 - MiniCPM-2B sft/dpo: OpenBMB publishes no GGUF of its own for these; the static quants of the
