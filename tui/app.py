@@ -22,6 +22,7 @@ from assistant.locations import Locations
 from assistant.settings import Settings
 from tui.commands import AssistantCommands, PaletteCommand
 from tui.messages import ModelFailed, ModelLoadProgressed, ModelReady
+from tui.screens.base import attempt
 from tui.screens.chat import ChatScreen
 from tui.screens.first_run import FirstRunChoice, FirstRunScreen
 from tui.screens.help import HelpScreen
@@ -29,7 +30,7 @@ from tui.screens.library import LibraryScreen
 from tui.screens.models import ModelsScreen
 
 if TYPE_CHECKING:
-    from assistant.service import AssistantService, ModelStatus
+    from assistant.service import AssistantService, CatalogEntry, ModelStatus
 
 FIRST_RUN_MARKER = "tui-welcome-done"
 
@@ -181,17 +182,10 @@ class MiniCPMApp(App[None]):
 
     def action_welcome(self) -> None:
         """Say what is missing (MiniCPM, documents) and offer the ways forward."""
-        try:
-            need_model = self.settings.engine.model is None and not any(
-                model.is_minicpm for model in self.service.local_models()
-            )
-            need_documents = not self.service.documents()
-            suggestion = next(
-                (row.entry for row in self.service.catalog() if not row.entry.is_demo), None
-            )
-        except USER_ERRORS as error:
-            self.notify(str(error), title="Cannot check the setup", severity="error")
+        ok, setup = attempt(self, "check the setup", self._missing_setup)
+        if not ok or setup is None:
             return
+        need_model, need_documents, suggestion = setup
         if not (need_model or need_documents):
             return
         self.push_screen(
@@ -204,6 +198,17 @@ class MiniCPMApp(App[None]):
             ),
             self._first_run_chosen,
         )
+
+    def _missing_setup(self) -> tuple[bool, bool, CatalogEntry | None]:
+        """Whether a MiniCPM model and documents are missing, and the model to suggest."""
+        need_model = self.settings.engine.model is None and not any(
+            model.is_minicpm for model in self.service.local_models()
+        )
+        need_documents = not self.service.documents()
+        suggestion = next(
+            (row.entry for row in self.service.catalog() if not row.entry.is_demo), None
+        )
+        return need_model, need_documents, suggestion
 
     async def _first_run_chosen(self, choice: FirstRunChoice | None) -> None:
         (self.locations.data_dir / FIRST_RUN_MARKER).touch()

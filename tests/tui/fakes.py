@@ -89,6 +89,9 @@ class FakeService:
     minicpm_on_disk: bool = True
     documents_list: list[DocumentRecord] = field(default_factory=list)
     fail_with: Exception | None = None
+    """Raised by ``ask`` after retrieval (a model failure mid-turn)."""
+    download_error: Exception | None = None
+    ingest_delay_s: float = 0.0
     asked: list[str] = field(default_factory=list)
     ingested: list[list[Path]] = field(default_factory=list)
     switched_to: list[str] = field(default_factory=list)
@@ -135,6 +138,8 @@ class FakeService:
 
     def pull_model(self, name: str, source: object = None,
                    progress: Callable[[int, int], None] | None = None) -> FakeLocalModel:
+        if self.download_error is not None:
+            raise self.download_error
         for done in (0, 500, 1000):
             if progress:
                 progress(done, 1000)
@@ -204,6 +209,7 @@ class FakeService:
         files = sorted(p for path in paths for p in (path.iterdir() if path.is_dir() else [path]))
         report = IngestReport(collection or "default")
         for done, file in enumerate(files, 1):
+            time.sleep(self.ingest_delay_s)
             failed = file.suffix != ".pdf"
             result = FileResult(str(file), "failed" if failed else "indexed",
                                 pages=0 if failed else 2,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from textual.message import Message
+from textual.notifications import Notification
 from textual.widgets import Button, DataTable, OptionList
 
 from assistant.locations import Locations
@@ -192,3 +193,26 @@ async def test_first_run_without_minicpm_continues_on_the_demo_model(
     finally:
         service.close()
     assert (locations.data_dir / FIRST_RUN_MARKER).exists()
+
+
+async def test_a_broken_gguf_is_refused_and_the_current_model_kept(
+    real_app: MiniCPMApp, tmp_path: Path
+) -> None:
+    broken = tmp_path / "MiniCPM-broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    async with real_app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: real_app.model_status is not None, timeout=60)
+        await pilot.press("f4")
+        real_app.screen.query_one("#gguf-path").value = str(broken)  # type: ignore[attr-defined]
+        real_app.screen.query_one("#gguf-add", Button).press()
+
+        def errors() -> list[Notification]:
+            return [n for n in real_app._notifications if n.severity == "error"]
+
+        await wait_until(pilot, lambda: bool(errors()), what="the failure", timeout=60)
+
+        failure = errors()[-1]
+        assert not real_app.model_loading
+        assert failure.severity == "error" and "MiniCPM-broken.gguf" in failure.message
+        assert "Models screen" in failure.message, "says what to do next"
+        assert real_app.model_status is not None and real_app.model_status.is_demo

@@ -8,6 +8,7 @@ from textual.widgets import Button, DataTable, Input, ProgressBar
 
 from assistant.locations import Locations
 from assistant.settings import Settings
+from models.errors import ModelDownloadError
 from tests.tui.fakes import FakeService
 from tests.tui.waiting import wait_until
 from tui.app import FIRST_RUN_MARKER, MiniCPMApp, make_app
@@ -16,6 +17,8 @@ from tui.screens.first_run import FirstRunScreen
 from tui.screens.library import LibraryScreen
 from tui.screens.models import ModelsScreen
 from tui.widgets.path_input import PathInput, PathSuggester
+from tui.widgets.prompt import PromptInput
+from tui.widgets.status_bar import StatusBar
 
 
 async def test_library_bad_path_is_reported_and_kept(fake_app: MiniCPMApp, tmp_path: Path) -> None:
@@ -130,3 +133,60 @@ async def test_path_suggester_completes_folders(tmp_path: Path) -> None:
     models = PathSuggester(directories_only=False, suffix=".gguf")
     assert await models.get_suggestion(str(tmp_path / "paper.")) == str(tmp_path / "paper.gguf")
     assert await folders.get_suggestion(str(tmp_path / "nothing" / "x")) is None
+
+
+async def test_indexing_keeps_running_while_chatting(fake_app: MiniCPMApp, tmp_path: Path) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    service.ingest_delay_s = 0.4
+    for name in ("a.pdf", "b.pdf", "c.pdf"):
+        (tmp_path / name).write_bytes(b"x")
+    async with fake_app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("f3")
+        library = fake_app.screen
+        assert isinstance(library, LibraryScreen)
+        library.start_ingest([tmp_path], "default")
+        await pilot.press("f2")
+        chat = fake_app.screen
+        assert isinstance(chat, ChatScreen)
+        await wait_until(pilot, lambda: "indexing" in str(chat.query_one(StatusBar).render()))
+        chat.query_one(PromptInput).text = "asked while indexing"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not chat.generating, what="the answer")
+        assert library.ingesting, "the answer came while indexing went on"
+        await wait_until(pilot, lambda: not library.ingesting, what="the ingest")
+        assert any(n.title == "Indexing finished" for n in fake_app._notifications)
+        assert "indexing" not in str(chat.query_one(StatusBar).render())
+
+
+async def test_failed_download_is_explained(fake_app: MiniCPMApp) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    service.download_error = ModelDownloadError("huggingface.co is unreachable")
+    async with fake_app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f4")
+        models = fake_app.screen
+        assert isinstance(models, ModelsScreen)
+        models.start_download("minicpm-1b")
+        await wait_until(pilot, lambda: models.downloading is None)
+        note = list(fake_app._notifications)[-1]
+        assert note.title == "Download failed" and "unreachable" in note.message
+        assert "local GGUF" in note.message, "says what to do next"
+
+
+async def test_a_broken_service_call_becomes_a_notification(fake_app: MiniCPMApp) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    async with fake_app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        chat = fake_app.screen
+        assert isinstance(chat, ChatScreen)
+
+        def broken(query: str | None = None) -> list[object]:
+            raise RuntimeError("database disk image is malformed")
+
+        service.list_conversations = broken  # type: ignore[method-assign]
+        await pilot.press("ctrl+f", "x")
+        await pilot.pause()
+        assert fake_app.is_running
+        assert any("malformed" in n.message for n in fake_app._notifications)
+        await chat.open_conversation("no-such-id")
+        await pilot.pause()
+        assert any(n.title == "Cannot open the conversation" for n in fake_app._notifications)

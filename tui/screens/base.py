@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
+from textual.app import App
 from textual.screen import Screen
 
+from assistant.errors import USER_ERRORS
 from tui.commands import PaletteCommand
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from assistant.service import AssistantService
     from tui.app import MiniCPMApp
+
+
+def attempt(app: App[Any], doing: str, call: Callable[[], T]) -> tuple[bool, T | None]:
+    """Run a quick service call on the UI thread; a failure becomes a notification saying what
+    could not be done, never a crash. Returns (succeeded, result)."""
+    try:
+        return True, call()
+    except USER_ERRORS as error:
+        message = getattr(error, "message", str(error))
+        app.notify(message, title=f"Cannot {doing}", severity="error", timeout=10)
+    except Exception as error:  # a bug below the UI must not take the user's session down
+        app.log.error(f"{doing} failed", error)
+        app.notify(f"{type(error).__name__}: {error}", title=f"Cannot {doing}", severity="error")
+    return False, None
 
 
 class AppScreen(Screen[None]):
@@ -26,3 +45,6 @@ class AppScreen(Screen[None]):
     @property
     def service(self) -> AssistantService:
         return self.assistant_app.service
+
+    def attempt(self, doing: str, call: Callable[[], T]) -> tuple[bool, T | None]:
+        return attempt(self.app, doing, call)

@@ -125,13 +125,11 @@ class ChatScreen(AppScreen):
     def refresh_conversations(self) -> None:
         listing = self.query_one(ConversationList)
         query = listing.search_text.strip() or None
-        try:
-            conversations = self.service.list_conversations(query)
-        except USER_ERRORS as error:
-            self.notify(error.message if hasattr(error, "message") else str(error),
-                        title="Cannot list conversations", severity="error")
-            return
-        listing.show(conversations, self.conversation_id)
+        ok, conversations = self.attempt(
+            "list conversations", lambda: self.service.list_conversations(query)
+        )
+        if ok and conversations is not None:
+            listing.show(conversations, self.conversation_id)
 
     @on(Input.Changed, "#conversation-search")
     def _search_changed(self) -> None:
@@ -145,10 +143,10 @@ class ChatScreen(AppScreen):
 
     async def open_conversation(self, conversation_id: str) -> None:
         """Show a stored conversation with the sources of its last answer."""
-        try:
-            conversation = self.service.get_conversation(conversation_id)
-        except USER_ERRORS as error:
-            self.notify(str(error), title="Cannot open the conversation", severity="error")
+        ok, conversation = self.attempt(
+            "open the conversation", lambda: self.service.get_conversation(conversation_id)
+        )
+        if not ok or conversation is None:
             self.refresh_conversations()
             return
         self.conversation_id = conversation_id
@@ -233,29 +231,33 @@ class ChatScreen(AppScreen):
             self.post_message(DeleteRequested(self.conversation_id))
 
     def action_copy(self) -> None:
-        if self.conversation_id is None:
+        conversation_id = self.conversation_id
+        if conversation_id is None:
             return
-        try:
-            markdown = self.service.export_conversation(self.conversation_id, "md")
-        except USER_ERRORS as error:
-            self.notify(str(error), title="Cannot export", severity="error")
-            return
-        self.app.copy_to_clipboard(markdown)
-        self.notify("Conversation copied as Markdown.")
+        ok, markdown = self.attempt(
+            "export", lambda: self.service.export_conversation(conversation_id, "md")
+        )
+        if ok and markdown is not None:
+            self.app.copy_to_clipboard(markdown)
+            self.notify("Conversation copied as Markdown.")
 
     @on(RenameRequested)
     def _rename(self, event: RenameRequested) -> None:
         conversation_id = event.conversation_id
-        title = next(
-            (c.title for c in self.service.list_conversations() if c.id == conversation_id), ""
+        ok, conversation = self.attempt(
+            "rename", lambda: self.service.get_conversation(conversation_id)
         )
+        if not ok or conversation is None:
+            return
 
         def renamed(new_title: str | None) -> None:
             if new_title:
-                self.service.rename_conversation(conversation_id, new_title)
+                self.attempt(
+                    "rename", lambda: self.service.rename_conversation(conversation_id, new_title)
+                )
                 self.refresh_conversations()
 
-        self.app.push_screen(TextPrompt("Rename conversation", title), renamed)
+        self.app.push_screen(TextPrompt("Rename conversation", conversation.title), renamed)
 
     @on(DeleteRequested)
     def _delete(self, event: DeleteRequested) -> None:
@@ -266,7 +268,7 @@ class ChatScreen(AppScreen):
         async def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
-            self.service.delete_conversation(conversation_id)
+            self.attempt("delete", lambda: self.service.delete_conversation(conversation_id))
             if conversation_id == self.conversation_id:
                 await self.action_new_conversation()
             else:

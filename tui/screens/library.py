@@ -88,8 +88,7 @@ class LibraryScreen(AppScreen):
         documents.add_columns("Document", "Collection", "Pages", "Chunks", "Status", "Indexed")
         files = self.query_one("#ingest-files", DataTable)
         files.add_columns("File", "Result", "Pages", "Chunks", "Reason")
-        self.refresh_documents()
-        if self.service.documents():
+        if self.refresh_documents():
             documents.focus()
         else:
             self.query_one("#library-path", PathInput).focus()
@@ -99,13 +98,12 @@ class LibraryScreen(AppScreen):
 
     # Documents -------------------------------------------------------------------------------
 
-    def refresh_documents(self) -> None:
+    def refresh_documents(self) -> int:
+        """Fill the documents table; returns how many documents there are."""
         table = self.query_one("#documents", DataTable)
-        try:
-            records = self.service.documents()
-        except USER_ERRORS as error:
-            self.notify(str(error), title="Cannot read the library", severity="error")
-            return
+        ok, records = self.attempt("read the library", self.service.documents)
+        if not ok or records is None:
+            return 0
         table.clear()
         for record in sorted(records, key=lambda r: r.path):
             table.add_row(
@@ -119,6 +117,7 @@ class LibraryScreen(AppScreen):
             )
         if not records:
             table.add_row("(empty: add a folder above)", "", "", "", "", "")
+        return len(records)
 
     def _selected_document(self) -> tuple[str, str] | None:
         table = self.query_one("#documents", DataTable)
@@ -142,12 +141,11 @@ class LibraryScreen(AppScreen):
         def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
-            try:
-                removed = self.service.remove_document(path, collection)
-            except USER_ERRORS as error:
-                self.notify(str(error), title="Cannot remove", severity="error")
-                return
-            self.notify(f"Removed {Path(path).name} ({removed} passages).")
+            ok, removed = self.attempt(
+                "remove the document", lambda: self.service.remove_document(path, collection)
+            )
+            if ok:
+                self.notify(f"Removed {Path(path).name} ({removed} passages).")
             self.refresh_documents()
 
         self.app.push_screen(
@@ -160,13 +158,10 @@ class LibraryScreen(AppScreen):
             self.start_ingest([Path(selected[1])], selected[0])
 
     def action_reindex_all(self) -> None:
-        try:
-            records = self.service.documents(self.assistant_app.collection)
-        except USER_ERRORS as error:
-            self.notify(str(error), title="Cannot read the library", severity="error")
-            return
+        collection = self.assistant_app.collection
+        _, records = self.attempt("read the library", lambda: self.service.documents(collection))
         if records:
-            self.start_ingest([Path(r.path) for r in records], self.assistant_app.collection)
+            self.start_ingest([Path(r.path) for r in records], collection)
 
     # Ingesting -------------------------------------------------------------------------------
 

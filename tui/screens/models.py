@@ -91,10 +91,8 @@ class ModelsScreen(AppScreen):
 
     def refresh_catalog(self) -> None:
         table = self.query_one("#catalog", DataTable)
-        try:
-            rows = self.service.catalog()
-        except USER_ERRORS as error:
-            self.notify(str(error), title="Cannot read the catalog", severity="error")
+        ok, rows = self.attempt("read the catalog", self.service.catalog)
+        if not ok or rows is None:
             return
         current = self.assistant_app.model_status
         cursor = table.cursor_row
