@@ -1,11 +1,13 @@
 """Chat latency: time to first token over a 20-turn RAG conversation, with KV-cache reuse vs a
 naive re-prefill of the very same prompts, and where the time of one question goes.
 
-One process, one model, one index: the conversation runs through ``AssistantService`` (the
-prefix-stable layout lets llama.cpp keep the cached prefix), then the prompts of turns 1, 5, 10
-and 20 are prefilled again from an empty cache ("naive": what a pipeline that rebuilds the whole
-prompt differently each turn pays). Tokens evaluated are exact; seconds are wall time on
-whatever else the machine is doing, so read them as ratios within this run.
+One process, one model, one index: the conversation runs through ``AssistantService`` and every
+prompt and answer is recorded. Then, for turns 1, 5, 10 and 20, two measurements are taken back
+to back so machine noise hits both alike: "reuse" puts the previous turn's prompt and answer in
+the KV cache (as in the live conversation) and times the turn's prompt; "naive" times the same
+prompt from an empty cache (what a pipeline that rebuilds the prompt differently each turn pays).
+Tokens evaluated are exact; wall seconds depend on what else the machine does, so the CPU-time
+ratios are given too.
 
     python benchmarks/chat.py                          # the offline demo model (Gemma 3 270M)
     python benchmarks/chat.py --synthesize-minicpm     # a ~100M-param MiniCPM-shaped Q4_K_M
@@ -83,6 +85,7 @@ FIRST_TOKEN_ONLY = SamplingParams(max_tokens=1, temperature=0.0)
 @dataclass
 class Call:
     prompt: str
+    answer: str
     done: DoneEvent
     cpu_to_first_token_s: float
     """Process CPU seconds (all llama.cpp threads) until the first token: the work done,
@@ -104,27 +107,25 @@ class RecordingEngine:
     ) -> Iterator[GenerationEvent]:
         started = time.process_time()
         first: float | None = None
+        pieces: list[str] = []
         for event in self.engine.stream(prompt, params, cancel):  # type: ignore[arg-type]
             if first is None:
                 first = time.process_time() - started
             if isinstance(event, DoneEvent):
-                self.calls.append(Call(prompt, event, first))
+                self.calls.append(Call(prompt, "".join(pieces), event, first))
+            else:
+                pieces.append(event.text)
             yield event
 
 
 @dataclass
 class Turn:
     number: int
-    prompt: str
-    prompt_tokens: int
-    evaluated: int
-    ttft_s: float
-    """Engine time to first token (prefill + first token)."""
-    cpu_ttft_s: float
+    call: Call
+    """The answer's generation call (the prompt as sent and the answer)."""
     wall_to_first_token_s: float
     """From the question to the first streamed token (retrieval and prompt build included)."""
     retrieval_s: float
-    completion_tokens: int
     total_s: float
 
 
@@ -136,6 +137,7 @@ def run_turn(
     conversation_id: str | None,
 ) -> tuple[Turn, str]:
     started = time.perf_counter()
+    calls_before = len(engine.calls)
     retrieval_started = retrieval_finished = first_token = None
     finished: AnswerFinished | None = None
     for event in service.ask(question, conversation_id=conversation_id):
@@ -150,32 +152,31 @@ def run_turn(
             finished = event
         elif isinstance(event, AnswerFailed):
             raise SystemExit(f"turn {number} failed: {event.title}: {event.message}")
-    assert finished is not None and first_token is not None
-    if not finished.grounded:
-        print(f"  note: turn {number} found nothing relevant; answered without the model")
-    call = engine.calls[-1]
-    return Turn(
+    if finished is None or first_token is None or len(engine.calls) == calls_before:
+        raise SystemExit(f"turn {number} ({question!r}) was not answered by the model")
+    turn = Turn(
         number=number,
-        prompt=call.prompt,
-        prompt_tokens=call.done.usage.prompt_tokens,
-        evaluated=call.done.usage.prompt_tokens_evaluated,
-        ttft_s=call.done.timings.ttft_s,
-        cpu_ttft_s=call.cpu_to_first_token_s,
+        call=engine.calls[-1],
         wall_to_first_token_s=first_token - started,
         retrieval_s=(retrieval_finished or started) - (retrieval_started or started),
-        completion_tokens=call.done.usage.completion_tokens,
         total_s=time.perf_counter() - started,
-    ), finished.conversation_id
+    )
+    return turn, finished.conversation_id
 
 
-def naive_ttft(engine: LlamaEngine, prompt: str) -> Call:
-    """TTFT of ``prompt`` with nothing useful cached: the whole prompt is evaluated."""
-    for _ in engine.stream("Unrelated warm-up text.", FIRST_TOKEN_ONLY):
-        pass
+def first_token(engine: LlamaEngine, prompt: str) -> Call:
     recording = RecordingEngine(engine)
     for _ in recording.stream(prompt, FIRST_TOKEN_ONLY):
         pass
     return recording.calls[-1]
+
+
+def reuse_and_naive(engine: LlamaEngine, previous: Call | None, prompt: str) -> tuple[Call, Call]:
+    """``prompt`` timed with the previous turn cached, then from an empty cache."""
+    first_token(engine, previous.prompt + previous.answer if previous else "Unrelated text.")
+    reuse = first_token(engine, prompt)
+    first_token(engine, "Unrelated text.")
+    return reuse, first_token(engine, prompt)
 
 
 def model_path(args: argparse.Namespace, work: Path) -> Path:
@@ -195,13 +196,18 @@ def main() -> int:
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--max-context", type=int, default=4096)
     parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="llama.cpp threads; 1 makes CPU time a clean measure of work on a busy machine",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="chat-bench-"))
     locations = Locations.under(work / "home").ensure()
     settings = Settings.model_validate(
         {
-            "engine": {"max_context": args.max_context, "seed": 1},
+            "engine": {"max_context": args.max_context, "seed": 1, "n_threads": args.threads},
             "library": {"top_k": args.top_k},
             "chat": {"answer_tokens": args.answer_tokens, "temperature": 0.0},
         }
@@ -223,13 +229,19 @@ def main() -> int:
     for number, question in enumerate(QUESTIONS[: args.turns], start=1):
         turn, conversation_id = run_turn(service, recording, number, question, conversation_id)
         turns.append(turn)
+        usage = turn.call.done.usage
         print(
-            f"  turn {number:2}: prompt {turn.prompt_tokens:5} tok, evaluated {turn.evaluated:5}, "
-            f"TTFT {turn.ttft_s:6.2f} s"
+            f"  turn {number:2}: prompt {usage.prompt_tokens:5} tok, evaluated "
+            f"{usage.prompt_tokens_evaluated:5}, TTFT {turn.call.done.timings.ttft_s:6.2f} s"
         )
 
     rows = [
-        (turns[n - 1], naive_ttft(engine, turns[n - 1].prompt))
+        (
+            turns[n - 1],
+            *reuse_and_naive(
+                engine, turns[n - 2].call if n > 1 else None, turns[n - 1].call.prompt
+            ),
+        )
         for n in MEASURED_TURNS
         if n <= len(turns)
     ]
@@ -250,12 +262,12 @@ def one_question_breakdown(
     recording = RecordingEngine(engine)
     service = AssistantService(settings, locations, engine=recording, library=library)  # type: ignore[arg-type]
     turn, _ = run_turn(service, recording, 1, "How does TraceMonkey handle side exits?", None)
-    done = recording.calls[-1].done
+    done = turn.call.done
     prefill_s = done.usage.prompt_tokens_evaluated / done.timings.prefill_tok_s
     after_retrieval = turn.wall_to_first_token_s - turn.retrieval_s
     return {
         "retrieval_s": turn.retrieval_s,
-        "prompt_build_s": max(after_retrieval - turn.ttft_s, 0.0),
+        "prompt_build_s": max(after_retrieval - done.timings.ttft_s, 0.0),
         "prefill_s": prefill_s,
         "first_token_s": turn.wall_to_first_token_s,
         "decode_s": turn.total_s - turn.wall_to_first_token_s,
@@ -268,29 +280,34 @@ def one_question_breakdown(
 def report(
     args: argparse.Namespace,
     engine: LlamaEngine,
-    rows: list[tuple[Turn, Call]],
+    rows: list[tuple[Turn, Call, Call]],
     breakdown: dict[str, float],
 ) -> str:
-    first, first_naive = rows[0]
+    _, first_reuse, first_naive = rows[0]
+
+    def ratio(call: Call, base: Call) -> str:
+        wall = call.done.timings.ttft_s / base.done.timings.ttft_s
+        return f"{wall:.2f}x / {call.cpu_to_first_token_s / base.cpu_to_first_token_s:.2f}x"
+
     lines = [
         f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on "
         f"{platform.machine()} {platform.system()} ({os.cpu_count()} CPUs), "
         f"{engine.offload.backend}; model `{engine.model.name}` ({engine.template.name} template), "
-        f"n_ctx {engine.n_ctx}, top_k {args.top_k}, answer {args.answer_tokens} tokens.",
+        f"n_ctx {engine.n_ctx}, top_k {args.top_k}, answer {args.answer_tokens} tokens, "
+        f"{args.threads or 'default'} threads.",
         "",
-        "| turn | prompt tok | evaluated reuse / naive | TTFT reuse s | TTFT naive s "
-        "| reuse vs turn 1 (wall / CPU) | naive vs turn 1 (wall / CPU) | naive / reuse (wall) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| turn | prompt tok | evaluated reuse / naive | TTFT reuse / naive (s) "
+        "| reuse vs turn 1 (wall / CPU) | naive vs turn 1 (wall / CPU) "
+        "| naive / reuse (wall / CPU) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for turn, naive in rows:
-        naive_s = naive.done.timings.ttft_s
+    for turn, reuse, naive in rows:
         lines.append(
-            f"| {turn.number} | {turn.prompt_tokens} | {turn.evaluated} / "
-            f"{naive.done.usage.prompt_tokens_evaluated} | {turn.ttft_s:.2f} | {naive_s:.2f} | "
-            f"{turn.ttft_s / first.ttft_s:.2f}x / {turn.cpu_ttft_s / first.cpu_ttft_s:.2f}x | "
-            f"{naive_s / first_naive.done.timings.ttft_s:.2f}x / "
-            f"{naive.cpu_to_first_token_s / first_naive.cpu_to_first_token_s:.2f}x | "
-            f"{naive_s / turn.ttft_s:.2f}x |"
+            f"| {turn.number} | {turn.call.done.usage.prompt_tokens} | "
+            f"{reuse.done.usage.prompt_tokens_evaluated} / "
+            f"{naive.done.usage.prompt_tokens_evaluated} | {reuse.done.timings.ttft_s:.2f} / "
+            f"{naive.done.timings.ttft_s:.2f} | {ratio(reuse, first_reuse)} | "
+            f"{ratio(naive, first_naive)} | {ratio(naive, reuse)} |"
         )
     b = breakdown
     lines += [
