@@ -155,24 +155,15 @@ class AssistantService:
         question = question.strip()
         if not question:
             raise UsageError("the question is empty")
-        chat = self.settings.chat
         if conversation_id is None:
             conversation_id = self._store.create()
         conversation = self._store.get(conversation_id)
-        remembered = conversation.settings
-        options = TurnOptions(
-            collection=_first(collection, conversation.collection, chat.collection),
-            document=document if document is not None else remembered.get("document"),
-            use_documents=_first(
-                use_documents, remembered.get("use_documents"), chat.use_documents
-            ),
-            allow_general=_first(
-                allow_general, remembered.get("allow_general"), chat.allow_general_answers
-            ),
-            condense=chat.condense_follow_ups,
-            answer_tokens=chat.answer_tokens,
-            evidence_share=chat.evidence_share,
-            temperature=chat.temperature,
+        options = self._options_for(
+            conversation,
+            collection=collection,
+            document=document,
+            use_documents=use_documents,
+            allow_general=allow_general,
         )
         question_id = self._store.add_user_message(conversation.id, question)
         yield TurnStarted(conversation_id=conversation.id, user_message_id=question_id)
@@ -204,6 +195,33 @@ class AssistantService:
             },
         )
         yield from turn.run()
+
+    def _options_for(
+        self,
+        conversation: Conversation,
+        *,
+        collection: str | None,
+        document: str | None,
+        use_documents: bool | None,
+        allow_general: bool | None,
+    ) -> TurnOptions:
+        """Explicit arguments, else what the conversation last used, else the settings."""
+        chat = self.settings.chat
+        remembered = conversation.settings
+        return TurnOptions(
+            collection=_first(collection, conversation.collection, chat.collection),
+            document=document if document is not None else remembered.get("document"),
+            use_documents=_first(
+                use_documents, remembered.get("use_documents"), chat.use_documents
+            ),
+            allow_general=_first(
+                allow_general, remembered.get("allow_general"), chat.allow_general_answers
+            ),
+            condense=chat.condense_follow_ups,
+            answer_tokens=chat.answer_tokens,
+            evidence_share=chat.evidence_share,
+            temperature=chat.temperature,
+        )
 
     def _search(self, query: str, options: TurnOptions) -> tuple[list[Hit], bool]:
         library = self._open_library()
