@@ -296,8 +296,7 @@ class LlamaEngine:
                     reason = "stop"
                     break
                 generated += 1
-                piece = self._llm.detokenize([token], special=False)
-                text, hit_stop = stops.feed(decoder.decode(piece))
+                text, hit_stop = stops.feed(decoder.decode(token_piece(vocab, token)))
                 if text:
                     first_text_at = first_text_at or time.perf_counter()
                     yield TokenEvent(text)
@@ -332,6 +331,21 @@ class LlamaEngine:
 
 class _ContextRefused(Exception):
     pass
+
+
+def token_piece(vocab: Any, token: int) -> bytes:
+    """The bytes of one generated token, however long.
+
+    ``Llama.detokenize`` uses a 32-byte buffer and silently drops longer pieces (hundreds of
+    Gemma's and MiniCPM's multi-character words), which would cut real text out of answers.
+    """
+    size = 64
+    while True:
+        buffer = ctypes.create_string_buffer(size)
+        length = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, False)
+        if length >= 0:
+            return buffer.raw[:length]
+        size = -length
 
 
 def _construct(settings: dict[str, Any], *, flash_attn: bool) -> _EngineLlama:

@@ -6,9 +6,13 @@ properties are checked: it produces text, stops on its own or at the limit, and 
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import llama_cpp
+
 from models.catalog import DEMO_ENTRY
 from models.events import DoneEvent, TokenEvent
-from models.runtime import LlamaEngine
+from models.runtime import LlamaEngine, route_llama_logs, token_piece
 from models.templates import ChatMessage, CompletionTemplate
 
 
@@ -41,3 +45,15 @@ def test_demo_engine_uses_the_catalog_sampling(demo_engine: LlamaEngine) -> None
     assert demo_engine.model.entry == DEMO_ENTRY
     assert demo_engine.default_sampling.temperature == DEMO_ENTRY.sampling.temperature
     assert demo_engine.default_sampling.stop == CompletionTemplate.stop
+
+
+def test_long_token_pieces_are_not_dropped(demo_model_path: Path) -> None:
+    """Gemma's vocabulary has Bengali and Hindi words longer than 32 bytes; none may vanish."""
+    route_llama_logs()
+    vocab_only = llama_cpp.Llama(model_path=str(demo_model_path), vocab_only=True, verbose=False)
+    text = " পাকিস্তানের প্রধানমন্ত্রী मुख्यमंत्री"
+    tokens = vocab_only.tokenize(text.encode(), add_bos=False)
+    pieces = [token_piece(vocab_only._model.vocab, token) for token in tokens]
+    vocab_only.close()
+    assert max(len(piece) for piece in pieces) > 32  # the case that used to be dropped
+    assert b"".join(pieces).decode() == text
