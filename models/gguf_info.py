@@ -76,12 +76,19 @@ class _Truncated(Exception):
 
 
 class _HeaderReader:
-    """Sequential little-endian reads over a buffered file, failing cleanly at end of file."""
+    """Sequential little-endian reads over a buffered file, failing cleanly at end of file.
 
-    def __init__(self, stream: BinaryIO) -> None:
+    A length field is checked against the bytes left before reading, so a corrupt one (say
+    2**62) is reported as a broken file instead of asking for that much memory.
+    """
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
         self._stream = stream
+        self._size = size
 
     def read(self, size: int) -> bytes:
+        if size > self._size - self._stream.tell():
+            raise _Truncated
         data = self._stream.read(size)
         if len(data) != size:
             raise _Truncated
@@ -115,7 +122,7 @@ def read_gguf_info(path: Path) -> GgufInfo:
     size = path.stat().st_size
     try:
         with path.open("rb") as stream:
-            return _parse(path, size, _HeaderReader(stream))
+            return _parse(path, size, _HeaderReader(stream, size))
     except _Truncated:
         raise ModelLoadError(
             f"{path}: truncated GGUF (the header ends early; incomplete download?)"
@@ -225,6 +232,8 @@ def _read_tensor_infos(
         parameters += elements
         data_size = max(data_size, offset + elements // block_size * type_size)
     alignment = int(metadata.get("general.alignment", gguf.GGUF_DEFAULT_ALIGNMENT))  # type: ignore[call-overload]
+    if alignment <= 0:
+        raise ValueError(f"general.alignment is {alignment}")
     data_start = -(-reader.tell() // alignment) * alignment
     return parameters, data_start + data_size
 

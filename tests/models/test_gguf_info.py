@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
+import gguf
 import pytest
 
 from models.errors import ModelLoadError
@@ -58,6 +60,14 @@ def test_non_gguf_files_are_refused(tmp_path: Path, content: bytes, reason: str)
     path = tmp_path / "notes.gguf"
     path.write_bytes(content)
     with pytest.raises(ModelLoadError, match=f"notes.gguf: {reason}"):
+        read_gguf_info(path)
+
+
+def test_corrupt_length_field_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """One metadata key whose name length is absurd: a clear error, not a huge allocation."""
+    path = tmp_path / "corrupt.gguf"
+    path.write_bytes(struct.pack("<IIQQQ", gguf.GGUF_MAGIC, 3, 0, 1, 2**62) + b"general")
+    with pytest.raises(ModelLoadError, match="corrupt.gguf: truncated GGUF"):
         read_gguf_info(path)
 
 
