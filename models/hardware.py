@@ -94,8 +94,12 @@ def nvidia_gpus() -> list[GpuInfo]:
         return []
     gpus = []
     for line in output.strip().splitlines():
-        name, total, free = (part.strip() for part in line.rsplit(",", 2))
-        gpus.append(GpuInfo(name, int(total) * 1024 * 1024, int(free) * 1024 * 1024))
+        name, *sizes = line.rsplit(",", 2)
+        try:  # "[N/A]" on some GPUs (MIG slices, unified memory): their memory is unknown
+            total, free = (int(size) * 1024 * 1024 for size in sizes)
+        except ValueError:
+            continue
+        gpus.append(GpuInfo(name.strip(), total, free))
     return gpus
 
 
