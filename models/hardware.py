@@ -27,7 +27,11 @@ class GpuInfo:
 
 
 def physical_cores() -> int:
-    """Physical CPU cores (llama.cpp decodes fastest with one thread per core)."""
+    """Physical CPU cores this process may use (llama.cpp decodes fastest with one per core).
+
+    Capped by the CPUs the process is allowed to run on: a container pinned to 2 CPUs of a
+    64-core host would otherwise start 32 threads that fight over 2.
+    """
     if platform.system() == "Darwin":
         cores_reported = _sysctl("hw.physicalcpu")
         if cores_reported:
@@ -47,7 +51,13 @@ def physical_cores() -> int:
                 cores.add((physical, core))
                 physical = core = ""
         if cores:
-            return len(cores)
+            return min(len(cores), _usable_cpus())
+    return _usable_cpus()
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
     return max(os.cpu_count() or 1, 1)
 
 

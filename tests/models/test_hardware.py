@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.hardware import GpuInfo, free_gpu_memory_bytes, nvidia_gpus
+from models.hardware import GpuInfo, free_gpu_memory_bytes, nvidia_gpus, physical_cores
 
 
 def fake_nvidia_smi(directory: Path, monkeypatch: pytest.MonkeyPatch, output: str) -> None:
@@ -36,3 +36,7 @@ def test_gpu_without_memory_figures_is_skipped_not_a_crash(
     assert nvidia_gpus() == []
     assert free_gpu_memory_bytes("CUDA") is None
 
+
+def test_threads_never_exceed_the_cpus_this_process_may_use() -> None:
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert 1 <= physical_cores() <= (usable or 1)
