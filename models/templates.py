@@ -21,6 +21,8 @@ from typing import Literal
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from models.errors import GenerationError
+
 log = logging.getLogger(__name__)
 
 Role = Literal["system", "user", "assistant"]
@@ -145,13 +147,20 @@ class JinjaTemplate(ChatTemplate):
         self.end_of_turn = self._probe_end_of_turn()
 
     def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
-        text = self._template.render(
-            messages=[{"role": message.role, "content": message.content} for message in messages],
-            add_generation_prompt=add_generation_prompt,
-            bos_token=self._bos_token,
-            eos_token=self._eos_token,
-            enable_thinking=False,
-        )
+        """The template's text; raises :class:`GenerationError` when the template refuses the
+        conversation (some raise on a system message or on roles that do not alternate)."""
+        try:
+            text = self._template.render(
+                messages=[{"role": m.role, "content": m.content} for m in messages],
+                add_generation_prompt=add_generation_prompt,
+                bos_token=self._bos_token,
+                eos_token=self._eos_token,
+                enable_thinking=False,
+            )
+        except (jinja2.TemplateError, TypeError, ValueError) as error:
+            raise GenerationError(
+                f"the model's own chat template refused this conversation ({error})"
+            ) from None
         if self._bos_token and text.startswith(self._bos_token):
             text = text[len(self._bos_token) :]
         return text
@@ -199,7 +208,7 @@ def select_template(
     if gguf_template:
         try:
             return JinjaTemplate(gguf_template, bos_token=bos_token, eos_token=eos_token)
-        except jinja2.TemplateError as error:
+        except (jinja2.TemplateError, GenerationError) as error:
             log.warning("the GGUF's chat template is broken (%s); using a built-in one", error)
     if architecture == "minicpm":
         return MiniCPM2Template() if kind is None else ChatMLTemplate()

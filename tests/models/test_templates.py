@@ -7,6 +7,7 @@ import ctypes
 import llama_cpp
 import pytest
 
+from models.errors import GenerationError
 from models.templates import (
     ChatMessage,
     ChatMLTemplate,
@@ -152,3 +153,23 @@ def test_broken_gguf_template_falls_back_to_a_builtin_one() -> None:
     broken = "{% for m in messages %}{{ m['content'] }"
     chosen = select_template("gguf", architecture="minicpm", gguf_template=broken)
     assert isinstance(chosen, ChatMLTemplate)
+
+
+NO_SYSTEM_ROLE = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
+    "<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+)
+
+
+def test_template_refusing_a_conversation_is_a_generation_error() -> None:
+    template = JinjaTemplate(NO_SYSTEM_ROLE)
+    assert template.render(CONVERSATION[1:2]) == "<user> What is MiniCPM? \n"
+    with pytest.raises(GenerationError, match="refused this conversation.*System role"):
+        template.render(CONVERSATION)
+
+
+def test_template_that_fails_on_a_plain_question_falls_back_to_a_builtin_one() -> None:
+    always_fails = "{{ raise_exception('unsupported') }}"
+    chosen = select_template(None, architecture="minicpm", gguf_template=always_fails)
+    assert isinstance(chosen, MiniCPM2Template)
