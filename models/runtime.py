@@ -222,20 +222,16 @@ class LlamaEngine:
             "seed": llama_cpp.LLAMA_DEFAULT_SEED if config.seed < 0 else config.seed,
             "verbose": False,
         }
-        try:
-            llm = _construct(settings, flash_attn=config.flash_attention)
-        except _ContextRefused:  # this model/backend pair cannot do flash attention
-            log.warning("%s: flash attention unsupported here; loading without it", model.path)
-            llm = _construct(settings, flash_attn=False)
-        if progress is not None:
-            progress(1.0)
-        template = select_template(
+        template = select_template(  # before loading: nothing to free if it fails
             model.entry.template if model.entry is not None else None,
             architecture=info.architecture,
             gguf_template=info.chat_template,
             bos_token=info.bos_token,
             eos_token=info.eos_token,
         )
+        llm = _construct_with_fallback(settings, flash_attn=config.flash_attention)
+        if progress is not None:
+            progress(1.0)
         return cls(model, llm, info, template, offload)
 
     def count_tokens(self, text: str) -> int:
@@ -346,6 +342,22 @@ def token_piece(vocab: Any, token: int) -> bytes:
         if length >= 0:
             return buffer.raw[:length]
         size = -length
+
+
+def _construct_with_fallback(settings: dict[str, Any], *, flash_attn: bool) -> _EngineLlama:
+    """Load with flash attention when asked, else (or when the context refuses it) without.
+
+    The retry happens outside the ``except`` block: inside it, the refused attempt's traceback
+    would keep its weights (in GPU memory too) alive while the second copy loads.
+    """
+    if flash_attn:
+        try:
+            return _construct(settings, flash_attn=True)
+        except _ContextRefused:  # this model/backend pair cannot do flash attention
+            pass
+        log.warning("%s: flash attention unsupported here; loading without it",
+                    settings["model_path"])
+    return _construct(settings, flash_attn=False)
 
 
 def _construct(settings: dict[str, Any], *, flash_attn: bool) -> _EngineLlama:
