@@ -189,6 +189,7 @@ class LlamaEngine:
         self.default_sampling = sampling.with_overrides(stop=template.stop)
         self._llm = llm
         self._busy = threading.Lock()
+        self._closed = False
 
     @classmethod
     def load(
@@ -235,6 +236,7 @@ class LlamaEngine:
         return cls(model, llm, info, template, offload)
 
     def count_tokens(self, text: str) -> int:
+        self._refuse_if_closed()
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def stream(
@@ -246,12 +248,28 @@ class LlamaEngine:
         if not self._busy.acquire(blocking=False):
             raise GenerationError("the model is already generating; wait or cancel it first")
         try:
+            self._refuse_if_closed()
             yield from self._generate(prompt, params, cancel)
         finally:
             self._busy.release()
+            if self._closed:  # close() was called mid-stream and left the freeing to us
+                self.close()
 
     def close(self) -> None:
-        self._llm.close()
+        """Free the model; during a stream (another thread switching models), when it ends.
+
+        Freeing llama.cpp's context under a running decode would crash the process.
+        """
+        self._closed = True
+        if self._busy.acquire(blocking=False):
+            try:
+                self._llm.close()
+            finally:
+                self._busy.release()
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise GenerationError(f"{self.model.name} was unloaded; load a model again")
 
     def _generate(
         self, prompt: str, params: SamplingParams, cancel: threading.Event | None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import gguf
@@ -260,3 +261,40 @@ def test_text_held_for_a_possible_stop_string_is_released_at_the_end(
     tail = full[-1]
     text, done = run(tiny_engine, prompt, VARIED.with_overrides(stop=(tail + "\x00never",)))
     assert done.stop_reason in ("length", "stop") and text == full
+
+
+GREEDY = SamplingParams(max_tokens=8, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0,
+                        repeat_penalty=1.0)
+
+
+@pytest.fixture
+def fresh_engine(model_files: dict[str, Path]) -> Iterator[LlamaEngine]:
+    """The same model as ``tiny_engine`` with nothing in its KV cache yet."""
+    engine = LlamaEngine.load(local(model_files["q4_k_m"]), EngineConfig(seed=7, n_batch=32))
+    yield engine
+    engine.close()
+
+
+def test_reused_prefix_answers_like_a_fresh_start(
+    tiny_engine: LlamaEngine, fresh_engine: LlamaEngine
+) -> None:
+    """Prefix reuse must be invisible in the answer, not only cheaper."""
+    question = LONG_PROMPT + " and what about page six?<AI>"
+    expected, fresh = run(fresh_engine, question, GREEDY)
+    assert fresh.usage.prompt_tokens_evaluated == fresh.usage.prompt_tokens
+    run(tiny_engine, LONG_PROMPT, GREEDY)
+    text, reused = run(tiny_engine, question, GREEDY)
+    assert reused.usage.prompt_tokens_evaluated < reused.usage.prompt_tokens // 4
+    assert text == expected
+
+
+def test_close_during_a_stream_waits_for_it_to_end(fresh_engine: LlamaEngine) -> None:
+    stream = fresh_engine.stream("<用户>Go on.<AI>", VARIED.with_overrides(max_tokens=6))
+    first = next(stream)
+    fresh_engine.close()  # as a model switch on another thread would
+    rest = list(stream)  # would crash the process if the context had been freed
+    assert isinstance(first, TokenEvent) and isinstance(rest[-1], DoneEvent)
+    with pytest.raises(GenerationError, match="unloaded"):
+        next(fresh_engine.stream("<用户>Again<AI>", VARIED))
+    with pytest.raises(GenerationError, match="unloaded"):
+        fresh_engine.count_tokens("page")
