@@ -108,6 +108,7 @@ class _EngineLlama(llama_cpp.Llama):
         self._progress_callback: Any = None
         self.prompt_evaluated: int | None = None
         self.cancel_event: threading.Event | None = None
+        self._abort_callback = llama_cpp.ggml_abort_callback(self._cancel_requested)
         super().__init__(*args, **kwargs)
 
     @property
@@ -128,16 +129,38 @@ class _EngineLlama(llama_cpp.Llama):
             params.progress_callback = self._progress_callback
 
     def eval(self, tokens: Sequence[int]) -> None:
-        counting = self.prompt_evaluated is None  # a generate()'s first eval is the prompt suffix
-        if counting:
-            self.prompt_evaluated = 0
-        for start in range(0, max(len(tokens), 1), self.n_batch):
-            if self.cancel_event is not None and self.cancel_event.is_set():
-                raise _PrefillCancelled
-            batch = tokens[start : start + self.n_batch]
-            super().eval(batch)
-            if counting:
-                self.prompt_evaluated = (self.prompt_evaluated or 0) + len(batch)
+        if self.prompt_evaluated is not None:  # decoding: one token, no need to abort within it
+            super().eval(tokens)
+            return
+        self.prompt_evaluated = 0  # a generate()'s first eval is the prompt (or its new suffix)
+        self._watch_for_cancel(True)
+        try:
+            for start in range(0, max(len(tokens), 1), self.n_batch):
+                if self._cancel_requested(None):
+                    raise _PrefillCancelled
+                batch = tokens[start : start + self.n_batch]
+                try:
+                    super().eval(batch)
+                except RuntimeError:
+                    if self._cancel_requested(None):  # llama_decode aborted: batch not kept
+                        raise _PrefillCancelled from None
+                    raise
+                self.prompt_evaluated += len(batch)
+        finally:
+            self._watch_for_cancel(False)
+
+    def _watch_for_cancel(self, watching: bool) -> None:
+        """Let llama.cpp abort a prefill batch mid-way (CPU backend) when cancel is set.
+
+        A 512-token batch takes ~30 s on a 2-core laptop, too long to wait for a cancel. The
+        callback runs between graph nodes and takes the GIL, so it is only installed for the
+        prompt, never for per-token decoding.
+        """
+        callback = self._abort_callback if watching else llama_cpp.ggml_abort_callback()
+        llama_cpp.llama_set_abort_callback(self._ctx.ctx, callback, None)
+
+    def _cancel_requested(self, user_data: ctypes.c_void_p | None) -> bool:
+        return self.cancel_event is not None and self.cancel_event.is_set()
 
 
 class _StopFilter:

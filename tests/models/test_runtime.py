@@ -288,6 +288,33 @@ def test_reused_prefix_answers_like_a_fresh_start(
     assert text == expected
 
 
+class CancelDuringFirstBatch(threading.Event):
+    """Unset when the engine looks before the first prefill batch, set from then on: a cancel
+    that arrives while llama.cpp is inside that batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks = 0
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        return self.looks > 1
+
+
+@pytest.mark.skipif(llama_cpp.llama_supports_gpu_offload(),
+                    reason="llama.cpp aborts a batch mid-way only on the CPU backend")
+def test_cancel_aborts_a_prefill_batch_midway_and_the_cache_stays_sound(
+    tiny_engine: LlamaEngine, fresh_engine: LlamaEngine
+) -> None:
+    prompt = "<用户>" + " ".join(["hello world, which page has the answer?"] * 10) + "<AI>"
+    _, cancelled = run(tiny_engine, prompt, GREEDY, cancel=CancelDuringFirstBatch())
+    assert cancelled.stop_reason == "cancelled"
+    assert cancelled.usage.prompt_tokens > 3 * 32  # several n_batch=32 batches were due
+    assert cancelled.usage.prompt_tokens_evaluated == 0  # not even the first one finished
+    text, _ = run(tiny_engine, prompt, GREEDY)
+    assert text == run(fresh_engine, prompt, GREEDY)[0]
+
+
 def test_close_during_a_stream_waits_for_it_to_end(fresh_engine: LlamaEngine) -> None:
     stream = fresh_engine.stream("<用户>Go on.<AI>", VARIED.with_overrides(max_tokens=6))
     first = next(stream)
