@@ -14,7 +14,7 @@ def test_headless_packages_import_without_textual() -> None:
         "import assistant, rag, models\n"
         "for pkg in (assistant, rag, models):\n"
         "    for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
-        "        if info.name.startswith('assistant.cli'):\n"
+        "        if info.name.startswith('assistant.cli') or info.name.endswith('__main__'):\n"
         "            continue\n"
         "        importlib.import_module(info.name)\n"
         "import assistant.cli\n"
