@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 from urllib.parse import quote, urlparse
 
 from models.catalog import CatalogEntry
@@ -121,7 +121,9 @@ def _fetch_into(
         have = 0
     request = urllib.request.Request(url, headers=_headers(url, have))
     try:
-        response = urllib.request.urlopen(request, timeout=timeout_s)
+        response = urllib.request.build_opener(_TokenKeepingRedirects).open(
+            request, timeout=timeout_s
+        )
     except urllib.error.HTTPError as error:
         if error.code == 416 and have > 0:  # nothing left to send: the part is already complete
             return have
@@ -195,6 +197,28 @@ def _headers(url: str, have: int) -> dict[str, str]:
     if token and urlparse(url).netloc == hf_host:
         headers["Authorization"] = f"Bearer {token}"
     return headers
+
+
+class _TokenKeepingRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, but the hub token goes to the hub's host only, not to its CDN.
+
+    urllib forwards every header on a redirect; ``requests`` (and so ``huggingface_hub``)
+    drops ``Authorization`` when the host changes, and so does this.
+    """
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urlparse(newurl).netloc != urlparse(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
 
 
 def _content_range_total(header: str | None) -> int | None:

@@ -23,6 +23,10 @@ class HubState:
     """(path, Range header) of every GET."""
     honour_ranges: bool = True
     """False: answer every request with the whole file (200), like servers without Range."""
+    redirects: dict[str, str] = field(default_factory=dict)
+    """Path → absolute URL it answers 302 to, as the hub does for files kept on a CDN."""
+    authorized: list[str] = field(default_factory=list)
+    """Paths of the GETs that carried an Authorization header."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -30,6 +34,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         self.state.requests.append((self.path, self.headers.get("Range")))
+        if "Authorization" in self.headers:
+            self.state.authorized.append(self.path)
+        if self.path in self.state.redirects:
+            self.send_response(302)
+            self.send_header("Location", self.state.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = self.state.files.get(self.path)
         if body is None:
             self.send_error(404)

@@ -182,3 +182,19 @@ def test_store_pull_through_stand_in_hubs(
 def test_hf_offline_flag_is_respected(tmp_path: Path) -> None:
     with pytest.raises(ModelDownloadError, match="HF_HUB_OFFLINE is set"):
         ModelStore(tmp_path).pull("minicpm3-4b", source="hf")
+
+
+def test_hub_token_is_not_sent_on_to_another_host(
+    hub: tuple[str, HubState, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub answers with a redirect to its CDN; the token is for the hub alone."""
+    base, state, payload = hub
+    cdn = base.replace("127.0.0.1", "localhost") + "/cdn/tiny.gguf"
+    state.files["/cdn/tiny.gguf"] = payload
+    state.redirects["/openbmb/Gated/resolve/main/tiny.gguf"] = cdn
+    monkeypatch.setenv("HF_ENDPOINT", base)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    target = download_file(base + "/openbmb/Gated/resolve/main/tiny.gguf", tmp_path / "t.gguf")
+    assert target.read_bytes() == payload
+    assert state.authorized == ["/openbmb/Gated/resolve/main/tiny.gguf"]
