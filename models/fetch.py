@@ -125,8 +125,9 @@ def _fetch_into(
             request, timeout=timeout_s
         )
     except urllib.error.HTTPError as error:
-        if error.code == 416 and have > 0:  # nothing left to send: the part is already complete
-            return have
+        if error.code == 416 and have > 0:  # nothing left to send: the part is complete...
+            # ...or longer than the file (it changed upstream): verification will tell
+            return _content_range_total(error.headers.get("Content-Range")) or have
         raise
     with response:
         if response.status == 206:
@@ -222,7 +223,8 @@ class _TokenKeepingRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def _content_range_total(header: str | None) -> int | None:
-    match = re.fullmatch(r"bytes \d+-\d+/(\d+)", (header or "").strip())
+    """The full size in ``bytes 0-99/1234`` (a range sent) or ``bytes */1234`` (none sent)."""
+    match = re.fullmatch(r"bytes (?:\d+-\d+|\*)/(\d+)", (header or "").strip())
     return int(match.group(1)) if match else None
 
 

@@ -198,3 +198,14 @@ def test_hub_token_is_not_sent_on_to_another_host(
     target = download_file(base + "/openbmb/Gated/resolve/main/tiny.gguf", tmp_path / "t.gguf")
     assert target.read_bytes() == payload
     assert state.authorized == ["/openbmb/Gated/resolve/main/tiny.gguf"]
+
+
+def test_part_longer_than_the_file_on_the_hub_is_not_accepted(
+    hub: tuple[str, HubState, bytes], tmp_path: Path
+) -> None:
+    """A leftover part from a larger upstream version must not pass as complete."""
+    base, _, payload = hub
+    (tmp_path / "tiny.gguf.part").write_bytes(payload + b"stale tail of an older upload")
+    with pytest.raises(ModelDownloadError, match="the server announced"):
+        download_file(base + FILE_PATH, tmp_path / "tiny.gguf")
+    assert list(tmp_path.iterdir()) == []
