@@ -83,7 +83,10 @@ def download_file(
     unless it proved corrupt.
     """
     _refuse_if_offline(url)
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _disk_error(destination.parent, error) from None
     part = destination.with_name(destination.name + ".part")
     total: int | None = expected_size
     failures = 0
@@ -139,11 +142,19 @@ def _fetch_into(
             total = int(length) if length is not None else total
         if total is not None:
             _check_disk_space(part, total - have)
-        with part.open("ab" if have else "wb") as out:
+        try:
+            out = part.open("ab" if have else "wb")
+        except OSError as error:
+            raise _disk_error(part, error) from None
+        with out:
             if progress is not None:
                 progress(have, total)
             while chunk := response.read(_CHUNK_BYTES):
-                out.write(chunk)
+                try:  # flushed here, so a full disk is reported as such, not retried as network
+                    out.write(chunk)
+                    out.flush()
+                except OSError as error:
+                    raise _disk_error(part, error) from None
                 have += len(chunk)
                 if progress is not None:
                     progress(have, total)
@@ -234,6 +245,13 @@ def _content_range_total(header: str | None) -> int | None:
     """The full size in ``bytes 0-99/1234`` (a range sent) or ``bytes */1234`` (none sent)."""
     match = re.fullmatch(r"bytes (?:\d+-\d+|\*)/(\d+)", (header or "").strip())
     return int(match.group(1)) if match else None
+
+
+def _disk_error(path: Path, error: OSError) -> ModelDownloadError:
+    return ModelDownloadError(
+        f"cannot write {path} ({error.strerror or error}); free some disk space or choose "
+        "another home with --home, then pull again to resume"
+    )
 
 
 def _check_disk_space(part: Path, needed: int) -> None:

@@ -209,3 +209,24 @@ def test_part_longer_than_the_file_on_the_hub_is_not_accepted(
     with pytest.raises(ModelDownloadError, match="the server announced"):
         download_file(base + FILE_PATH, tmp_path / "tiny.gguf")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_full_disk_is_reported_as_such_not_retried_as_a_network_error(
+    hub: tuple[str, HubState, bytes], tmp_path: Path
+) -> None:
+    base, state, _ = hub
+    (tmp_path / "tiny.gguf.part").symlink_to("/dev/full")  # every write: no space left
+    with pytest.raises(ModelDownloadError, match="cannot write .*No space left on device"):
+        download_file(base + FILE_PATH, tmp_path / "tiny.gguf")
+    assert len(state.requests) == 1
+    assert not (tmp_path / "tiny.gguf").exists()
+
+
+def test_unusable_models_directory_is_one_clear_error(
+    hub: tuple[str, HubState, bytes], tmp_path: Path
+) -> None:
+    base, _, _ = hub
+    (tmp_path / "models").write_text("a file where the models directory should be")
+    with pytest.raises(ModelDownloadError, match="cannot write .*models"):
+        download_file(base + FILE_PATH, tmp_path / "models" / "tiny.gguf")
