@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.catalog import CATALOG, DEMO_ENTRY, DEMO_PACKAGE, CatalogEntry, find_entry
-from models.errors import ModelDownloadError, ModelLoadError, ModelNotFoundError
+from models.errors import ModelDownloadError, ModelError, ModelLoadError, ModelNotFoundError
 from models.fetch import ProgressCallback, Source, download_file, source_url
 from models.gguf_info import read_gguf_info
 
@@ -95,14 +95,21 @@ class ModelStore:
         if source.parent == self.models_dir.resolve():
             return self._local(source)
         link = self.models_dir / source.name
-        if link.exists() or link.is_symlink():
+        if link.is_symlink() and not link.exists():  # added before, then moved or deleted
+            link.unlink()
+        if link.exists():
             if link.resolve() == source:
                 return self._local(link)
             raise ModelLoadError(
                 f"{source}: a different model named {source.name} is already in {self.models_dir}"
             )
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        os.symlink(source, link)
+        try:
+            self.models_dir.mkdir(parents=True, exist_ok=True)
+            os.symlink(source, link)
+        except OSError as error:
+            raise ModelError(
+                f"{source}: cannot add it to {self.models_dir} ({error.strerror or error})"
+            ) from None
         return self._local(link)
 
     def pull(

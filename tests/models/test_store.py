@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from models.catalog import CATALOG, DEMO_ENTRY, find_entry
-from models.errors import ModelDownloadError, ModelLoadError, ModelNotFoundError
+from models.errors import ModelDownloadError, ModelError, ModelLoadError, ModelNotFoundError
 from models.store import ModelStore
 
 
@@ -86,3 +86,23 @@ def test_models_without_a_published_gguf_cannot_be_pulled(tmp_path: Path) -> Non
         ModelStore(tmp_path).pull("minicpm-1b")
     with pytest.raises(ModelNotFoundError, match="not in the catalog"):
         ModelStore(tmp_path).pull("gpt-5")
+
+
+def test_add_again_after_the_file_moved(tmp_path: Path, model_files: dict[str, Path]) -> None:
+    moved = tmp_path / "tiny-minicpm-q4_k_m.gguf"
+    shutil.copy(model_files["q4_k_m"], moved)
+    store = ModelStore(tmp_path / "models")
+    store.add(moved)
+    elsewhere = tmp_path / "elsewhere" / moved.name
+    elsewhere.parent.mkdir()
+    moved.rename(elsewhere)  # the link in the models directory now dangles
+    assert store.add(elsewhere).path.resolve() == elsewhere
+    assert [m.name for m in store.local_models()] == ["tiny-minicpm-q4_k_m"]
+
+
+def test_add_into_an_unusable_models_directory(
+    tmp_path: Path, model_files: dict[str, Path]
+) -> None:
+    (tmp_path / "models").write_text("a file where the models directory should be")
+    with pytest.raises(ModelError, match="cannot add it to"):
+        ModelStore(tmp_path / "models").add(model_files["q4_k_m"])
