@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from assistant.cli.context import CliContext
-from models.catalog import DEMO_PACKAGE, MINICPM_HINT
+from models.catalog import DEMO_ENTRY, DEMO_PACKAGE, MINICPM_HINT
 from models.errors import ModelLoadError
 from models.gguf_info import read_gguf_info
 from models.store import ModelStore
@@ -127,7 +127,7 @@ def _models(context: CliContext) -> Check:
         "models_dir": str(store.models_dir),
         "on_disk": [{"name": m.name, "path": str(m.path)} for m in local],
         "broken": broken,
-        "default": minicpm[0] if minicpm else ("gemma3-270m-demo" if demo_available else None),
+        "default": minicpm[0] if minicpm else (DEMO_ENTRY.name if demo_available else None),
     }
     if broken:
         return Check("Models", "warn", "unreadable: " + "; ".join(broken), data)

@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from assistant.cli.context import CliContext
-from models.catalog import CATALOG, MINICPM_HINT, CatalogEntry, find_entry
+from models.catalog import CATALOG, DEMO_ENTRY, MINICPM_HINT, CatalogEntry, find_entry
 from models.gguf_info import format_count, read_gguf_info
 from models.store import LocalModel, ModelStore
 from models.templates import select_template
@@ -237,7 +237,7 @@ def _local_json(model: LocalModel) -> dict[str, Any]:
 
 
 def _default_name(local: list[LocalModel]) -> str:
-    return next((model.name for model in local if model.is_minicpm), "gemma3-270m-demo")
+    return next((model.name for model in local if model.is_minicpm), DEMO_ENTRY.name)
 
 
 def _sources(entry: CatalogEntry) -> str:
