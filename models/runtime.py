@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import functools
 import logging
 import re
 import threading
@@ -81,15 +82,13 @@ class _LlamaLogs:
         return re.sub(r"^\w+: (error loading model: )?", "", chosen)
 
 
-_logs: _LlamaLogs | None = None
-
-
+@functools.cache
 def route_llama_logs() -> _LlamaLogs:
-    """Send llama.cpp's own log lines to the ``llama.cpp`` logger (debug level) from now on."""
-    global _logs
-    if _logs is None:
-        _logs = _LlamaLogs()
-    return _logs
+    """Send llama.cpp's own log lines to the ``llama.cpp`` logger (debug level) from now on.
+
+    Once per process, because llama.cpp itself has a single, process-wide log callback.
+    """
+    return _LlamaLogs()
 
 
 class _PrefillCancelled(Exception):
