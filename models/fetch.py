@@ -103,7 +103,7 @@ def download_file(
             log.info("download interrupted (%s); resuming (try %d/%d)", error, failures, attempts)
             time.sleep(min(2.0 ** (failures - 1), 8.0) * 0.25)
     _verify(part, destination, total, expected_size, sha256)
-    _sync_to_disk(part)
+    sync_to_disk(part)
     os.replace(part, destination)
     return destination
 
@@ -193,7 +193,7 @@ def _verify(
         )
 
 
-def _sync_to_disk(path: Path) -> None:
+def sync_to_disk(path: Path) -> None:
     """Flush the file's data before it gets its final name: after a power cut, the name then
     points at the complete file or does not exist, never at a file that is partly empty."""
     with path.open("rb") as stream:

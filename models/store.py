@@ -16,7 +16,7 @@ from pathlib import Path
 
 from models.catalog import CATALOG, DEMO_ENTRY, DEMO_PACKAGE, CatalogEntry, find_entry
 from models.errors import ModelDownloadError, ModelError, ModelLoadError, ModelNotFoundError
-from models.fetch import ProgressCallback, Source, download_file, source_url
+from models.fetch import ProgressCallback, Source, download_file, source_url, sync_to_disk
 from models.gguf_info import read_gguf_info
 
 
@@ -161,6 +161,7 @@ class ModelStore:
         except (OSError, ValueError) as error:
             part.unlink(missing_ok=True)
             raise ModelLoadError(f"{path}: could not assemble the demo model ({error})") from None
+        sync_to_disk(part)  # the size check above must never accept a file of unwritten data
         os.replace(part, path)
         return self._local(path)
 
