@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Input, OptionList
+from textual.widgets import Input, Markdown, OptionList
 
 from assistant.events import Source
 from models.errors import GenerationError
@@ -212,18 +212,25 @@ async def test_help_and_palette_reach_every_screen_action(fake_app: MiniCPMApp) 
             assert binding.action.removeprefix("app.") in reachable, binding
 
 
-async def test_long_answer_streams_into_segments_that_read_as_one(fake_app: MiniCPMApp) -> None:
-    from textual.widgets import Markdown
+async def test_long_answer_is_frozen_in_paragraph_segments(fake_app: MiniCPMApp) -> None:
+    from tui.widgets.chat_log import ChatLog, FrozenMarkdown
 
-    service: FakeService = fake_app.service  # type: ignore[assignment]
-    paragraph = ["word " * 20 + "\n\n"] * 10
+    paragraphs = ["word " * 20 + "\n\n"] * 200
     fence = ["```\n", "code line\n\n" * 200, "```\n\n"]
-    service.answer_tokens = [*paragraph * 20, *fence, "The end [1]."]
+    fragments = [*paragraphs, *fence, "The end [1]."]
     async with fake_app.run_test(size=(100, 30)) as pilot:
-        await ask(pilot, fake_app, "a long answer please")
-        answer = fake_app.screen.query_one(AnswerView)
-        segments = list(answer.query(".answer-body").results(Markdown))
-        assert len(segments) > 3
-        assert "".join(segment.source for segment in segments) == "".join(service.answer_tokens)
-        fenced = [segment.source for segment in segments if "```" in segment.source]
+        await pilot.pause()
+        answer = await fake_app.screen.query_one(ChatLog).start_answer()
+        for fragment in fragments:
+            await answer.append(fragment)
+        await answer.flush()
+        frozen = list(answer.query(FrozenMarkdown))
+        live = answer.query_one(Markdown)
+        assert len(frozen) > 3
+        assert "".join(part.source for part in frozen) + live.source == "".join(fragments)
+        fenced = [part.source for part in frozen if "```" in part.source]
         assert len(fenced) == 1 and fenced[0].count("```") == 2, "a code block is never split"
+
+        await answer.finish("done")
+        assert [part.source for part in answer.query(FrozenMarkdown)] == ["".join(fragments)]
+        assert not answer.query(Markdown)

@@ -181,7 +181,9 @@ async def test_first_run_without_minicpm_continues_on_the_demo_model(
     app = make_app(settings, locations, service=service)
     try:
         async with app.run_test(size=(100, 30)) as pilot:
-            await wait_until(pilot, lambda: isinstance(app.screen, FirstRunScreen))
+            await wait_until(
+                pilot, lambda: isinstance(app.screen, FirstRunScreen) and app.screen.query(Button)
+            )
             labels = [str(b.label) for b in app.screen.query(Button)]
             assert labels[0].startswith("Download MiniCPM")
             assert "Add a folder…" in labels

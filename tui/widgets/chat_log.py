@@ -2,10 +2,12 @@
 
 Tokens go through ``Markdown.get_stream()``: fragments are appended (and batched when they come
 faster than the screen refreshes) instead of re-rendering the whole reply for each token.
+Finished text, earlier answers included, is kept in one widget per answer.
 """
 
 from __future__ import annotations
 
+from rich.markdown import Markdown as RichMarkdown
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Label, Markdown, Static
@@ -25,24 +27,37 @@ class UserMessage(Static):
         super().__init__(text, markup=False)
 
 
-class AnswerView(Vertical):
-    """One answer: Markdown body plus a one-line note (speed, sources, stopped).
+class FrozenMarkdown(Static):
+    """Finished Markdown drawn by one widget (Rich's renderer, cached per width).
 
-    A long answer is streamed into several Markdown segments, each closed at a paragraph break
-    once it holds ``SEGMENT_CHARS``: Textual's ``Markdown.append`` re-splits its whole source
-    on every append, so one ever-growing document would make each token cost more than the last.
+    Textual's Markdown widget mounts a widget per block, and every layout pass walks every widget
+    in the log: keeping finished text in a single widget is what keeps a token's cost flat as the
+    answer and the conversation grow.
+    """
+
+    def __init__(self, source: str) -> None:
+        super().__init__(RichMarkdown(source), classes="answer-body")
+        self.source = source
+
+
+class AnswerView(Vertical):
+    """One answer: its Markdown plus a one-line note (speed, sources, stopped).
+
+    While streaming, text goes into a live ``Markdown`` through ``Markdown.get_stream()``. Once
+    the live part holds ``SEGMENT_CHARS`` it is frozen at the next paragraph break (outside code
+    fences) and a new live part starts, so neither parsing nor layout grows with the answer.
     """
 
     SEGMENT_CHARS = 2000
 
     def __init__(self, text: str = "", note: str = "") -> None:
         super().__init__()
-        self._initial_text = text
         self._initial_note = note
-        self._stream: MarkdownStream | None = None
-        self._segment_chars = 0
-        self._segment_fences = 0
         self._parts = [text]
+        self._live: Markdown | None = None
+        self._stream: MarkdownStream | None = None
+        self._live_chars = 0
+        self._live_fences = 0
 
     @property
     def text(self) -> str:
@@ -50,65 +65,73 @@ class AnswerView(Vertical):
         return "".join(self._parts)
 
     def compose(self) -> ComposeResult:
-        yield Markdown(self._initial_text, classes="answer-body")
+        if self.text:
+            yield FrozenMarkdown(self.text)
         yield Label(self._initial_note, classes="answer-note", markup=False)
-
-    @property
-    def body(self) -> Markdown:
-        """The segment being written (the whole answer unless it is long)."""
-        return self.query(".answer-body").last(Markdown)
 
     async def append(self, fragment: str) -> None:
         """Add streamed text at the end of the answer."""
         self._parts.append(fragment)
-        head, tail = self._split_for_new_segment(fragment)
+        head, tail = self._split_at_paragraph(fragment)
         await self._write(head)
         if tail is not None:
-            await self._new_segment()
+            await self._freeze_live()
             await self._write(tail)
 
-    async def _write(self, fragment: str) -> None:
-        if not fragment:
-            return
-        if self._stream is None:
-            self._stream = Markdown.get_stream(self.body)
-        self._segment_chars += len(fragment)
-        self._segment_fences += fragment.count("```")
-        await self._stream.write(fragment)
-
-    def _split_for_new_segment(self, fragment: str) -> tuple[str, str | None]:
-        """Where to close the current segment: at a paragraph break outside code fences."""
-        if self._segment_chars < self.SEGMENT_CHARS or "\n\n" not in fragment:
-            return fragment, None
-        cut = fragment.rindex("\n\n") + 2
-        head = fragment[:cut]
-        if (self._segment_fences + head.count("```")) % 2:
-            return fragment, None
-        return head, fragment[cut:]
-
-    async def _new_segment(self) -> None:
-        await self._stop_stream()
-        self._segment_chars = self._segment_fences = 0
-        await self.mount(Markdown(classes="answer-body"), before=self.query_one(".answer-note"))
-
-    async def _stop_stream(self) -> None:
+    async def flush(self) -> None:
+        """Wait until everything appended is on screen (a later append starts a new stream)."""
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
 
     async def finish(self, note: str, final_text: str | None = None) -> None:
-        """Flush the stream; replace the body when the final text differs from what streamed."""
-        await self._stop_stream()
+        """Freeze the whole answer into one widget, using ``final_text`` if it differs."""
+        await self.flush()
         if final_text is not None and final_text.strip() != self.text.strip():
             self._parts = [final_text]
-            stale = list(self.query(".answer-body"))[:-1]
-            if stale:
-                await self.remove_children(stale)
-            await self.body.update(final_text)
+        await self.remove_children(list(self.query(".answer-body")))
+        self._live = None
+        await self.mount(FrozenMarkdown(self.text), before=self._note)
         self.set_note(note)
 
     def set_note(self, note: str) -> None:
-        self.query_one(".answer-note", Label).update(note)
+        self._note.update(note)
+
+    @property
+    def _note(self) -> Label:
+        return self.query_one(".answer-note", Label)
+
+    async def _write(self, fragment: str) -> None:
+        if not fragment:
+            return
+        if self._live is None:
+            self._live = Markdown(classes="answer-body")
+            await self.mount(self._live, before=self._note)
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self._live)
+        self._live_chars += len(fragment)
+        self._live_fences += fragment.count("```")
+        await self._stream.write(fragment)
+
+    def _split_at_paragraph(self, fragment: str) -> tuple[str, str | None]:
+        """Where to close the live part: the last paragraph break, if not inside a code fence."""
+        if self._live_chars < self.SEGMENT_CHARS or "\n\n" not in fragment:
+            return fragment, None
+        cut = fragment.rindex("\n\n") + 2
+        head = fragment[:cut]
+        if (self._live_fences + head.count("```")) % 2:
+            return fragment, None
+        return head, fragment[cut:]
+
+    async def _freeze_live(self) -> None:
+        await self.flush()
+        live = self._live
+        if live is None:
+            return
+        await self.mount(FrozenMarkdown(live.source), before=live)
+        await live.remove()
+        self._live = None
+        self._live_chars = self._live_fences = 0
 
 
 class Notice(Static):
