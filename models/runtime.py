@@ -36,7 +36,7 @@ from models.hardware import (
 )
 from models.sampling import SamplingParams
 from models.store import LocalModel
-from models.templates import ChatTemplate, select_template
+from models.templates import ChatTemplate, template_for_gguf
 
 log = logging.getLogger(__name__)
 llama_log = logging.getLogger("llama.cpp")
@@ -245,13 +245,8 @@ class LlamaEngine:
             "seed": llama_cpp.LLAMA_DEFAULT_SEED if config.seed < 0 else config.seed,
             "verbose": False,
         }
-        template = select_template(  # before loading: nothing to free if it fails
-            model.entry.template if model.entry is not None else None,
-            architecture=info.architecture,
-            gguf_template=info.chat_template,
-            bos_token=info.bos_token,
-            eos_token=info.eos_token,
-        )
+        # chosen before loading: nothing to free if it fails
+        template = template_for_gguf(model.entry.template if model.entry else None, info)
         llm = _construct_with_fallback(settings, flash_attn=config.flash_attention)
         if progress is not None:
             progress(1.0)

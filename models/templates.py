@@ -22,6 +22,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from models.errors import GenerationError
+from models.gguf_info import GgufInfo
 
 log = logging.getLogger(__name__)
 
@@ -215,3 +216,14 @@ def select_template(
     if architecture == "minicpm3" or kind == "gguf":
         return ChatMLTemplate()
     return CompletionTemplate()
+
+
+def template_for_gguf(kind: str | None, info: GgufInfo) -> ChatTemplate:
+    """:func:`select_template` with the facts read from the model's GGUF header."""
+    return select_template(
+        kind,
+        architecture=info.architecture,
+        gguf_template=info.chat_template,
+        bos_token=info.bos_token,
+        eos_token=info.eos_token,
+    )

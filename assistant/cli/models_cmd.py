@@ -24,7 +24,7 @@ from assistant.cli.context import CliContext
 from models.catalog import CATALOG, DEMO_ENTRY, MINICPM_HINT, CatalogEntry, find_entry
 from models.gguf_info import format_count, read_gguf_info
 from models.store import LocalModel, ModelStore
-from models.templates import select_template
+from models.templates import template_for_gguf
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -163,13 +163,7 @@ def run_info(args: argparse.Namespace, context: CliContext) -> int:
             return _catalog_info(entry, args.json)
     model = store.resolve(args.model)
     info = read_gguf_info(model.path)
-    template = select_template(
-        model.entry.template if model.entry is not None else None,
-        architecture=info.architecture,
-        gguf_template=info.chat_template,
-        bos_token=info.bos_token,
-        eos_token=info.eos_token,
-    )
+    template = template_for_gguf(model.entry.template if model.entry else None, info)
     details: dict[str, Any] = {
         "name": model.name,
         "path": str(model.path),
