@@ -32,10 +32,23 @@ def local(path: Path) -> LocalModel:
     return ModelStore(path.parent).resolve(str(path))
 
 
+def load_tiny_engine(model_files: dict[str, Path]) -> LlamaEngine:
+    """The Q4_K_M tiny MiniCPM with a fixed seed and small prefill batches."""
+    return LlamaEngine.load(local(model_files["q4_k_m"]), EngineConfig(seed=7, n_batch=32))
+
+
 @pytest.fixture(scope="module")
 def tiny_engine(model_files: dict[str, Path]) -> Iterator[LlamaEngine]:
-    """The Q4_K_M tiny MiniCPM, loaded once per module with a fixed seed."""
-    engine = LlamaEngine.load(local(model_files["q4_k_m"]), EngineConfig(seed=7, n_batch=32))
+    """The tiny engine, loaded once per module (its KV cache carries over between tests)."""
+    engine = load_tiny_engine(model_files)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def fresh_engine(model_files: dict[str, Path]) -> Iterator[LlamaEngine]:
+    """The same model as ``tiny_engine`` with nothing in its KV cache yet."""
+    engine = load_tiny_engine(model_files)
     yield engine
     engine.close()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import gguf
@@ -265,14 +264,6 @@ def test_text_held_for_a_possible_stop_string_is_released_at_the_end(
 
 GREEDY = SamplingParams(max_tokens=8, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0,
                         repeat_penalty=1.0)
-
-
-@pytest.fixture
-def fresh_engine(model_files: dict[str, Path]) -> Iterator[LlamaEngine]:
-    """The same model as ``tiny_engine`` with nothing in its KV cache yet."""
-    engine = LlamaEngine.load(local(model_files["q4_k_m"]), EngineConfig(seed=7, n_batch=32))
-    yield engine
-    engine.close()
 
 
 def test_reused_prefix_answers_like_a_fresh_start(
