@@ -95,7 +95,7 @@ def download_file(
             total = _fetch_into(url, part, total, progress, cancel, timeout_s)
             break
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-            if isinstance(error, urllib.error.HTTPError):
+            if isinstance(error, urllib.error.HTTPError) and not _is_transient(error.code):
                 raise _http_error(url, error) from None
             failures += 1
             if failures >= attempts:
@@ -272,6 +272,11 @@ def _refuse_if_offline(url: str) -> None:
             "HF_HUB_OFFLINE is set, so nothing is downloaded from Hugging Face. Unset it, use "
             "--source modelscope, or run `minicpm-assistant models add PATH` with a GGUF you have."
         )
+
+
+def _is_transient(status: int) -> bool:
+    """Overloaded or failing servers (429, 5xx) are worth another try; 4xx answers are final."""
+    return status == 429 or status >= 500
 
 
 def _http_error(url: str, error: urllib.error.HTTPError) -> ModelDownloadError:

@@ -27,6 +27,8 @@ class HubState:
     """Path → absolute URL it answers 302 to, as the hub does for files kept on a CDN."""
     authorized: list[str] = field(default_factory=list)
     """Paths of the GETs that carried an Authorization header."""
+    fail_once: dict[str, int] = field(default_factory=dict)
+    """Path → HTTP status the next request for it gets instead of the file (then forgotten)."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -36,6 +38,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.state.requests.append((self.path, self.headers.get("Range")))
         if "Authorization" in self.headers:
             self.state.authorized.append(self.path)
+        if (status := self.state.fail_once.pop(self.path, None)) is not None:
+            self.send_error(status)
+            return
         if self.path in self.state.redirects:
             self.send_response(302)
             self.send_header("Location", self.state.redirects[self.path])

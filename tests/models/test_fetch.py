@@ -230,3 +230,19 @@ def test_unusable_models_directory_is_one_clear_error(
     (tmp_path / "models").write_text("a file where the models directory should be")
     with pytest.raises(ModelDownloadError, match="cannot write .*models"):
         download_file(base + FILE_PATH, tmp_path / "models" / "tiny.gguf")
+
+
+def test_busy_hub_is_tried_again(hub: tuple[str, HubState, bytes], tmp_path: Path) -> None:
+    base, state, payload = hub
+    state.fail_once[FILE_PATH] = 503
+    target = download_file(base + FILE_PATH, tmp_path / "tiny.gguf", sha256=sha256(payload))
+    assert target.read_bytes() == payload
+    assert len(state.requests) == 2
+
+
+def test_refused_access_is_final(hub: tuple[str, HubState, bytes], tmp_path: Path) -> None:
+    base, state, _ = hub
+    state.fail_once[FILE_PATH] = 403
+    with pytest.raises(ModelDownloadError, match="refused access.*HF_TOKEN"):
+        download_file(base + FILE_PATH, tmp_path / "tiny.gguf")
+    assert len(state.requests) == 1
