@@ -88,6 +88,7 @@ class LibraryScreen(AppScreen):
         documents.add_columns("Document", "Collection", "Pages", "Chunks", "Status", "Indexed")
         files = self.query_one("#ingest-files", DataTable)
         files.add_columns("File", "Result", "Pages", "Chunks", "Reason")
+        self.query_one("#ingest-progress", ProgressBar).display = False
         if self.refresh_documents():
             documents.focus()
         else:
@@ -191,7 +192,9 @@ class LibraryScreen(AppScreen):
         self.ingesting = True
         self._cancel = threading.Event()
         self.query_one("#ingest-files", DataTable).clear()
-        self.query_one("#ingest-progress", ProgressBar).update(total=None, progress=0)
+        bar = self.query_one("#ingest-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=None, progress=0)
         self.query_one("#ingest-summary", Label).update(f"Scanning {len(paths)} path(s)…")
         self.assistant_app.ingest_activity = "indexing…"
         self.ingest(list(paths), collection, self._cancel)
