@@ -105,6 +105,7 @@ def download_file(
     _verify(part, destination, total, expected_size, sha256)
     sync_to_disk(part)
     os.replace(part, destination)
+    _version_file(part).unlink(missing_ok=True)
     return destination
 
 
@@ -123,7 +124,9 @@ def _fetch_into(
     if total is not None and have > total:
         part.unlink()
         have = 0
-    request = urllib.request.Request(url, headers=_headers(url, have))
+    version_file = _version_file(part)
+    version = version_file.read_text() if have and version_file.exists() else None
+    request = urllib.request.Request(url, headers=_headers(url, have, version))
     try:
         response = urllib.request.build_opener(_TokenKeepingRedirects).open(
             request, timeout=timeout_s
@@ -136,13 +139,15 @@ def _fetch_into(
     with response:
         if response.status == 206:
             total = _content_range_total(response.headers.get("Content-Range")) or total
-        else:  # the server ignored the range: start over
+        else:  # the server ignored the range, or the file changed since the part began
             have = 0
             length = response.headers.get("Content-Length")
             total = int(length) if length is not None else total
         if total is not None:
             _check_disk_space(part, total - have)
         try:
+            if not have:
+                _remember_version(version_file, response.headers)
             out = part.open("ab" if have else "wb")
         except OSError as error:
             raise _disk_error(part, error) from None
@@ -187,6 +192,7 @@ def _verify(
             problem = error.message.split(": ", 1)[-1]
     if problem is not None:
         part.unlink(missing_ok=True)
+        _version_file(part).unlink(missing_ok=True)
         raise ModelDownloadError(
             f"{destination.name} failed verification ({problem}); the bad file was removed, "
             "pull again to retry"
@@ -208,10 +214,28 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _headers(url: str, have: int) -> dict[str, str]:
+def _version_file(part: Path) -> Path:
+    """Beside a part: the ETag (or Last-Modified) of the file version its bytes came from."""
+    return part.with_name(part.name + ".version")
+
+
+def _remember_version(version_file: Path, headers: http.client.HTTPMessage) -> None:
+    etag = headers.get("ETag")
+    version = etag if etag and not etag.startswith("W/") else headers.get("Last-Modified")
+    if version:
+        version_file.write_text(version)
+    else:
+        version_file.unlink(missing_ok=True)
+
+
+def _headers(url: str, have: int, version: str | None) -> dict[str, str]:
+    """``If-Range`` makes the server send the whole file instead of the rest when the file
+    changed upstream since the part began: old and new bytes are never spliced together."""
     headers = {"User-Agent": _USER_AGENT}
     if have:
         headers["Range"] = f"bytes={have}-"
+        if version:
+            headers["If-Range"] = version
     token = os.environ.get("HF_TOKEN")
     hf_host = urlparse(os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).netloc
     if token and urlparse(url).netloc == hf_host:

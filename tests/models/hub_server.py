@@ -1,4 +1,5 @@
-"""A local stand-in for Hugging Face / ModelScope: real HTTP on 127.0.0.1, with Range support.
+"""A local stand-in for Hugging Face / ModelScope: real HTTP on 127.0.0.1, with Range support
+(and ``If-Range`` against an ETag of the file's content).
 
 It can drop the connection part-way through a file (once per path), as flaky networks do, and it
 records every request so tests can check that a resumed download asked for the right range.
@@ -6,6 +7,7 @@ records every request so tests can check that a resumed download asked for the r
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections.abc import Iterator
@@ -52,8 +54,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         start = 0
+        etag = f'"{hashlib.sha256(body).hexdigest()}"'
         match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-        if match and self.state.honour_ranges:
+        still_same = self.headers.get("If-Range", etag) == etag
+        if match and self.state.honour_ranges and still_same:
             start = int(match.group(1))
             if start >= len(body):
                 self.send_response(416)
@@ -65,6 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         self.send_header("Content-Length", str(len(body) - start))
+        self.send_header("ETag", etag)
         self.end_headers()
         drop = self.state.drop_after.pop(self.path, None)
         if drop is not None and drop > start:

@@ -246,3 +246,18 @@ def test_refused_access_is_final(hub: tuple[str, HubState, bytes], tmp_path: Pat
     with pytest.raises(ModelDownloadError, match="refused access.*HF_TOKEN"):
         download_file(base + FILE_PATH, tmp_path / "tiny.gguf")
     assert len(state.requests) == 1
+
+
+def test_file_changed_upstream_mid_pull_is_fetched_anew_not_spliced(
+    hub: tuple[str, HubState, bytes], tmp_path: Path
+) -> None:
+    """Same size, different bytes (a re-upload): only the size and header would be checked."""
+    base, state, payload = hub
+    state.drop_after[FILE_PATH] = 200_000
+    with pytest.raises(ModelDownloadError, match="resume"):
+        download_file(base + FILE_PATH, tmp_path / "tiny.gguf", attempts=1)
+    reuploaded = payload[:100_000] + bytes(1000) + payload[101_000:]  # within the kept part
+    state.files[FILE_PATH] = reuploaded
+    target = download_file(base + FILE_PATH, tmp_path / "tiny.gguf")
+    assert target.read_bytes() == reuploaded
+    assert list(tmp_path.iterdir()) == [target]  # no part or version file left behind
