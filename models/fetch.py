@@ -1,7 +1,8 @@
 """Getting a GGUF from a hub onto disk: resumable, verified, and never half-there.
 
-Bytes go to ``NAME.part`` next to the destination; a dropped connection is retried with an HTTP
-``Range`` request from where it stopped, and an interrupted pull is resumed by the next one. Only a
+Bytes go to ``NAME.part`` next to the destination; a dropped connection (or a busy server) is
+retried with an HTTP ``Range`` request from where it stopped, and an interrupted pull is resumed by
+the next one, with ``If-Range`` so that a file replaced upstream meanwhile starts over. Only a
 file that passed the checks (sha256 when published, else the announced size and a full GGUF
 header parse that also proves all tensor data is present) is renamed to its final name, so a
 file that looks like a model is one.
