@@ -24,6 +24,7 @@ from tui.commands import AssistantCommands, PaletteCommand
 from tui.messages import ModelFailed, ModelLoadProgressed, ModelReady
 from tui.screens.base import attempt
 from tui.screens.chat import ChatScreen
+from tui.screens.dialogs import TextPrompt
 from tui.screens.first_run import FirstRunChoice, FirstRunScreen
 from tui.screens.help import HelpScreen
 from tui.screens.library import LibraryScreen
@@ -69,6 +70,7 @@ class MiniCPMApp(App[None]):
         PaletteCommand("Models", "Download, pick, configure models (F4)", "switch_mode('models')"),
         PaletteCommand("Help", "Keys and screens (F1)", "help"),
         PaletteCommand("Reload model", "Load the current model again", "reload_model"),
+        PaletteCommand("Switch collection", "Pick the document collection to use", "collection"),
         PaletteCommand("Welcome", "Show the first-run choices again", "welcome"),
     )
 
@@ -100,6 +102,18 @@ class MiniCPMApp(App[None]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    def action_collection(self) -> None:
+        """Ask which collection to search and index into (new names are created on ingest)."""
+        ok, names = attempt(self, "list collections", self.service.collections)
+        known = f" (existing: {', '.join(names)})" if ok and names else ""
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.collection = name
+                self.notify(f"Using the collection {name!r}.")
+
+        self.push_screen(TextPrompt(f"Collection{known}", self.collection), chosen)
 
     # Models ----------------------------------------------------------------------------------
 

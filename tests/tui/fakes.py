@@ -93,6 +93,7 @@ class FakeService:
     download_error: Exception | None = None
     ingest_delay_s: float = 0.0
     asked: list[str] = field(default_factory=list)
+    asked_collections: list[str | None] = field(default_factory=list)
     ingested: list[list[Path]] = field(default_factory=list)
     switched_to: list[str] = field(default_factory=list)
 
@@ -151,6 +152,7 @@ class FakeService:
             collection: str | None = None, cancel: threading.Event | None = None,
             **_: object) -> Iterator[ChatEvent]:
         self.asked.append(question)
+        self.asked_collections.append(collection)
         conversation_id = conversation_id or self.store.create()
         question_id = self.store.add_user_message(conversation_id, question)
         yield TurnStarted(conversation_id, question_id)

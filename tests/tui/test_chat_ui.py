@@ -234,3 +234,16 @@ async def test_long_answer_is_frozen_in_paragraph_segments(fake_app: MiniCPMApp)
         await answer.finish("done")
         assert [part.source for part in answer.query(FrozenMarkdown)] == ["".join(fragments)]
         assert not answer.query(Markdown)
+
+
+async def test_switching_collection_is_used_for_the_next_question(fake_app: MiniCPMApp) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    async with fake_app.run_test(size=(120, 36)) as pilot:
+        await fake_app.run_action("collection")
+        await wait_until(pilot, lambda: bool(fake_app.screen.query("TextPrompt Input")))
+        fake_app.screen.query_one(Input).value = "papers"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(fake_app.screen, ChatScreen))
+        assert "docs: papers" in str(fake_app.screen.query_one(StatusBar).render())
+        await ask(pilot, fake_app, "anything")
+        assert service.asked_collections == ["papers"]

@@ -114,8 +114,12 @@ async def test_escape_stops_generation_and_keeps_the_partial_answer(
     real_app.settings.chat.answer_tokens = 400
     async with real_app.run_test(size=(100, 30)) as pilot:
         await ask(pilot, real_app, "Describe trace trees in TraceMonkey in detail.")
-        answer_views = real_app.screen.query(AnswerView)
-        await wait_until(pilot, lambda: bool(answer_views.last().text.strip()), timeout=120)
+
+        def answer_text() -> str:
+            views = real_app.screen.query(AnswerView)  # a fresh query: the view mounts later
+            return views.last().text.strip() if views else ""
+
+        await wait_until(pilot, lambda: bool(answer_text()), what="the first tokens", timeout=120)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not chat(real_app).generating, timeout=60)
 

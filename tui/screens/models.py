@@ -79,6 +79,7 @@ class ModelsScreen(AppScreen):
         layers = self.assistant_app.settings.engine.n_gpu_layers
         self.query_one("#gpu-layers", Input).value = str(layers)
         self.watch(self.app, "model_status", self._model_changed)
+        self.watch(self.app, "model_activity", self._model_changed)
         self.refresh_catalog()
 
     def _model_changed(self) -> None:
