@@ -17,7 +17,7 @@ from tui.app import MiniCPMApp
 from tui.commands import AssistantCommands
 from tui.messages import AnswerCompleted, TokensArrived
 from tui.screens.chat import ChatScreen
-from tui.screens.dialogs import ConfirmDialog, SourceScreen, TextPrompt
+from tui.screens.dialogs import ConfirmDialog, SourceScreen
 from tui.screens.help import HelpScreen
 from tui.screens.library import LibraryScreen
 from tui.screens.models import ModelsScreen
@@ -133,7 +133,7 @@ async def test_rename_search_and_delete_conversations(fake_app: MiniCPMApp) -> N
         conversation_id = chat(fake_app).conversation_id or ""
 
         await fake_app.screen.run_action("rename")
-        await wait_until(pilot, lambda: isinstance(fake_app.screen, TextPrompt))
+        await wait_until(pilot, lambda: bool(fake_app.screen.query("TextPrompt Input")))
         fake_app.screen.query_one(Input).value = "Fruit"
         await pilot.press("enter")
         await wait_until(pilot, lambda: service.get_conversation(conversation_id).title == "Fruit")
