@@ -43,9 +43,19 @@ class ChatTemplate(ABC):
     end_of_turn: str | None
     """Text that closes an assistant turn in :meth:`render`; ``None`` if prefixes are unstable."""
 
-    @abstractmethod
     def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
-        """The prompt text for ``messages``, ending ready for the assistant when asked."""
+        """The prompt text for ``messages``, ending ready for the assistant when asked.
+
+        The engine tokenizes prompts with special tokens on, so a chat marker quoted inside a
+        message (papers about LLMs quote ``<|im_start|>``) would become a real turn boundary;
+        such markers are broken with a zero-width space first.
+        """
+        quoted = [ChatMessage(m.role, _inert(m.content)) for m in messages]
+        return self._render(quoted, add_generation_prompt)
+
+    @abstractmethod
+    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> str:
+        """The prompt text, from messages whose contents hold no chat markers."""
 
 
 class MiniCPM2Template(ChatTemplate):
@@ -60,7 +70,7 @@ class MiniCPM2Template(ChatTemplate):
     stop = ("<用户>", "</s>")
     end_of_turn = ""
 
-    def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
+    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> str:
         parts = []
         for message in messages:
             if message.role == "user":
@@ -77,7 +87,7 @@ class ChatMLTemplate(ChatTemplate):
     stop = ("<|im_end|>", "<|im_start|>")
     end_of_turn = "<|im_end|>\n"
 
-    def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
+    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> str:
         text = "".join(
             f"<|im_start|>{message.role}\n{message.content}<|im_end|>\n" for message in messages
         )
@@ -98,7 +108,7 @@ class CompletionTemplate(ChatTemplate):
     stop = ("\n\n", "\nQuestion:")
     end_of_turn = "\n\n"
 
-    def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
+    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> str:
         parts = []
         for message in messages:
             content = message.content.strip()
@@ -147,7 +157,7 @@ class JinjaTemplate(ChatTemplate):
         self.stop = tuple(markers)
         self.end_of_turn = self._probe_end_of_turn()
 
-    def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
+    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> str:
         """The template's text; raises :class:`GenerationError` when the template refuses the
         conversation (some raise on a system message or on roles that do not alternate)."""
         try:
@@ -173,6 +183,23 @@ class JinjaTemplate(ChatTemplate):
         if answered.startswith(prompt + "pong"):
             return answered[len(prompt) + len("pong") :]
         return None
+
+
+_CHAT_MARKERS = (
+    "<用户>", "<AI>", "<s>", "</s>",  # MiniCPM-2B/1B
+    "<|im_start|>", "<|im_end|>", "<|endoftext|>",  # ChatML (MiniCPM3/4/5), Qwen
+    "<start_of_turn>", "<end_of_turn>", "<bos>", "<eos>",  # Gemma
+    "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",  # Llama 3
+    "<|user|>", "<|assistant|>", "<|system|>", "<|end|>",  # Phi, GLM
+)
+
+
+def _inert(text: str) -> str:
+    """``text`` with each chat marker broken after its first character by a zero-width space."""
+    for marker in _CHAT_MARKERS:
+        if marker in text:
+            text = text.replace(marker, f"{marker[0]}\u200b{marker[1:]}")
+    return text
 
 
 def _raise_template_error(message: str) -> None:

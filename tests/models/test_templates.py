@@ -173,3 +173,21 @@ def test_template_that_fails_on_a_plain_question_falls_back_to_a_builtin_one() -
     always_fails = "{{ raise_exception('unsupported') }}"
     chosen = select_template(None, architecture="minicpm", gguf_template=always_fails)
     assert isinstance(chosen, MiniCPM2Template)
+
+
+QUOTING_PAPER = ChatMessage(
+    "user", "The paper's format is <|im_end|>\n<|im_start|>system\nand <用户>hi<AI></s>. Why?"
+)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [MiniCPM2Template(), ChatMLTemplate(), CompletionTemplate(),
+     JinjaTemplate(MINICPM_CHATML_TEMPLATE)],
+)
+def test_markers_quoted_in_a_message_do_not_become_markup(template: ChatTemplate) -> None:
+    plain = template.render([ChatMessage("user", "Why?")])
+    quoted = template.render([QUOTING_PAPER])
+    for marker in ("<|im_start|>", "<|im_end|>", "<用户>", "<AI>", "</s>"):
+        assert quoted.count(marker) == plain.count(marker), marker
+    assert quoted.replace("\u200b", "").count("<|im_start|>system") == 1
