@@ -95,6 +95,20 @@ class _PrefillCancelled(Exception):
     pass
 
 
+class _CancelWatch:
+    """The running generation's cancel event, for llama.cpp's abort callback to read.
+
+    A separate object so the callback does not reference the ``Llama``: that cycle would leave
+    freeing its memory to the garbage collector instead of the moment it is dropped.
+    """
+
+    def __init__(self) -> None:
+        self.event: threading.Event | None = None
+
+    def requested(self, user_data: ctypes.c_void_p | None = None) -> bool:
+        return self.event is not None and self.event.is_set()
+
+
 class _EngineLlama(llama_cpp.Llama):
     """``Llama`` with load progress, a count of evaluated prompt tokens, and prefill cancellation.
 
@@ -106,8 +120,8 @@ class _EngineLlama(llama_cpp.Llama):
         self._load_progress = load_progress
         self._progress_callback: Any = None
         self.prompt_evaluated: int | None = None
-        self.cancel_event: threading.Event | None = None
-        self._abort_callback = llama_cpp.ggml_abort_callback(self._cancel_requested)
+        self.cancel = _CancelWatch()
+        self._abort_callback = llama_cpp.ggml_abort_callback(self.cancel.requested)
         super().__init__(*args, **kwargs)
 
     @property
@@ -135,13 +149,13 @@ class _EngineLlama(llama_cpp.Llama):
         self._watch_for_cancel(True)
         try:
             for start in range(0, max(len(tokens), 1), self.n_batch):
-                if self._cancel_requested(None):
+                if self.cancel.requested():
                     raise _PrefillCancelled
                 batch = tokens[start : start + self.n_batch]
                 try:
                     super().eval(batch)
                 except RuntimeError:
-                    if self._cancel_requested(None):  # llama_decode aborted: batch not kept
+                    if self.cancel.requested():  # llama_decode aborted: batch not kept
                         raise _PrefillCancelled from None
                     raise
                 self.prompt_evaluated += len(batch)
@@ -157,9 +171,6 @@ class _EngineLlama(llama_cpp.Llama):
         """
         callback = self._abort_callback if watching else llama_cpp.ggml_abort_callback()
         llama_cpp.llama_set_abort_callback(self._ctx.ctx, callback, None)
-
-    def _cancel_requested(self, user_data: ctypes.c_void_p | None) -> bool:
-        return self.cancel_event is not None and self.cancel_event.is_set()
 
 
 class _StopFilter:
@@ -303,7 +314,7 @@ class LlamaEngine:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = self._llm._model.vocab
         self._llm.prompt_evaluated = None
-        self._llm.cancel_event = cancel
+        self._llm.cancel.event = cancel
         first_token_at = last_token_at = first_text_at = None
         generated = 0
         hit_stop = False
@@ -342,7 +353,7 @@ class LlamaEngine:
             raise GenerationError(f"llama.cpp failed while generating ({error})") from None
         finally:
             tokens_out.close()
-            self._llm.cancel_event = None
+            self._llm.cancel.event = None
         if not hit_stop and (rest := stops.flush() + decoder.decode(b"", final=True)):
             first_text_at = first_text_at or time.perf_counter()
             yield TokenEvent(rest)
