@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
+import weakref
 from pathlib import Path
 
 import gguf
@@ -330,3 +332,15 @@ def test_close_during_a_stream_waits_for_it_to_end(fresh_engine: LlamaEngine) ->
         next(fresh_engine.stream("<用户>Again<AI>", VARIED))
     with pytest.raises(GenerationError, match="unloaded"):
         fresh_engine.count_tokens("page")
+
+
+def test_a_dropped_engine_is_freed_at_once(model_files: dict[str, Path]) -> None:
+    """No reference cycle: memory (GPU memory too) goes when the last reference does."""
+    engine = LlamaEngine.load(local(model_files["f32"]), EngineConfig(max_context=512))
+    llm = weakref.ref(engine._llm)
+    gc.disable()
+    try:
+        del engine
+        assert llm() is None
+    finally:
+        gc.enable()
