@@ -13,6 +13,7 @@ elsewhere: a mirror, or a local stand-in server in tests.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import http.client
 import logging
@@ -24,7 +25,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Literal
 from urllib.parse import quote, urlparse
@@ -89,12 +91,52 @@ def download_file(
     except OSError as error:
         raise _disk_error(destination.parent, error) from None
     part = destination.with_name(destination.name + ".part")
-    total: int | None = expected_size
+    with _only_pull_of(part):
+        total = _fetch_with_retries(url, part, expected_size, progress, cancel, attempts, timeout_s)
+        _verify(part, destination, total, expected_size, sha256)
+        sync_to_disk(part)
+        os.replace(part, destination)
+        _version_file(part).unlink(missing_ok=True)
+    return destination
+
+
+@contextmanager
+def _only_pull_of(part: Path) -> Iterator[None]:
+    """One writer per part: a second pull of the same file would append to the part, or to the
+    model it was just renamed to after passing verification."""
+    lock_path = part.with_name(part.name + ".lock")
+    try:
+        lock = lock_path.open("a")
+    except OSError as error:
+        raise _disk_error(lock_path, error) from None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ModelDownloadError(
+                f"{part.name.removesuffix('.part')} is already being downloaded by another "
+                "pull; wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)
+
+
+def _fetch_with_retries(
+    url: str,
+    part: Path,
+    total: int | None,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+    attempts: int,
+    timeout_s: float,
+) -> int | None:
+    """:func:`_fetch_into` until the part is complete, resuming after transient failures."""
     failures = 0
     while True:
         try:
-            total = _fetch_into(url, part, total, progress, cancel, timeout_s)
-            break
+            return _fetch_into(url, part, total, progress, cancel, timeout_s)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             if isinstance(error, urllib.error.HTTPError) and not _is_transient(error.code):
                 raise _http_error(url, error) from None
@@ -103,11 +145,6 @@ def download_file(
                 raise _network_error(url, error, part) from None
             log.info("download interrupted (%s); resuming (try %d/%d)", error, failures, attempts)
             time.sleep(min(2.0 ** (failures - 1), 8.0) * 0.25)
-    _verify(part, destination, total, expected_size, sha256)
-    sync_to_disk(part)
-    os.replace(part, destination)
-    _version_file(part).unlink(missing_ok=True)
-    return destination
 
 
 def _fetch_into(

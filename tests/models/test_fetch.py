@@ -261,3 +261,31 @@ def test_file_changed_upstream_mid_pull_is_fetched_anew_not_spliced(
     target = download_file(base + FILE_PATH, tmp_path / "tiny.gguf")
     assert target.read_bytes() == reuploaded
     assert list(tmp_path.iterdir()) == [target]  # no part or version file left behind
+
+
+def test_a_second_pull_of_the_same_file_waits_its_turn(
+    hub: tuple[str, HubState, bytes], tmp_path: Path
+) -> None:
+    """Two writers would append to one part, or to the model it became after verification."""
+    base, _, payload = hub
+    started, proceed = threading.Event(), threading.Event()
+
+    def paused_at_start(done: int, total: int | None) -> None:
+        started.set()
+        proceed.wait(timeout=30)
+
+    first = threading.Thread(
+        target=download_file,
+        args=(base + FILE_PATH, tmp_path / "tiny.gguf"),
+        kwargs={"progress": paused_at_start},
+    )
+    first.start()
+    try:
+        assert started.wait(timeout=30)
+        with pytest.raises(ModelDownloadError, match="already being downloaded"):
+            download_file(base + FILE_PATH, tmp_path / "tiny.gguf")
+    finally:
+        proceed.set()
+        first.join()
+    assert (tmp_path / "tiny.gguf").read_bytes() == payload
+    assert list(tmp_path.iterdir()) == [tmp_path / "tiny.gguf"]
