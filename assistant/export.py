@@ -58,6 +58,10 @@ def _message_markdown(message: Message) -> list[str]:
         lines += ["**Sources**", ""]
         lines += [_source_markdown(source) for source in message.sources]
         lines.append("")
+    elif message.evidence:
+        lines += ["**Passages given to the model** (the answer cites none)", ""]
+        lines += [f"- [{s.number}] {s.file}, page {s.page}" for s in message.evidence]
+        lines.append("")
     return lines
 
 

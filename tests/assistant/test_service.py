@@ -245,6 +245,15 @@ def test_export_markdown_lists_questions_answers_and_sources() -> None:
     assert "## You" in markdown and "How does TraceMonkey compile loops?" in markdown
     assert "Hot loops become traces [1]." in markdown
     assert "[1] paper.pdf, page 2" in markdown
+    assert "Passages given to the model" not in markdown
+
+
+def test_export_lists_the_passages_an_uncited_answer_was_given() -> None:
+    service = make_service(FakeEngine(script=lambda prompt: "Hot loops become traces."))
+    answer = finished(service.ask("How does TraceMonkey compile loops?"))
+    markdown = service.export_conversation(answer.conversation_id, "md")
+    assert "Passages given to the model" in markdown
+    assert "- [2] paper.pdf, page 3" in markdown
 
 
 def test_an_unclear_question_is_searched_again_with_the_conversation_topic() -> None:
