@@ -7,6 +7,8 @@ inside the *current* user turn, and that turn's text is stored as sent.
 Document text is data, not instructions: each passage is one line starting with ``> `` (newlines
 inside a passage are folded), so nothing in a document can start a line of its own or pose as an
 instruction outside the quote, and the system prompt says to ignore instructions inside passages.
+Chat-markup look-alikes in documents (``<|im_end|>``, ``<用户>``, ``</s>``...) are defused, since
+the engine reads special tokens in prompt text and a document could otherwise close the turn.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from models.templates import ChatMessage
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]+")
+_CONTROL_MARKUP = re.compile(
+    r"<\|([^<>|]{0,40})\|>|<(/?s|用户|AI|start_of_turn|end_of_turn|/?think)>", re.IGNORECASE
+)
 
 
 class PromptStyle(Enum):
@@ -83,7 +88,12 @@ def passage_label(source: Source) -> str:
 
 def format_passage(source: Source) -> str:
     """A numbered, quoted block: the label line, then the passage folded onto one ``> `` line."""
-    return f"{passage_label(source)}\n> {' '.join(source.text.split())}"
+    return f"{passage_label(source)}\n> {defuse_markup(' '.join(source.text.split()))}"
+
+
+def defuse_markup(text: str) -> str:
+    """``<|im_end|>`` becomes ``[im_end]``: readable, but no longer a special token."""
+    return _CONTROL_MARKUP.sub(lambda m: f"[{m.group(1) or m.group(2)}]", text)
 
 
 def format_evidence(sources: Sequence[Source]) -> str:
