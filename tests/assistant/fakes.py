@@ -130,6 +130,9 @@ class FakeLibrary:
     def is_relevant(self, hits: Sequence[Hit]) -> bool:
         return any(hit.score >= self.threshold for hit in hits)
 
+    def collections(self) -> list[str]:
+        return ["default"] if self.hits else []
+
     def close(self) -> None:
         pass
 

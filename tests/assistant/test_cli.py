@@ -108,3 +108,18 @@ def test_conversations_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and conversation_id in err
     code, _, err = cli(capsys, "conversations", "show", conversation_id)
     assert code == 1 and "No such conversation" in err
+
+
+def test_doc_limits_the_search_to_one_document(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "ask", "--doc", "/docs/paper.pdf", "What are trace trees?")
+    assert code == 0 and "[1] /docs/paper.pdf, page 4" in out
+    code, out, _ = cli(capsys, "ask", "--doc", "/docs/other.pdf", "What are trace trees?")
+    assert code == 0 and "couldn't find anything" in out
+
+
+def test_an_empty_library_says_how_to_add_documents(
+    capsys: pytest.CaptureFixture[str], scripted: FakeLibrary
+) -> None:
+    scripted.hits = []
+    code, _, err = cli(capsys, "ask", "What are trace trees?")
+    assert code == 1 and "minicpm-assistant ingest" in err
