@@ -39,6 +39,7 @@ from assistant.prompting import (
     PromptStyle,
     TurnMode,
     build_messages,
+    extra_stops,
     not_in_documents,
     user_turn,
 )
@@ -285,7 +286,11 @@ class ChatTurn:
         sampling = self.engine.default_sampling.with_overrides(
             max_tokens=prompt.max_tokens,
             temperature=self.options.temperature,
-            stop=_merged(self.engine.default_sampling.stop, self.engine.template.stop),
+            stop=_merged(
+                self.engine.default_sampling.stop,
+                self.engine.template.stop,
+                extra_stops(self.style),
+            ),
         )
         self.evidence = evidence
         self.answer_id = self.store.start_answer(self.conversation.id, model=self.engine.model.name)

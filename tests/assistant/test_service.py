@@ -312,3 +312,10 @@ def test_a_question_longer_than_the_context_fails_clearly_and_is_kept() -> None:
     assert engine.prompts == []
     [stored] = service.get_conversation(failure.conversation_id).messages
     assert stored.text == question.strip()
+
+
+def test_a_base_model_stops_before_writing_the_next_answer_itself() -> None:
+    engine = FakeEngine(template=CompletionTemplate())
+    finished(make_service(engine).ask("How are loops compiled?"))
+    assert "\nAnswer:" in engine.params[-1].stop
+    assert set(CompletionTemplate.stop) <= set(engine.params[-1].stop)
