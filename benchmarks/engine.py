@@ -35,7 +35,8 @@ import llama_cpp  # noqa: E402
 from models.config import EngineConfig  # noqa: E402
 from models.events import DoneEvent, TokenEvent  # noqa: E402
 from models.hardware import gpu_backend, nvidia_gpus, physical_cores  # noqa: E402
-from models.runtime import LlamaEngine, route_llama_logs  # noqa: E402
+from models.llama_logs import route_llama_logs  # noqa: E402
+from models.runtime import LlamaEngine  # noqa: E402
 from models.sampling import SamplingParams  # noqa: E402
 from models.store import ModelStore  # noqa: E402
 from tests.fixtures_models import (  # noqa: E402

@@ -2,23 +2,19 @@
 
 llama-cpp-python's ``Llama.generate`` already keeps the KV cache between calls and evaluates only
 the part of a new prompt that differs from the cached tokens; this module counts what it really
-evaluated (``Usage.prompt_tokens_evaluated``), makes prefill and decode cancellable, hides stop
-strings (including their partial beginnings) from the stream, and turns llama.cpp's log lines into
-Python logging so nothing reaches the user's terminal unless ``--debug`` asks for it.
+evaluated (``Usage.prompt_tokens_evaluated``), makes prefill and decode cancellable, and hides
+stop strings (including their partial beginnings) from the stream. Where layers run is decided in
+:mod:`models.offload`; llama.cpp's log lines go through :mod:`models.llama_logs`.
 """
 
 from __future__ import annotations
 
 import codecs
 import ctypes
-import functools
 import logging
-import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import llama_cpp
@@ -28,67 +24,17 @@ from models.engine import OffloadInfo
 from models.errors import GenerationError, ModelLoadError
 from models.events import DoneEvent, GenerationEvent, Timings, TokenEvent, Usage
 from models.gguf_info import GgufInfo, read_gguf_info
-from models.hardware import (
-    available_memory_bytes,
-    free_gpu_memory_bytes,
-    gpu_backend,
-    physical_cores,
-)
+from models.hardware import free_gpu_memory_bytes, gpu_backend, physical_cores
+from models.llama_logs import route_llama_logs
+from models.offload import check_memory, plan_offload
 from models.sampling import SamplingParams
+from models.stops import StopFilter
 from models.store import LocalModel
 from models.templates import ChatTemplate, template_for_gguf
 
 log = logging.getLogger(__name__)
-llama_log = logging.getLogger("llama.cpp")
 
 LoadProgress = Callable[[float], None]
-_GB = 1e9
-_RUNTIME_OVERHEAD_BYTES = 512 * 1024 * 1024
-"""Compute buffers and the KV cache of a laptop-sized context, on top of the weights."""
-
-
-class _LlamaLogs:
-    """Routes llama.cpp's log callback into the ``llama.cpp`` logger, keeping recent problems.
-
-    Installed once per process; the ctypes callback must stay referenced or llama.cpp would call
-    freed memory.
-    """
-
-    _WARN, _ERROR = 3, 4
-    """ggml_log_level values of the bundled ggml (NONE, DEBUG, INFO, WARN, ERROR, CONT)."""
-
-    def __init__(self) -> None:
-        self.recent_problems: deque[tuple[int, str]] = deque(maxlen=8)
-        self._line = ""
-        self._callback = llama_cpp.llama_log_callback(self._on_log)
-        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
-
-    def _on_log(self, level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        self._line += text.decode("utf-8", errors="replace")
-        if not self._line.endswith("\n"):
-            return
-        line, self._line = self._line.strip(), ""
-        if level in (self._WARN, self._ERROR):
-            self.recent_problems.append((level, line))
-        llama_log.debug("%s", line)
-
-    def last_problem(self) -> str | None:
-        """The first error since the last clear (the cause), else the latest warning."""
-        errors = [line for level, line in self.recent_problems if level == self._ERROR]
-        warnings = [line for _, line in self.recent_problems]
-        chosen = errors[0] if errors else warnings[-1] if warnings else None
-        if chosen is None:
-            return None
-        return re.sub(r"^\w+: (error loading model: )?", "", chosen)
-
-
-@functools.cache
-def route_llama_logs() -> _LlamaLogs:
-    """Send llama.cpp's own log lines to the ``llama.cpp`` logger (debug level) from now on.
-
-    Once per process, because llama.cpp itself has a single, process-wide log callback.
-    """
-    return _LlamaLogs()
 
 
 class _PrefillCancelled(Exception):
@@ -173,35 +119,6 @@ class _EngineLlama(llama_cpp.Llama):
         llama_cpp.llama_set_abort_callback(self._ctx.ctx, callback, None)
 
 
-class _StopFilter:
-    """Holds back text that may be the start of a stop string; reports when one completes."""
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self._stops = [stop for stop in stops if stop]
-        self._pending = ""
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        self._pending += text
-        hits = [index for stop in self._stops if (index := self._pending.find(stop)) >= 0]
-        if hits:
-            emitted, self._pending = self._pending[: min(hits)], ""
-            return emitted, True
-        held = max((self._partial_stop_length(stop) for stop in self._stops), default=0)
-        cut = len(self._pending) - held
-        emitted, self._pending = self._pending[:cut], self._pending[cut:]
-        return emitted, False
-
-    def flush(self) -> str:
-        emitted, self._pending = self._pending, ""
-        return emitted
-
-    def _partial_stop_length(self, stop: str) -> int:
-        for length in range(min(len(stop) - 1, len(self._pending)), 0, -1):
-            if self._pending.endswith(stop[:length]):
-                return length
-        return 0
-
-
 class LlamaEngine:
     """A loaded GGUF behind the :class:`models.engine.TextEngine` interface."""
 
@@ -243,7 +160,7 @@ class LlamaEngine:
             free_gpu_bytes=free_gpu_memory_bytes(backend) if asks_auto else None,
         )
         if offload.n_gpu_layers == 0:
-            _check_memory(model.path, info.size_bytes)
+            check_memory(model.path, info.size_bytes)
         threads = config.n_threads or physical_cores()
         settings: dict[str, Any] = {
             "model_path": str(model.path),
@@ -310,7 +227,7 @@ class LlamaEngine:
                 "shorten it or raise engine.max_context"
             )
         budget = min(params.max_tokens, self.n_ctx - len(tokens))
-        stops = _StopFilter(tuple(dict.fromkeys((*params.stop, *self.template.stop))))
+        stops = StopFilter(tuple(dict.fromkeys((*params.stop, *self.template.stop))))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = self._llm._model.vocab
         self._llm.prompt_evaluated = None
@@ -437,55 +354,3 @@ def _timings(
         decode_tok_s=(generated - 1) / decode_s if decode_s > 0 and generated > 1 else 0.0,
         total_s=finished - started,
     )
-
-
-def plan_offload(
-    requested: int | Literal["auto"],
-    *,
-    layers: int,
-    model_bytes: int,
-    backend: str,
-    free_gpu_bytes: int | None,
-) -> OffloadInfo:
-    """How many layers go to the GPU, and a sentence saying why.
-
-    ``auto`` offloads everything when llama.cpp has a GPU backend and the weights plus runtime
-    buffers fit in free GPU memory (or when free memory cannot be known); otherwise CPU.
-    """
-    total = layers + 1  # llama.cpp counts the output layer as offloadable too
-    if backend == "CPU":
-        return OffloadInfo(0, total, "CPU", "this llama.cpp build has no GPU backend")
-    if requested == 0:
-        return OffloadInfo(0, total, backend, "GPU offload switched off (n_gpu_layers = 0)")
-    if requested != "auto":
-        layers = total if requested < 0 else min(requested, total)
-        return OffloadInfo(layers, total, backend, f"n_gpu_layers = {requested} from settings")
-    needed = model_bytes + _RUNTIME_OVERHEAD_BYTES
-    free = free_gpu_bytes
-    if free is None:
-        return OffloadInfo(total, total, backend, "all layers on the GPU (free memory unknown)")
-    if needed <= free:
-        return OffloadInfo(
-            total,
-            total,
-            backend,
-            f"all layers on the GPU (needs ~{needed / _GB:.1f} GB, {free / _GB:.1f} GB free)",
-        )
-    return OffloadInfo(
-        0,
-        total,
-        backend,
-        f"on the CPU: needs ~{needed / _GB:.1f} GB of GPU memory, {free / _GB:.1f} GB free "
-        "(set n_gpu_layers to a number to offload part of it)",
-    )
-
-
-def _check_memory(path: Path, size: int) -> None:
-    available = available_memory_bytes()
-    if available is not None and size + _RUNTIME_OVERHEAD_BYTES > available:
-        raise ModelLoadError(
-            f"{path}: too large for this machine's free memory (needs "
-            f"~{(size + _RUNTIME_OVERHEAD_BYTES) / _GB:.1f} GB, {available / _GB:.1f} GB "
-            "available); "
-            "pick a smaller model or quantization"
-        )

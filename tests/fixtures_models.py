@@ -112,7 +112,7 @@ def quantize_gguf(source: Path, destination: Path, file_type: str = "Q4_K_M") ->
     """Quantize with llama.cpp itself (``llama_model_quantize``)."""
     import llama_cpp
 
-    from models.runtime import route_llama_logs
+    from models.llama_logs import route_llama_logs
 
     route_llama_logs()  # keep llama.cpp's per-tensor report out of the test output
     params = llama_cpp.llama_model_quantize_default_params()

@@ -12,7 +12,8 @@ import llama_cpp
 
 from models.catalog import DEMO_ENTRY
 from models.events import DoneEvent, TokenEvent
-from models.runtime import LlamaEngine, route_llama_logs, token_piece
+from models.llama_logs import route_llama_logs
+from models.runtime import LlamaEngine, token_piece
 from models.templates import ChatMessage, CompletionTemplate
 
 

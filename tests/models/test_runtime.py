@@ -16,7 +16,7 @@ from models.config import EngineConfig
 from models.errors import GenerationError, ModelLoadError
 from models.events import DoneEvent, GenerationEvent, TokenEvent
 from models.hardware import available_memory_bytes
-from models.runtime import LlamaEngine, _StopFilter, plan_offload
+from models.runtime import LlamaEngine
 from models.sampling import SamplingParams
 from models.store import LocalModel
 from models.templates import ChatMessage, JinjaTemplate, MiniCPM2Template
@@ -88,16 +88,6 @@ def test_stop_string_ends_the_answer_and_is_not_emitted(tiny_engine: LlamaEngine
     text, done = run(tiny_engine, prompt, VARIED.with_overrides(stop=(stop,)))
     assert text == full[:cut]
     assert done.stop_reason == "stop"
-
-
-def test_stop_filter_holds_back_partial_stop_strings() -> None:
-    stops = _StopFilter(["<用户>", "\n\n"])
-    assert stops.feed("Paris") == ("Paris", False)
-    assert stops.feed(" is<用") == (" is", False)  # "<用" may start "<用户>": held back
-    assert stops.feed("x") == ("<用x", False)  # it did not
-    assert stops.feed("\n") == ("", False)
-    assert stops.feed("\nQuestion") == ("", True)
-    assert stops.flush() == ""
 
 
 def test_cancel_stops_within_one_token(tiny_engine: LlamaEngine) -> None:
@@ -235,36 +225,6 @@ def test_model_larger_than_free_memory(tmp_path: Path) -> None:
     os.truncate(path, -(-header // 32) * 32 + elements // 1000 * 1000 * 4)
     assert_one_line_load_error(LocalModel("huge", path, None, False),
                                "too large for this machine's free memory")
-
-
-GB = 1_000_000_000
-
-
-@pytest.mark.parametrize(
-    ("requested", "backend", "free", "expected_layers", "reason"),
-    [
-        ("auto", "CPU", None, 0, "no GPU backend"),
-        ("auto", "CUDA", 8 * GB, 41, "all layers on the GPU (needs ~2.3 GB, 8.0 GB free)"),
-        ("auto", "CUDA", 2 * GB, 0, "on the CPU: needs ~2.3 GB of GPU memory, 2.0 GB free"),
-        ("auto", "Metal", None, 41, "free memory unknown"),
-        (0, "CUDA", 8 * GB, 0, "switched off"),
-        (20, "CUDA", None, 20, "n_gpu_layers = 20"),
-        (99, "Vulkan", None, 41, "n_gpu_layers = 99"),
-        (-1, "CUDA", None, 41, "n_gpu_layers = -1"),
-    ],
-)
-def test_offload_plan(
-    requested: int | str, backend: str, free: int | None, expected_layers: int, reason: str
-) -> None:
-    plan = plan_offload(
-        requested,  # type: ignore[arg-type]
-        layers=40,
-        model_bytes=int(1.8 * GB),
-        backend=backend,
-        free_gpu_bytes=free,
-    )
-    assert (plan.n_gpu_layers, plan.total_layers, plan.backend) == (expected_layers, 41, backend)
-    assert reason in plan.reason
 
 
 def test_text_held_for_a_possible_stop_string_is_released_at_the_end(
