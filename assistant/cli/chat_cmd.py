@@ -243,10 +243,8 @@ def run_chat(args: argparse.Namespace, context: CliContext) -> int:
         last: AnswerFinished | None = None
         code = 0
         while True:
-            if interactive:
-                print("\n> ", end="", file=sys.stderr, flush=True)
-            line = sys.stdin.readline()
-            if not line:
+            line = _read_line(interactive)
+            if line is None:
                 break
             text = line.strip()
             if not text:
@@ -260,6 +258,19 @@ def run_chat(args: argparse.Namespace, context: CliContext) -> int:
                 last, failed = _chat_answer(events, args)
             code = 1 if failed else code
     return code
+
+
+def _read_line(interactive: bool) -> str | None:
+    """The next line, None at the end; a terminal gets a prompt and line editing."""
+    if not interactive:
+        return sys.stdin.readline() or None
+    import readline  # noqa: F401  (gives input() history and editing)
+
+    try:
+        return input("\n> ")
+    except EOFError:
+        print(file=sys.stderr)
+        return None
 
 
 def _chat_command(
