@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from textual.message import Message
 from textual.notifications import Notification
-from textual.widgets import Button, DataTable, OptionList
+from textual.widgets import Button, DataTable, Label, OptionList
 
 from assistant.locations import Locations
 from assistant.service import AssistantService
@@ -26,6 +26,7 @@ from tui.screens.chat import ChatScreen
 from tui.screens.first_run import FirstRunScreen
 from tui.screens.library import LibraryScreen
 from tui.widgets.chat_log import AnswerView, UserMessage
+from tui.widgets.path_input import PathInput
 from tui.widgets.prompt import PromptInput
 from tui.widgets.sources_panel import SourcesPanel
 from tui.widgets.status_bar import StatusBar
@@ -163,11 +164,16 @@ async def test_ingest_a_folder_from_the_library_screen(
         await pilot.press("f3")
         library = real_app.screen
         assert isinstance(library, LibraryScreen)
+        documents = library.query_one("#documents", DataTable)
+        await wait_until(pilot, lambda: documents.row_count > 0 and documents.has_focus)
         await pilot.press("a")
-        library.query_one("#library-path").value = str(folder)  # type: ignore[attr-defined]
+        path = library.query_one("#library-path", PathInput)
+        await wait_until(pilot, lambda: path.has_focus)
+        path.value = str(folder)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: library.ingesting, what="the ingest to start")
-        await wait_until(pilot, lambda: not library.ingesting, timeout=120)
+        summary = library.query_one("#ingest-summary", Label)
+        await wait_until(pilot, lambda: str(summary.render()).startswith("Done"), timeout=120)
+        assert not library.ingesting
 
         results = rows_by_name(library.query_one("#ingest-files", DataTable))
         assert "indexed" in results["minimal-document.pdf"][1]

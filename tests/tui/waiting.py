@@ -15,5 +15,6 @@ async def wait_until(
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
+            notes = [f"{n.title}: {n.message}" for n in pilot.app._notifications]
+            raise AssertionError(f"timed out waiting for {what or condition}; notices: {notes}")
         await pilot.pause(0.05)
