@@ -26,8 +26,11 @@ async def test_library_bad_path_is_reported_and_kept(fake_app: MiniCPMApp, tmp_p
     async with fake_app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f3")
         assert isinstance(fake_app.screen, LibraryScreen)
-        await pilot.press("a", "x")
-        fake_app.screen.query_one(PathInput).value = str(tmp_path / "missing")
+        path = fake_app.screen.query_one(PathInput)
+        await wait_until(pilot, lambda: not path.has_focus, what="the documents table's focus")
+        await pilot.press("a")
+        await wait_until(pilot, lambda: path.has_focus)
+        path.value = str(tmp_path / "missing")
         await pilot.press("enter")
         await wait_until(pilot, lambda: bool(fake_app._notifications))
         assert "does not exist" in list(fake_app._notifications)[-1].message
