@@ -68,7 +68,7 @@ class Embedder:
         if not os.environ.get("OMP_NUM_THREADS"):
             torch.set_num_threads(os.cpu_count() or 1)
         try:
-            return SentenceTransformer(resolve_model(self.model_name), device="cpu")
+            return SentenceTransformer(resolve_model(self.model_name))  # CUDA or MPS when present
         except (OSError, ValueError) as error:
             raise LibraryError(
                 f"cannot load embedding model {self.model_name!r}: {error}. Use a local directory "

@@ -56,7 +56,7 @@ class Reranker:
         if self._model is None:
             from sentence_transformers import CrossEncoder
 
-            self._model = CrossEncoder(resolve_model(self.model_name), device="cpu")
+            self._model = CrossEncoder(resolve_model(self.model_name))
         logits = self._model.predict([(query, passage) for passage in passages])
         return [1.0 / (1.0 + math.exp(-float(logit))) for logit in np.ravel(logits)]
 

@@ -257,3 +257,20 @@ def test_unreadable_file_is_reported(make_library: Callable[..., Library], tmp_p
     secret.write_text("hidden")
     secret.chmod(0)
     assert _by_name(make_library().ingest([folder]))["secret.md"] == ("failed", "permission denied")
+
+
+def test_rerank_path_scores_hits_as_probabilities(
+    make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
+) -> None:
+    """No trained cross-encoder is available offline: MiniLM with a fresh scoring head stands in,
+    which checks the plumbing (ordering by the cross-encoder, probabilities as scores), not quality.
+    """
+    from rag.embedder import resolve_model
+
+    library = make_library(rerank_model=resolve_model("all-MiniLM-L6-v2"))
+    names = ("minimal-document.pdf", "crazyones-pdfa.pdf", "google-doc-document.pdf")
+    library.ingest([pdf_corpus / "clean" / name for name in names])
+    hits = library.search("here's to the crazy ones", k=3)
+    assert len(hits) == 3
+    assert all(0.0 < hit.score < 1.0 for hit in hits)
+    assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
