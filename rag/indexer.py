@@ -182,6 +182,7 @@ class Ingest:
         work = self._triage(walked.files, known, password)
         self._meter = _Meter(len(walked.files), sum(found.size for found in work))
         self._meter.files_done = len(walked.files) - len(work)
+        self._report(None, None)
         moved_from = self._process(work, known, gone, password)
         if not self.cancel.is_set():
             self._remove_gone(gone, moved_from)

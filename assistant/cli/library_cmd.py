@@ -100,7 +100,7 @@ def _ingest_with_bar(
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("Indexing", total=None, pages=0, chunks=0, rate=0.0)
+        task = bar.add_task("Indexing", total=0, pages=0, chunks=0, rate=0.0)
 
         def update(progress: IngestProgress) -> None:
             bar.update(
