@@ -229,22 +229,30 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rerank", help="cross-encoder model available offline (dir or cached id)")
     parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--latency-only", action="store_true")
     args = parser.parse_args()
     embedder = Embedder("all-MiniLM-L6-v2")
     output: dict[str, object] = {"machine": f"{os.cpu_count()} cores", "date": time.strftime("%F")}
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        library = Library(root / "index", LibraryConfig())
-        library.use_embedder(embedder)
-        library.ingest([CLEAN / "tracemonkey.pdf", CLEAN / "freeculture.pdf", _chinese_pdf(root)])
-        reranker = Reranker(args.rerank) if args.rerank else None
-        output["quality"] = quality(library, reranker)
-        output["rerank"] = args.rerank or "no cross-encoder available offline: not measured"
-        output["calibration"] = calibration(library)
-        library.close()
+        if not args.latency_only:
+            _quality_and_calibration(embedder, root, args.rerank, output)
         sizes = tuple(int(size) for size in args.sizes.split(","))
         output["latency"] = latency(embedder, root, sizes)
     print(json.dumps(output, indent=2, ensure_ascii=False))
+
+
+def _quality_and_calibration(
+    embedder: Embedder, root: Path, rerank: str | None, output: dict[str, object]
+) -> None:
+    library = Library(root / "index", LibraryConfig())
+    library.use_embedder(embedder)
+    library.ingest([CLEAN / "tracemonkey.pdf", CLEAN / "freeculture.pdf", _chinese_pdf(root)])
+    reranker = Reranker(rerank) if rerank else None
+    output["quality"] = quality(library, reranker)
+    output["rerank"] = rerank or "no cross-encoder available offline: not measured"
+    output["calibration"] = calibration(library)
+    library.close()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,12 @@ from collections.abc import Iterable
 _WORD = re.compile(r"[^\W_]+")
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+")
 _QUERY_TERMS = 64
+_QUERY_STOPWORDS = frozenset(
+    "a an and are as at be by can did do does for from had has have how i in is it its of on or "
+    "that the their there these this to was were what when where which who why will with".split()
+)
+"""English function words left out of keyword *queries*: they match nearly every chunk, so they
+cost a scan of the whole index and add next to nothing to BM25. Documents keep them."""
 
 SCHEMA = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5("
@@ -43,7 +49,9 @@ def tokenize(text: str) -> list[str]:
 
 def match_expression(query: str) -> str | None:
     """An FTS5 query matching any of the query's tokens (BM25 ranks those with more)."""
-    terms = list(dict.fromkeys(tokenize(query)))[:_QUERY_TERMS]
+    tokens = list(dict.fromkeys(tokenize(query)))
+    terms = [token for token in tokens if token not in _QUERY_STOPWORDS] or tokens
+    terms = terms[:_QUERY_TERMS]
     if not terms:
         return None
     return " OR ".join(f'"{term}"' for term in terms)

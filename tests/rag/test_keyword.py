@@ -14,7 +14,8 @@ def test_chinese_runs_become_bigrams_and_latin_words_stay() -> None:
 
 
 def test_match_expression_quotes_every_token() -> None:
-    assert keyword.match_expression('what "is" 版权') == '"what" OR "is" OR "版权"'
+    assert keyword.match_expression('what "is" 版权') == '"版权"'
+    assert keyword.match_expression("what is it") == '"what" OR "is" OR "it"'  # nothing else left
     assert keyword.match_expression("   ...  ") is None
 
 
