@@ -93,8 +93,8 @@ class MiniCPMApp(App[None]):
 
     def on_mount(self) -> None:
         self.register_theme(MINICPM_THEME)
-        self.theme = self.settings.ui.theme if self.settings.ui.theme in self.available_themes \
-            else "minicpm"
+        configured = self.settings.ui.theme
+        self.theme = configured if configured in self.available_themes else "minicpm"
         self.load_model(None)
         if not (self.locations.data_dir / FIRST_RUN_MARKER).exists():
             self.call_after_refresh(self.action_welcome)
@@ -122,9 +122,6 @@ class MiniCPMApp(App[None]):
         self.model_loading = True
         self.model_activity = f"loading {Path(name_or_path).name if name_or_path else 'model'}…"
         self._load_model(name_or_path, add_first)
-
-    def switch_model(self, name_or_path: str) -> None:
-        self.load_model(name_or_path)
 
     def action_reload_model(self) -> None:
         current = self.model_status

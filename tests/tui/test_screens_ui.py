@@ -193,3 +193,22 @@ async def test_a_broken_service_call_becomes_a_notification(fake_app: MiniCPMApp
         await chat.open_conversation("no-such-id")
         await pilot.pause()
         assert any(n.title == "Cannot open the conversation" for n in fake_app._notifications)
+
+
+async def test_enter_on_a_model_on_disk_switches_to_it(fake_app: MiniCPMApp) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    async with fake_app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: fake_app.model_status is not None)
+        await pilot.press("f4")
+        models = fake_app.screen
+        assert isinstance(models, ModelsScreen)
+        table = models.query_one("#catalog", DataTable)
+        table.focus()
+        table.move_cursor(row=2)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: service.switched_to == ["gemma3-270m-demo"])
+        table.move_cursor(row=1)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert service.switched_to == ["gemma3-270m-demo"], "not on disk: nothing to load"
+        assert "press d to download" in list(fake_app._notifications)[-1].message

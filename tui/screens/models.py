@@ -132,7 +132,7 @@ class ModelsScreen(AppScreen):
         if not row.on_disk:
             self.notify(f"{row.entry.title} is not downloaded yet: press d to download it.")
             return
-        self.assistant_app.switch_model(row.entry.name)
+        self.assistant_app.load_model(row.entry.name)
 
     def action_add_local(self) -> None:
         self.query_one("#gguf-path", PathInput).focus()
