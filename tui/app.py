@@ -85,6 +85,8 @@ class MiniCPMApp(App[None]):
         self.locations = locations
         self.service = service
         self.model_loading = False
+        # The first-run dialog is due or open; it explains the demo model itself.
+        self.welcoming = not (locations.data_dir / FIRST_RUN_MARKER).exists()
         self.set_reactive(MiniCPMApp.collection, settings.chat.collection)
 
     @property
@@ -96,7 +98,7 @@ class MiniCPMApp(App[None]):
         configured = self.settings.ui.theme
         self.theme = configured if configured in self.available_themes else "minicpm"
         self.load_model(None)
-        if not (self.locations.data_dir / FIRST_RUN_MARKER).exists():
+        if self.welcoming:
             self.call_after_refresh(self.action_welcome)
 
     def action_help(self) -> None:
@@ -165,7 +167,7 @@ class MiniCPMApp(App[None]):
         self.model_loading = False
         self.model_activity = ""
         self.model_status = event.status
-        if event.status.is_demo:
+        if event.status.is_demo and not self.welcoming:
             self.notify(
                 "Running the small offline demo model: answers are for trying the app only. "
                 "Get MiniCPM on the Models screen (F4).",
@@ -195,10 +197,13 @@ class MiniCPMApp(App[None]):
         """Say what is missing (MiniCPM, documents) and offer the ways forward."""
         ok, setup = attempt(self, "check the setup", self._missing_setup)
         if not ok or setup is None:
+            self.welcoming = False
             return
         need_model, need_documents, suggestion = setup
         if not (need_model or need_documents):
+            self.welcoming = False
             return
+        self.welcoming = True
         self.push_screen(
             FirstRunScreen(
                 need_model=need_model,
@@ -223,6 +228,7 @@ class MiniCPMApp(App[None]):
 
     async def _first_run_chosen(self, choice: FirstRunChoice | None) -> None:
         (self.locations.data_dir / FIRST_RUN_MARKER).touch()
+        self.welcoming = False
         if choice is None or choice.action == "demo":
             return
         if choice.action == "download" and choice.model_name:

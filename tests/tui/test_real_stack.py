@@ -201,7 +201,8 @@ async def test_first_run_without_minicpm_continues_on_the_demo_model(
             await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen))
             await wait_until(pilot, lambda: app.model_status is not None, timeout=60)
             assert app.model_status is not None and app.model_status.is_demo
-            assert any(n.title == "Demo model" for n in app._notifications)
+            status = str(app.screen.query_one(StatusBar).render())
+            assert "gemma3-270m-demo (offline demo model)" in status
     finally:
         service.close()
     assert (locations.data_dir / FIRST_RUN_MARKER).exists()

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Markdown
+from textual.widgets import Button, Label, Static
 
 from tui.widgets.path_input import PathInput
 
@@ -44,33 +44,34 @@ class FirstRunScreen(ModalScreen[FirstRunChoice]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog-box", id="first-run"):
-            yield Markdown("# Welcome to MiniCPM Assistant")
+            yield Label("Welcome to MiniCPM Assistant", classes="dialog-title")
             if self.need_model:
-                yield Markdown(
-                    "No **MiniCPM** model is on this computer yet. Until there is one, answers "
-                    "come from a small **offline demo model**: good enough to try the app, not to "
-                    "rely on its answers."
+                yield Static(
+                    "No [b]MiniCPM[/b] model is on this computer yet. Until there is one, answers "
+                    "come from a small [b]offline demo model[/b]: good enough to try the app, "
+                    "not to rely on."
                 )
-                with Horizontal(classes="dialog-buttons"):
+                with Vertical(classes="choices"):
                     if self.suggested_model:
                         yield Button(
                             f"Download {self.suggested_title} ({self.suggested_size})",
                             variant="primary",
                             id="download",
+                            compact=True,
                         )
-                    yield Button("Continue with the demo model", id="demo")
+                    yield Button("Continue with the demo model", id="demo", compact=True)
                 yield PathInput(
-                    placeholder="…or the path of a MiniCPM .gguf you have", suffix=".gguf",
+                    placeholder="…or type the path of a MiniCPM .gguf you have",
+                    suffix=".gguf",
                     id="first-run-gguf",
+                    compact=True,
                 )
             if self.need_documents:
-                yield Markdown(
-                    "Your library is empty. Add a folder of PDFs or notes and ask about them."
-                )
-                with Horizontal(classes="dialog-buttons"):
-                    yield Button("Add a folder…", variant="primary", id="add-folder")
+                yield Static("Your library is empty: add a folder of PDFs or notes to ask about.")
+                with Vertical(classes="choices"):
+                    yield Button("Add a folder…", variant="primary", id="add-folder", compact=True)
                     if not self.need_model:
-                        yield Button("Later", id="demo")
+                        yield Button("Later", id="demo", compact=True)
 
     @on(Button.Pressed, "#download")
     def _download(self) -> None:

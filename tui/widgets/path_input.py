@@ -50,11 +50,13 @@ class PathInput(Input):
         directories_only: bool = False,
         suffix: str | None = None,
         id: str | None = None,
+        compact: bool = False,
     ) -> None:
         super().__init__(
             placeholder=placeholder,
             suggester=PathSuggester(directories_only=directories_only, suffix=suffix),
             id=id,
+            compact=compact,
         )
 
     @property
