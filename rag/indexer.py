@@ -23,6 +23,7 @@ import numpy as np
 from rag.chunker import Chunk, chunk_document
 from rag.config import LibraryConfig
 from rag.embedder import Embedder, Vectors
+from rag.errors import IngestError
 from rag.loaders import DocumentLoadError, ExtractedDocument
 from rag.manifest import DocumentRow, Manifest, chunk_id
 from rag.parse_worker import ParseWorker
@@ -84,6 +85,7 @@ class _Preparer(threading.Thread):
         self.files, self.known, self.indexed = files, known, set(indexed_hashes)
         self.embedder, self.config, self.password, self.cancel = embedder, config, password, cancel
         self.output: queue.Queue[_Parsed | None] = queue.Queue(maxsize=3)
+        self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
@@ -92,6 +94,8 @@ class _Preparer(threading.Thread):
                     if self.cancel.is_set():
                         break
                     self.output.put(self._prepare(found, worker))
+        except BaseException as error:  # handed to the writer thread, which raises it
+            self.error = error
         finally:
             self.output.put(None)
 
@@ -115,7 +119,7 @@ class _Preparer(threading.Thread):
         except DocumentLoadError as error:
             return _Parsed(found, digest, action="failed", reason=str(error))
         except Exception as error:  # one file's surprise must not end the ingest
-            reason = f"chunking failed: {type(error).__name__}: {error}"
+            reason = f"failed: {type(error).__name__}: {error}"
             return _Parsed(found, digest, action="failed", reason=reason)
         self.indexed.add(digest)
         return _Parsed(found, digest, document=document, chunks=chunks)
@@ -236,6 +240,8 @@ class Ingest:
             result = self._write(item, known, gone_by_hash, moved_from)
             self._finish_file(item, result)
         _drain(preparer)
+        if preparer.error is not None:
+            raise IngestError(f"preparing files failed: {preparer.error}") from preparer.error
         return moved_from
 
     def _write(
