@@ -14,37 +14,29 @@ HELP = """\
 Chat with your own documents through a local model. Nothing leaves this computer.
 
 ## Everywhere
-| Key | Does |
-| --- | --- |
-| F1 | this help |
-| F2 / F3 / F4 | chat / library / models |
-| Ctrl+P | command palette: every action, searchable (themes too) |
-| Ctrl+Q | quit |
+- **F1** this help · **F2** chat · **F3** library · **F4** models
+- **Ctrl+P** command palette: every action, searchable (themes too) · **Ctrl+Q** quit
 
 ## Chat
-| Key | Does |
-| --- | --- |
-| Enter | send the question |
-| Ctrl+J (Shift+Enter where the terminal supports it) | new line in the prompt |
-| Up / Down | earlier questions (on the first / last line) |
-| Esc | stop the answer; what was written is kept |
-| Ctrl+N | new conversation |
-| Ctrl+F | search conversations |
-| Ctrl+B / Ctrl+O | show or hide conversations / sources |
-| F2, Delete (in the list) | rename, delete the highlighted conversation |
-| Enter (in sources) | read the whole passage; **o** opens the file |
+- **Enter** send · **Ctrl+J** new line (**Shift+Enter** where the terminal reports it)
+- **Up / Down** on the first / last line: earlier questions
+- **Esc** stop the answer; what was written is kept
+- **Ctrl+N** new conversation · **Ctrl+F** search conversations
+- **Ctrl+B / Ctrl+O** show or hide conversations / sources
+- In the conversation list: **Enter** open, **F2** rename, **Delete** delete
+- In the sources panel: **Enter** read the whole passage, then **o** opens the file
 
 ## Library (F3)
-Type a folder (→ completes names) and press Enter to index it; indexing keeps running while you
-chat. **a** add, **Delete** remove, **r** re-index the selected document, **R** re-index all,
-**s** stop indexing.
+Type a folder (**→** completes names) and press **Enter** to index it; indexing keeps running
+while you chat. **a** add · **Delete** remove · **r** re-index the selected document ·
+**R** re-index all · **s** stop indexing
 
 ## Models (F4)
-**Enter** use the selected model (loads in the background), **d** download, **a** use a local
-GGUF file, **g** GPU layers ("auto", or 0 for CPU only).
+**Enter** use the selected model (loads in the background) · **d** download · **a** use a
+local GGUF file · **g** GPU layers ("auto", or 0 for CPU only)
 
 Answers say "not in your documents" when nothing relevant was found. The status bar shows the
-model (MiniCPM, or the offline demo model which is small and not MiniCPM), where it runs, the
+model (MiniCPM, or the small offline demo model, which is not MiniCPM), where it runs, the
 context used, the speed of the last answer and the collection searched.
 """
 
