@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,14 +12,16 @@ PDF_CORPUS = REPO_ROOT.parent / "shared" / "pdf-corpus"
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Point MINICPM_ASSISTANT_HOME at a fresh directory and keep hubs offline."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("MINICPM_ASSISTANT_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("MINICPM_ASSISTANT_") and name != "MINICPM_ASSISTANT_HOME":
             monkeypatch.delenv(name)
     return home

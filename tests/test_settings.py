@@ -10,7 +10,8 @@ from assistant.settings import load_settings
 
 def test_home_override_relocates_everything(tmp_path: Path) -> None:
     locations = Locations.default(tmp_path / "lib").ensure()
-    for path in (locations.config_dir, locations.data_dir, locations.models_dir, locations.index_dir):
+    made = (locations.config_dir, locations.data_dir, locations.models_dir, locations.index_dir)
+    for path in made:
         assert path.is_dir()
         assert path.is_relative_to(tmp_path / "lib")
 
