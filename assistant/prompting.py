@@ -66,11 +66,6 @@ _PLAIN_SYSTEM = (
 )
 
 
-def extra_stops(style: PromptStyle) -> tuple[str, ...]:
-    """Base models continue a transcript by writing the next question and answer themselves."""
-    return ("\nAnswer:",) if style is PromptStyle.PLAIN else ()
-
-
 def is_chinese(text: str) -> bool:
     """True when ``text`` is mainly Chinese: a Chinese character counts like a Latin word.
 

@@ -39,7 +39,6 @@ from assistant.prompting import (
     PromptStyle,
     TurnMode,
     build_messages,
-    extra_stops,
     not_in_documents,
     user_turn,
 )
@@ -286,11 +285,7 @@ class ChatTurn:
         sampling = self.engine.default_sampling.with_overrides(
             max_tokens=prompt.max_tokens,
             temperature=self.options.temperature,
-            stop=_merged(
-                self.engine.default_sampling.stop,
-                self.engine.template.stop,
-                extra_stops(self.style),
-            ),
+            stop=_merged(self.engine.default_sampling.stop, self.engine.template.stop),
         )
         self.evidence = evidence
         self.answer_id = self.store.start_answer(self.conversation.id, model=self.engine.model.name)

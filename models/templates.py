@@ -105,7 +105,7 @@ class CompletionTemplate(ChatTemplate):
     """
 
     name = "completion"
-    stop = ("\n\n", "\nQuestion:")
+    stop = ("\n\n", "\nQuestion:", "\nAnswer:")
     end_of_turn = "\n\n"
 
     def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> str:
