@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from assistant.config_file import save_setting
 from assistant.conversations import Conversation, ConversationStore, ConversationSummary
 from assistant.errors import UsageError
 from assistant.events import AnswerFailed, ChatEvent, TurnStarted
@@ -21,6 +22,7 @@ from assistant.locations import Locations
 from assistant.settings import Settings
 from assistant.turn import ChatTurn, TurnOptions
 from models.catalog import CATALOG, CatalogEntry
+from models.config import EngineConfig
 from models.engine import TextEngine
 from models.errors import ModelError
 from models.fetch import ProgressCallback
@@ -93,6 +95,7 @@ class AssistantService:
         self._models = ModelStore(self.locations.models_dir)
         self._store = ConversationStore(self.locations.database_file)
         self._model_choice = settings.engine.model
+        self._loading = threading.RLock()
 
     # Model
 
@@ -102,36 +105,67 @@ class AssistantService:
         """Load the model (blocking: minutes for a large one on first use).
 
         The configured model wins; with none configured, a resumed conversation gets the model it
-        last ran with when that is still on disk, else the default.
+        last ran with when that is still on disk, else the default. Loads are serialised: the
+        TUI's model worker and a question asked meanwhile must not load two copies.
         """
-        if self._engine is None:
-            if self._model_choice is None and conversation_id is not None:
-                self._model_choice = self._remembered_model(self._store.get(conversation_id))
-            self._engine = self._load(self._model_choice, progress)
-        return _status_of(self._engine)
+        return _status_of(self._ensure_engine(progress, conversation_id))
+
+    def _ensure_engine(self, progress: Progress | None, conversation_id: str | None) -> TextEngine:
+        with self._loading:
+            if self._engine is None:
+                if self._model_choice is None and conversation_id is not None:
+                    self._model_choice = self._remembered_model(self._store.get(conversation_id))
+                self._engine = self._load(self._model_choice, progress, self.settings.engine)
+            return self._engine
 
     def _remembered_model(self, conversation: Conversation) -> str | None:
         on_disk = {model.name for model in self._models.local_models()}
         return conversation.model if conversation.model in on_disk else None
 
-    def switch_model(self, name_or_path: str, progress: Progress | None = None) -> ModelStatus:
-        """Replace the loaded model; the old one is closed only once the new one has loaded."""
-        engine = self._load(name_or_path, progress)
+    def switch_model(
+        self,
+        name_or_path: str,
+        progress: Progress | None = None,
+        *,
+        n_gpu_layers: int | Literal["auto"] | None = None,
+    ) -> ModelStatus:
+        """Replace the loaded model, optionally with another GPU offload (``n_gpu_layers``).
+
+        Reloading the same file closes the old engine first, so two copies of it (weights on
+        the GPU, KV cache) never sit in memory at once; if that reload fails, the next question
+        loads it again. A different model loads before the old one closes, so a failed switch
+        keeps the working model.
+        """
+        config = self.settings.engine
+        if n_gpu_layers is not None:
+            config = config.model_copy(update={"n_gpu_layers": n_gpu_layers})
+        with self._loading:
+            if self._engine is not None and _same_file(
+                self._engine.model.path, self._models.resolve(name_or_path).path
+            ):
+                self._drop_engine()
+            engine = self._load(name_or_path, progress, config)
+            self._drop_engine()
+            self._engine = engine
+            self._owns_engine = True
+            self._model_choice = name_or_path
+            return _status_of(engine)
+
+    def _drop_engine(self) -> None:
         if self._engine is not None and self._owns_engine:
             self._engine.close()
-        self._engine = engine
-        self._owns_engine = True
-        self._model_choice = name_or_path
-        return _status_of(engine)
+        self._engine = None
 
     def model_status(self) -> ModelStatus | None:
-        return _status_of(self._engine) if self._engine is not None else None
+        engine = self._engine
+        return _status_of(engine) if engine is not None else None
 
-    def _load(self, name_or_path: str | None, progress: Progress | None) -> TextEngine:
+    def _load(
+        self, name_or_path: str | None, progress: Progress | None, config: EngineConfig
+    ) -> TextEngine:
         from models.runtime import LlamaEngine  # loads llama.cpp: only when a model is needed
 
-        model = self._models.resolve(name_or_path)
-        return LlamaEngine.load(model, self.settings.engine, progress)
+        return LlamaEngine.load(self._models.resolve(name_or_path), config, progress)
 
     # Chat
 
@@ -168,9 +202,7 @@ class AssistantService:
         question_id = self._store.add_user_message(conversation.id, question)
         yield TurnStarted(conversation_id=conversation.id, user_message_id=question_id)
         try:
-            self.load_engine(conversation_id=conversation.id)
-            assert self._engine is not None
-            engine = self._engine
+            engine = self._ensure_engine(None, conversation.id)
         except ModelError as error:
             yield AnswerFailed(conversation.id, title=error.title, message=error.message)
             return
@@ -314,19 +346,30 @@ class AssistantService:
     def add_model(self, path: Path) -> LocalModel:
         return self._models.add(path)
 
+    # Settings
+
+    def save_ui_theme(self, name: str) -> None:
+        """Remember the theme the user picked: written to the config file for the next start."""
+        save_setting(self.locations.config_file, "ui", "theme", name)
+        self.settings.ui.theme = name
+
     def close(self) -> None:
         """Close the store, and the engine and library unless they were given by the caller."""
-        if self._engine is not None and self._owns_engine:
-            self._engine.close()
+        self._drop_engine()
         if self._library is not None and self._owns_library:
             self._library.close()
-        self._engine = self._library = None
+        self._library = None
         self._store.close()
 
 
 def _first(*values: Any) -> Any:
     """The first value that is not None (explicit argument, remembered, configured)."""
     return next(value for value in values if value is not None)
+
+
+def _same_file(left: Path, right: Path) -> bool:
+    """Models are often reached through a symlink in the models directory."""
+    return left.resolve() == right.resolve()
 
 
 def _status_of(engine: TextEngine) -> ModelStatus:

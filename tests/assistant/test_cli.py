@@ -18,7 +18,7 @@ PASSAGES = [hit(1, "Trace trees record hot loops.", file="/docs/paper.pdf", page
 def scripted(monkeypatch: pytest.MonkeyPatch) -> FakeLibrary:
     library = FakeLibrary(list(PASSAGES))
     engine = FakeEngine(script=lambda prompt: " Trace trees record loops [1].")
-    monkeypatch.setattr(AssistantService, "_load", lambda self, name, progress: engine)
+    monkeypatch.setattr(AssistantService, "_load", lambda self, name, progress, config: engine)
     monkeypatch.setattr(AssistantService, "_open_library", lambda self: library)
     return library
 

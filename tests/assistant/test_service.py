@@ -19,8 +19,9 @@ from assistant.events import (
 )
 from assistant.locations import Locations
 from assistant.service import AssistantService
-from assistant.settings import Settings
-from models.store import LocalModel
+from assistant.settings import Settings, load_settings
+from models.config import EngineConfig
+from models.store import LocalModel, ModelStore
 from models.templates import ChatMLTemplate, CompletionTemplate, MiniCPM2Template
 from tests.assistant.fakes import FakeEngine, FakeLibrary, hit
 
@@ -280,7 +281,9 @@ def test_a_resumed_conversation_reloads_the_model_it_ran_with(
 ) -> None:
     loaded: list[str | None] = []
 
-    def load(self: AssistantService, name: str | None, progress: object) -> FakeEngine:
+    def load(
+        self: AssistantService, name: str | None, progress: object, config: object
+    ) -> FakeEngine:
         loaded.append(name)
         return FakeEngine(model=LocalModel(name or "default", Path(f"{name}.gguf"), None, False))
 
@@ -319,3 +322,50 @@ def test_a_base_model_stops_before_writing_the_next_answer_itself() -> None:
     finished(make_service(engine).ask("How are loops compiled?"))
     assert "\nAnswer:" in engine.params[-1].stop
     assert set(CompletionTemplate.stop) <= set(engine.params[-1].stop)
+
+
+def test_reloading_the_same_model_frees_it_first_and_takes_a_gpu_override(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events: list[str] = []
+
+    class Engine(FakeEngine):
+        def close(self) -> None:
+            events.append(f"close {self.model.name}")
+
+    def load(
+        self: AssistantService, name: str, progress: object, config: EngineConfig
+    ) -> FakeEngine:
+        model = ModelStore(locations.models_dir).resolve(name)
+        events.append(f"load {model.name} layers={config.n_gpu_layers}")
+        return Engine(model=model)
+
+    monkeypatch.setattr(AssistantService, "_load", load)
+    locations = Locations.default().ensure()
+    for name in ("first", "second"):
+        (locations.models_dir / f"{name}.gguf").write_bytes(b"")
+    service = AssistantService(Settings(), locations, library=FakeLibrary())  # type: ignore[arg-type]
+    service.switch_model("first")
+    service.switch_model(str(locations.models_dir / "first.gguf"), n_gpu_layers=0)
+    service.switch_model("second")
+    assert events == [
+        "load first layers=auto",
+        "close first",  # the same file: freed before its reload
+        "load first layers=0",
+        "load second layers=auto",  # another model: loaded before the old one goes
+        "close first",
+    ]
+    assert service.settings.engine.n_gpu_layers == "auto"  # the override was for that reload
+
+
+def test_a_chosen_theme_is_saved_without_touching_other_settings() -> None:
+    locations = Locations.default().ensure()
+    locations.config_file.write_text(
+        "# my settings\n[engine]\nn_gpu_layers = 0\n\n[ui]\ntheme = \"nord\"\n"
+    )
+    service = make_service()
+    service.save_ui_theme("gruvbox")
+    reread = load_settings(locations.config_file)
+    assert reread.ui.theme == "gruvbox" and service.settings.ui.theme == "gruvbox"
+    assert reread.engine.n_gpu_layers == 0
+    assert locations.config_file.read_text().startswith("# my settings\n")
