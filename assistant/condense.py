@@ -34,7 +34,10 @@ _ENGLISH_OPENERS = ("and ", "what about", "how about", "but ", "so ", "then ", "
 _CHINESE_REFERENCES = re.compile(
     r"[它他她其该此]|这[个些种样]?|那[个些种样]?|上述|前者|后者|还有|另外|呢[？?]?$"
 )
-_QUERY_LABEL = re.compile(r"^\s*(standalone\s+)?(search\s+)?(query|question)\s*[:：]\s*", re.I)
+_QUERY_LABEL = re.compile(
+    r"^\s*(new\s+|standalone\s+)?(search\s+)?(query|question)\s*[:：]\s*|^\s*(新问题|查询)[:：]\s*",
+    re.I,
+)
 
 
 def looks_like_follow_up(question: str) -> bool:
@@ -69,14 +72,16 @@ def with_context(question: str, previous_query: str) -> str:
 
 
 def _rewrite_request(question: str) -> str:
+    """Names the new question explicitly: the last question *in the history* is the old one."""
     if is_chinese(question):
         return (
-            "把我的最后一个问题改写成一个独立的检索查询，补全其中指代的内容。"
-            f"只输出查询本身。\n问题：{question}"
+            "根据上面的对话，把下面这个新问题改写成一个独立的检索查询，补全其中指代的内容。"
+            f"只输出查询本身。\n新问题：{question}"
         )
     return (
-        "Rewrite my last question as one standalone search query that names what it refers to. "
-        f"Reply with the query only.\nQuestion: {question}"
+        "Using the conversation above, rewrite the new question below as one standalone search "
+        "query that names what it refers to. Reply with the query only.\n"
+        f"New question: {question}"
     )
 
 
@@ -113,6 +118,8 @@ def rewrite_with_model(
     except GenerationError as error:
         log.info("query rewrite failed, using the heuristic: %s", error)
         return None
+    if cancel is not None and cancel.is_set():
+        return None  # a rewrite cut short is half a query
     return _clean("".join(pieces), question)
 
 

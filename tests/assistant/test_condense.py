@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from assistant.condense import heuristic_query, looks_like_follow_up, standalone_query
@@ -85,3 +87,26 @@ def test_first_questions_and_disabled_models_do_not_call_the_model() -> None:
     assert standalone_query("Why?", engine=None, history=HISTORY, previous_query="loops") == (
         "loops Why?"
     )
+
+
+def test_the_rewrite_request_names_the_new_question_not_the_last_one_in_history() -> None:
+    engine = FakeEngine(script=lambda prompt: "新问题：TraceMonkey 的编译方式")
+    query = standalone_query(
+        "它是怎么编译的？", engine=engine, history=HISTORY, previous_query="hot loops"
+    )
+    assert query == "TraceMonkey 的编译方式"
+    assert engine.prompts[0].rstrip().endswith("它是怎么编译的？<|im_end|>\n<|im_start|>assistant")
+
+
+def test_a_cancelled_rewrite_is_not_searched() -> None:
+    cancel = threading.Event()
+    engine = FakeEngine(script=lambda prompt: "TraceMonkey trace compilation in detail")
+    engine.on_token = lambda index: cancel.set() if index == 2 else None
+    query = standalone_query(
+        "How is it compiled?",
+        engine=engine,
+        history=HISTORY,
+        previous_query="hot loops",
+        cancel=cancel,
+    )
+    assert query == "hot loops How is it compiled?"
