@@ -12,21 +12,22 @@ from collections.abc import Sequence
 from assistant.events import Source
 
 _MARKER = re.compile(r"[\[【［]\s*(\d+(?:\s*(?:[,，、;；]|[-–~]|\s)\s*\d+)*)\s*[\]】］]")
-_RANGE = re.compile(r"(\d+)\s*[-–~]\s*(\d+)")
+_PART = re.compile(r"(\d+)(?:\s*[-–~]\s*(\d+))?")
 _MAX_RANGE = 20
 
 
 def cited_numbers(answer: str) -> list[int]:
-    """Every number cited in ``answer``, in order of first appearance, without repeats."""
+    """Every number cited in ``answer``, in order of first appearance, without repeats.
+
+    A backwards or huge range ("[2009-2010]") is not a citation and adds nothing.
+    """
     seen: dict[int, None] = {}
     for marker in _MARKER.finditer(answer):
-        body = marker.group(1)
-        for low, high in _RANGE.findall(body):
-            start, end = int(low), int(high)
+        for part in _PART.finditer(marker.group(1)):
+            start = int(part.group(1))
+            end = int(part.group(2)) if part.group(2) else start
             if start <= end <= start + _MAX_RANGE:
                 seen.update(dict.fromkeys(range(start, end + 1)))
-        for number in re.findall(r"\d+", _RANGE.sub("", body)):
-            seen[int(number)] = None
     return list(seen)
 
 

@@ -31,3 +31,7 @@ def test_text_without_markers_cites_nothing() -> None:
 
 def test_huge_ranges_are_not_expanded() -> None:
     assert cited_numbers("[1-100000]") == []
+
+
+def test_order_within_one_marker_is_kept() -> None:
+    assert cited_numbers("Both [3, 1-2] and [5–4].") == [3, 1, 2]
