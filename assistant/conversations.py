@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from assistant.errors import ConversationNotFoundError
+from assistant.errors import ConversationNotFoundError, StorageError
 from assistant.events import Source
 from assistant.migrations import migrate
 from models.events import Timings, Usage
@@ -93,16 +93,18 @@ class Conversation:
 class ConversationStore:
     """Reads and writes conversations in ``path``; creates and migrates the database on open."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
+        """``busy_timeout_s``: how long a write waits for another process's write to finish."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA busy_timeout = 10000")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        with self._lock:
+        with self._storage_errors():
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
             migrate(self._conn)
 
     def close(self) -> None:
@@ -110,15 +112,25 @@ class ConversationStore:
             self._conn.close()
 
     @contextmanager
+    def _storage_errors(self) -> Iterator[None]:
+        """A locked, full or damaged database is one clear message, not a traceback."""
+        try:
+            yield
+        except sqlite3.DatabaseError as error:
+            raise StorageError(f"{self.path}: {error}") from error
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        """One transaction; a failed COMMIT is rolled back too, so the next write can begin."""
+        with self._lock, self._storage_errors():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     # Conversations
 

@@ -29,6 +29,10 @@ class ConversationNotFoundError(AssistantError):
     title = "No such conversation"
 
 
+class StorageError(AssistantError):
+    title = "Conversation store"
+
+
 class UsageError(AssistantError):
     title = "Bad usage"
 

@@ -126,9 +126,10 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             conn.execute(
                 "INSERT INTO migrations(name, applied_at) VALUES (?, ?)", (name, time.time())
             )
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         applied.append(name)
     return applied

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant.conversations import ConversationStore, HistoryWindow
-from assistant.errors import ConversationNotFoundError
+from assistant.errors import ConversationNotFoundError, StorageError
 from assistant.events import Source
 from assistant.migrations import MIGRATIONS
 from models.events import Timings, Usage
@@ -146,3 +146,25 @@ def test_a_database_from_an_older_version_is_brought_forward(db: Path) -> None:
     assert len(store.get("old").messages) == 2
     assert [s.id for s in store.summaries("new question")] == ["old"]
     assert [s.id for s in store.summaries("old question")] == ["old"]  # indexed by the migration
+
+
+def test_a_damaged_database_is_a_clear_error(db: Path) -> None:
+    db.parent.mkdir(parents=True)
+    db.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StorageError, match="not a database"):
+        ConversationStore(db)
+
+
+def test_a_write_blocked_by_another_process_fails_clearly_and_the_next_one_works(
+    db: Path,
+) -> None:
+    store = ConversationStore(db, busy_timeout_s=0.05)
+    conversation_id = store.create()
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StorageError, match="locked"):
+        store.add_user_message(conversation_id, "Is anyone writing?")
+    other.execute("ROLLBACK")
+    other.close()
+    store.add_user_message(conversation_id, "Now?")
+    assert [m.text for m in store.get(conversation_id).messages] == ["Now?"]
