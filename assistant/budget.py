@@ -1,20 +1,21 @@
 """Splitting the model's context between system prompt, evidence, history and the answer.
 
 Everything is counted in the model's own tokens. The current question is never cut; evidence is
-trimmed by rank at sentence boundaries. Earlier turns are sent exactly as they were (evidence
-included), so llama.cpp only evaluates the new turn; once they outgrow the history share, the
-conversation switches for good to compact history (bare questions and the answers), because one
-turn's evidence alone is about the size of the history share and re-compacting every turn would
-re-evaluate the whole history each time. In compact form only the last exchange and the new turn
-are evaluated. When even that outgrows the share, the oldest turns are dropped down to
-:data:`COMPACT_TARGET` of it, so the cached prefix then stays stable for several turns.
+trimmed by rank at sentence boundaries (the best passage at a word when no sentence of it fits).
+Earlier turns are sent exactly as they were (evidence included), so llama.cpp only evaluates the
+new turn; once they outgrow the history share, the conversation switches for good to compact
+history (bare questions and the answers), because one turn's evidence alone is about the size of
+the history share and re-compacting every turn would re-evaluate the whole history each time. In
+compact form only the last exchange and the new turn are evaluated. When even that outgrows the
+share, the oldest turns are dropped down to :data:`COMPACT_TARGET` of it, so the cached prefix then
+stays stable for several turns.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from assistant.conversations import HistoryWindow, Message
 from assistant.errors import AssistantError
@@ -36,6 +37,7 @@ COMPACT_TARGET = 0.5
 """Share of the history budget left in use after compaction: room to grow before the next one."""
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])")
+_WORD = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]\s*|[^\s\u3400-\u4dbf\u4e00-\u9fff]+\s*")
 
 
 class QuestionTooLongError(AssistantError):
@@ -133,37 +135,47 @@ def split_sentences(text: str) -> list[str]:
     return [piece for piece in _SENTENCE_END.split(text.strip()) if piece.strip()]
 
 
-def _trimmed(source: Source, budget: int, count: TokenCounter) -> Source | None:
-    """The longest run of leading sentences of ``source`` that fits ``budget``, if any."""
-    sentences = split_sentences(source.text)
-    low, high = 0, len(sentences)
+def _trimmed(source: Source, budget: int, count: TokenCounter, *, best: bool) -> Source | None:
+    """The longest run of leading sentences of ``source`` that fits ``budget``, if any.
+
+    The best passage alone may be cut mid-sentence (at a word, or a Chinese character) when not
+    even its first sentence fits: tables and unpunctuated text have no sentence to stop at, and
+    dropping it would answer "not in your documents" about text that was found.
+    """
+    sentences = _longest_prefix(source, split_sentences(source.text), " ".join, budget, count)
+    if sentences is not None or not best:
+        return sentences
+    return _longest_prefix(source, _WORD.findall(source.text.strip()), _cut_text, budget, count)
+
+
+def _cut_text(words: Sequence[str]) -> str:
+    return "".join(words).rstrip() + "…"
+
+
+def _longest_prefix(
+    source: Source,
+    pieces: Sequence[str],
+    join: Callable[[Sequence[str]], str],
+    budget: int,
+    count: TokenCounter,
+) -> Source | None:
+    """``source`` with the most leading ``pieces`` whose passage fits ``budget`` (a search)."""
+    low, high = 0, len(pieces)
     while low < high:
         middle = (low + high + 1) // 2
-        candidate = _with_text(source, " ".join(sentences[:middle]))
-        if count(format_passage(candidate)) <= budget:
+        if count(format_passage(replace(source, text=join(pieces[:middle])))) <= budget:
             low = middle
         else:
             high = middle - 1
-    return _with_text(source, " ".join(sentences[:low])) if low else None
-
-
-def _with_text(source: Source, text: str) -> Source:
-    return Source(
-        number=source.number,
-        file=source.file,
-        page=source.page,
-        score=source.score,
-        text=text,
-        chunk_id=source.chunk_id,
-        heading=source.heading,
-    )
+    return replace(source, text=join(pieces[:low])) if low else None
 
 
 def fit_evidence(hits: Sequence[Hit], budget: int, count: TokenCounter) -> list[Source]:
     """Numbered passages, best first, within ``budget`` tokens.
 
     Whole passages are taken by rank; the first that does not fit is cut back to whole sentences
-    (when enough of it fits to be useful) and the lower-ranked rest are left out.
+    (when enough of it fits to be useful; the best passage at a word if it must) and the
+    lower-ranked rest are left out.
     """
     sources: list[Source] = []
     left = budget
@@ -175,7 +187,7 @@ def fit_evidence(hits: Sequence[Hit], budget: int, count: TokenCounter) -> list[
             left -= cost
             continue
         if left >= MIN_PASSAGE_TOKENS:
-            trimmed = _trimmed(source, left - 2, count)
+            trimmed = _trimmed(source, left - 2, count, best=not sources)
             if trimmed is not None:
                 sources.append(trimmed)
         break

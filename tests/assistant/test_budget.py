@@ -64,10 +64,20 @@ def test_evidence_is_taken_by_rank_and_trimmed_at_a_sentence_boundary() -> None:
     assert sum(count(format_passage(s)) + 2 for s in evidence) <= budget
 
 
-def test_a_passage_is_left_out_rather_than_cut_mid_sentence() -> None:
+def test_a_lower_ranked_passage_is_left_out_rather_than_cut_mid_sentence() -> None:
     long_sentence = " ".join(["word"] * 200) + "."
-    evidence = fit_evidence([hit(1, long_sentence), hit(2, "Short one.")], 60, count)
-    assert evidence == []
+    evidence = fit_evidence([hit(1, "Short one."), hit(2, long_sentence)], 60, count)
+    assert [s.text for s in evidence] == ["Short one."]
+
+
+@pytest.mark.parametrize(
+    "text", [" ".join(["cell"] * 200), "没有标点的长段落" * 40], ids=["table", "chinese"]
+)
+def test_the_best_passage_without_a_sentence_that_fits_is_cut_at_a_word(text: str) -> None:
+    [source] = fit_evidence([hit(1, text), hit(2, "Short one.")], 60, count)
+    assert source.text.endswith("…") and text.startswith(source.text[:-1])
+    assert count(format_passage(source)) + 2 <= 60
+    assert count(format_passage(source)) + 2 > 60 - 4  # as much as fits, not a token
 
 
 def _turns(count_: int, evidence_words: int = 50) -> list[Turn]:
