@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -408,15 +408,8 @@ def _snippet(text: str, terms: Sequence[str], width: int = 80) -> str:
 
 
 def _source_from_row(row: sqlite3.Row) -> Source:
-    return Source(
-        number=row["number"],
-        file=row["file"],
-        page=row["page"],
-        score=row["score"],
-        text=row["text"],
-        chunk_id=row["chunk_id"],
-        heading=row["heading"],
-    )
+    """The ``sources`` columns carry the field names of :class:`Source`."""
+    return Source(**{column.name: row[column.name] for column in fields(Source)})
 
 
 def _message_from_row(row: sqlite3.Row, evidence: list[tuple[Source, bool]]) -> Message:
