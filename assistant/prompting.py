@@ -81,7 +81,8 @@ def system_prompt(style: PromptStyle) -> str:
 
 
 def passage_label(source: Source) -> str:
-    name = PurePath(source.file).name or source.file
+    """One line: a file name may hold newlines or markup too, and is folded and defused."""
+    name = defuse_markup(" ".join((PurePath(source.file).name or source.file).split()))
     pages = "pages" if "-" in source.page else "page"
     return f"[{source.number}] {name}, {pages} {source.page}"
 
