@@ -131,10 +131,14 @@ def standalone_query(
     previous_query: str | None,
     cancel: threading.Event | None = None,
 ) -> str:
-    """What to search for this question; ``engine`` None means the model may not be used."""
-    if not history or not looks_like_follow_up(question):
+    """What to search for this question; ``engine`` None means the model may not be used.
+
+    ``history`` is what fits the prompt; when a small context left none of it, the previous
+    search still gives a follow-up its topic.
+    """
+    if not looks_like_follow_up(question):
         return question.strip()
-    if engine is not None:
+    if engine is not None and history:
         rewritten = rewrite_with_model(engine, history, question, cancel)
         if rewritten:
             return rewritten

@@ -194,7 +194,7 @@ class ChatTurn:
                 cancel=self.cancel,
             )
         ]
-        if previous and history:
+        if previous:
             widened = with_context(self.question, previous)
             if widened not in queries:
                 queries.append(widened)

@@ -110,3 +110,9 @@ def test_a_cancelled_rewrite_is_not_searched() -> None:
         cancel=cancel,
     )
     assert query == "hot loops How is it compiled?"
+
+
+def test_a_follow_up_keeps_its_topic_when_no_history_fits_the_prompt() -> None:
+    engine = FakeEngine()
+    query = standalone_query("Why?", engine=engine, history=[], previous_query="trace trees")
+    assert query == "trace trees Why?" and engine.prompts == []
