@@ -86,8 +86,12 @@ def _rewrite_request(question: str) -> str:
 
 
 def _clean(reply: str, question: str) -> str | None:
-    """The query from the model's reply, or None when it is not usable as one."""
-    lines = [line.strip() for line in reply.strip().splitlines() if line.strip()]
+    """The query from the model's reply, or None when it is not usable as one.
+
+    A line ending in a colon ("Sure, here is the query:") introduces the query and is skipped.
+    """
+    stripped = (line.strip() for line in reply.splitlines())
+    lines = [line for line in stripped if line and not line.endswith((":", "："))]
     if not lines:
         return None
     query = _QUERY_LABEL.sub("", lines[0]).strip().strip("\"'“”「」").strip()

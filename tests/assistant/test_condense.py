@@ -53,6 +53,19 @@ def test_heuristic_joins_the_previous_search_and_stays_short() -> None:
     assert joined.endswith("And it?") and len(joined) < 200
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Sure, here is the query:\n\nTraceMonkey trace compilation",
+        "查询：\n“TraceMonkey trace compilation”",
+    ],
+)
+def test_a_preamble_before_the_query_is_skipped(reply: str) -> None:
+    engine = FakeEngine(script=lambda prompt: reply)
+    query = standalone_query("Why?", engine=engine, history=HISTORY, previous_query="hot loops")
+    assert query == "TraceMonkey trace compilation"
+
+
 def test_the_model_rewrite_is_used_and_shares_the_chat_prefix() -> None:
     engine = FakeEngine(script=lambda prompt: "Query: TraceMonkey trace compilation\nextra")
     query = standalone_query(
