@@ -134,10 +134,6 @@ class AnswerView(Vertical):
         self._live_chars = self._live_fences = 0
 
 
-class Notice(Static):
-    """A line from the app itself (welcome text, "stopped", "failed")."""
-
-
 class ChatLog(VerticalScroll):
     """Scrolls to follow the newest text unless the user scrolled up."""
 
@@ -166,7 +162,3 @@ class ChatLog(VerticalScroll):
         answer = AnswerView(text, note)
         await self.mount(answer)
         return answer
-
-    async def add_notice(self, text: str) -> None:
-        await self.mount(Notice(text, markup=False))
-        self.anchor()
