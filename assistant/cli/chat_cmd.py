@@ -254,8 +254,12 @@ def run_chat(args: argparse.Namespace, context: CliContext) -> int:
                     break
                 last = _chat_command(text, args, last)
                 continue
-            with closing(_turn(service, text, args)) as events:
-                last, failed = _chat_answer(events, args)
+            try:
+                with closing(_turn(service, text, args)) as events:
+                    last, failed = _chat_answer(events, args)
+            except KeyboardInterrupt:  # Ctrl-C stops this answer (kept, incomplete), not the chat
+                print("\n(stopped)", file=sys.stderr)
+                continue
             code = 1 if failed else code
     return code
 

@@ -86,6 +86,35 @@ def test_chat_runs_commands_and_questions_from_a_pipe(
     assert len(out.strip().splitlines()) == 2  # /new started a second conversation
 
 
+def test_ctrl_c_stops_the_answer_but_not_the_chat(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupt(index: int) -> None:
+        if index == 3 and not interrupted:
+            interrupted.append(index)
+            raise KeyboardInterrupt
+
+    interrupted: list[int] = []
+    engine = FakeEngine(script=lambda prompt: "Trace trees record loops [1].", on_token=interrupt)
+    monkeypatch.setattr(AssistantService, "_load", lambda *args: engine)
+    monkeypatch.setattr(
+        "sys.stdin",
+        io.StringIO("What are trace trees?\nHow does TraceMonkey compile nested loops?\n"),
+    )
+    code, out, err = cli(capsys, "chat")
+    assert code == 0 and "(stopped)" in err
+    assert out.count("Trace trees record loops [1].") == 1  # the second question was answered
+    conversation_id = cli(capsys, "conversations", "list")[1].split()[0]
+    exported = json.loads(
+        cli(capsys, "conversations", "export", conversation_id, "--format", "json")[1]
+    )
+    answers = [m for m in exported["messages"] if m["role"] == "assistant"]
+    assert [(m["text"], m["incomplete"]) for m in answers] == [
+        ("Trace trees", True),
+        ("Trace trees record loops [1].", False),
+    ]
+
+
 def test_conversations_commands(capsys: pytest.CaptureFixture[str]) -> None:
     cli(capsys, "ask", "What are trace trees?")
     code, out, _ = cli(capsys, "conversations", "list")
