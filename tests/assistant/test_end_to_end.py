@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,23 @@ def quick_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MINICPM_ASSISTANT_CHAT__TEMPERATURE", "0")
     monkeypatch.setenv("MINICPM_ASSISTANT_ENGINE__SEED", "1")
     monkeypatch.setenv("MINICPM_ASSISTANT_ENGINE__MAX_CONTEXT", "2048")
+
+
+@contextmanager
+def recorded_prompts(engine: LlamaEngine) -> Iterator[list[str]]:
+    """Every prompt ``engine`` is given while the block runs."""
+    prompts: list[str] = []
+    stream = engine.stream
+
+    def recording(prompt: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        prompts.append(prompt)
+        return stream(prompt, *args, **kwargs)  # type: ignore[arg-type]
+
+    engine.stream = recording  # type: ignore[method-assign]
+    try:
+        yield prompts
+    finally:
+        del engine.stream
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -124,18 +143,8 @@ def test_real_model_ignores_an_instruction_planted_in_a_document(
 ) -> None:
     settings = Settings.model_validate({"chat": {"answer_tokens": 48, "temperature": 0.0}})
     service = AssistantService(settings, locations, engine=demo_engine, library=library)
-    prompts: list[str] = []
-    stream = demo_engine.stream
-
-    def recording(prompt: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        prompts.append(prompt)
-        return stream(prompt, *args, **kwargs)  # type: ignore[arg-type]
-
-    demo_engine.stream = recording  # type: ignore[method-assign]
-    try:
+    with recorded_prompts(demo_engine) as prompts:
         events = list(service.ask("What do trace trees connect?"))
-    finally:
-        del demo_engine.stream
     answer = next(e for e in events if isinstance(e, AnswerFinished))
     assert str(PLANTED) in [source.file for source in answer.evidence]
     planted_lines = [line for line in prompts[-1].splitlines() if "PWNED" in line]
@@ -182,15 +191,8 @@ def test_chinese_question_is_answered_from_the_chinese_note(
     engine = LlamaEngine.load(model, EngineConfig(seed=3, max_context=2048))
     settings = Settings.model_validate({"chat": {"answer_tokens": 16, "temperature": 0.0}})
     service = AssistantService(settings, locations, engine=engine, library=library)
-    prompts: list[str] = []
-    stream = engine.stream
-
-    def recording(prompt: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        prompts.append(prompt)
-        return stream(prompt, *args, **kwargs)  # type: ignore[arg-type]
-
-    engine.stream = recording  # type: ignore[method-assign]
-    events = list(service.ask("中秋节人们吃什么？"))
+    with recorded_prompts(engine) as prompts:
+        events = list(service.ask("中秋节人们吃什么？"))
     engine.close()
     retrieved = next(e for e in events if isinstance(e, RetrievalFinished))
     assert retrieved.relevant and retrieved.hits[0].file == str(CHINESE_NOTE)
