@@ -161,6 +161,11 @@ class ChatTurn:
             hits, relevant = yield from self._retrieve(history)
             if relevant:
                 evidence = fit_evidence(hits, budget.evidence, count)
+                if not evidence:  # found, but "not in your documents" would be untrue
+                    raise QuestionTooLongError(
+                        "passages about this were found, but with a question this long they do "
+                        f"not fit the model's context ({self.engine.n_ctx} tokens). Shorten it."
+                    )
             if not evidence:
                 if not options.allow_general:
                     yield from self._answer_without_model(self.query or self.question)

@@ -317,6 +317,16 @@ def test_a_question_longer_than_the_context_fails_clearly_and_is_kept() -> None:
     assert stored.text == question.strip()
 
 
+def test_passages_crowded_out_by_a_long_question_are_not_reported_as_missing() -> None:
+    engine = FakeEngine(n_ctx=512)
+    service = make_service(engine)
+    events = list(service.ask("Why " + "really " * 60 + "?"))
+    failure = events[-1]
+    assert isinstance(failure, AnswerFailed) and failure.title == "Question too long"
+    assert "passages about this were found" in failure.message and engine.prompts == []
+    assert not any(isinstance(e, AnswerFinished) for e in events)
+
+
 def test_a_base_model_stops_before_writing_the_next_answer_itself() -> None:
     engine = FakeEngine(template=CompletionTemplate())
     finished(make_service(engine).ask("How are loops compiled?"))
