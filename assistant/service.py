@@ -96,6 +96,7 @@ class AssistantService:
         self._store = ConversationStore(self.locations.database_file)
         self._model_choice = settings.engine.model
         self._loading = threading.RLock()
+        self._opening_library = threading.Lock()
 
     # Model
 
@@ -292,9 +293,11 @@ class AssistantService:
     # Library
 
     def _open_library(self) -> Library:
-        if self._library is None:
-            self._library = Library(self.locations.index_dir, self.settings.library)
-        return self._library
+        """Opened once, on first use, even when TUI workers ask for it at the same time."""
+        with self._opening_library:
+            if self._library is None:
+                self._library = Library(self.locations.index_dir, self.settings.library)
+            return self._library
 
     def ingest(
         self,

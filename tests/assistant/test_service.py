@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -379,3 +380,23 @@ def test_a_chosen_theme_is_saved_without_touching_other_settings() -> None:
     assert reread.ui.theme == "gruvbox" and service.settings.ui.theme == "gruvbox"
     assert reread.engine.n_gpu_layers == 0
     assert locations.config_file.read_text().startswith("# my settings\n")
+
+
+def test_workers_asking_for_the_library_at_once_open_it_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened: list[FakeLibrary] = []
+
+    def slow_library(index_dir: Path, config: object) -> FakeLibrary:
+        time.sleep(0.05)
+        opened.append(FakeLibrary(list(PASSAGES)))
+        return opened[-1]
+
+    monkeypatch.setattr("assistant.service.Library", slow_library)
+    service = AssistantService(Settings(), Locations.default(), engine=FakeEngine())
+    workers = [threading.Thread(target=service.collections) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(opened) == 1
