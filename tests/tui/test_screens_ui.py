@@ -113,6 +113,19 @@ async def test_first_run_without_minicpm_or_documents_offers_the_ways_forward(
         assert isinstance(again.screen, ChatScreen), "the welcome is shown once"
 
 
+async def test_first_run_choices_work_from_the_keyboard(
+    settings: Settings, locations: Locations
+) -> None:
+    service = FakeService(locations, minicpm_on_disk=False)
+    app = make_app(settings, locations, service=service)  # type: ignore[arg-type]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, FirstRunScreen))
+        await wait_until(pilot, lambda: app.screen.query_one("#download", Button).has_focus)
+        await pilot.press("tab", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen))
+    assert (locations.data_dir / FIRST_RUN_MARKER).exists()
+
+
 async def test_first_run_local_gguf_switches_to_it(
     settings: Settings, locations: Locations, tmp_path: Path
 ) -> None:
@@ -122,6 +135,7 @@ async def test_first_run_local_gguf_switches_to_it(
     app = make_app(settings, locations, service=service)  # type: ignore[arg-type]
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, FirstRunScreen))
+        await wait_until(pilot, lambda: app.screen.query_one("#download", Button).has_focus)
         app.screen.query_one(PathInput).value = str(gguf)
         app.screen.query_one(PathInput).focus()
         await pilot.press("enter")

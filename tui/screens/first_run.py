@@ -73,6 +73,10 @@ class FirstRunScreen(ModalScreen[FirstRunChoice]):
                     if not self.need_model:
                         yield Button("Later", id="demo", compact=True)
 
+    def on_mount(self) -> None:
+        """Focus the first choice: otherwise the scroll box has focus and Enter does nothing."""
+        self.query(Button).first().focus()
+
     @on(Button.Pressed, "#download")
     def _download(self) -> None:
         self.dismiss(FirstRunChoice("download", model_name=self.suggested_model))
