@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from assistant.condense import heuristic_query, looks_like_follow_up, standalone_query
+from assistant.prompting import PromptStyle, build_messages
 from models.errors import GenerationError
 from models.templates import ChatMessage
 from tests.assistant.fakes import FakeEngine
@@ -72,8 +73,10 @@ def test_the_model_rewrite_is_used_and_shares_the_chat_prefix() -> None:
         "How is it compiled?", engine=engine, history=HISTORY, previous_query="hot loops"
     )
     assert query == "TraceMonkey trace compilation"
-    rendered_history = engine.template.render(HISTORY, add_generation_prompt=False)
-    assert rendered_history.split("<|im_start|>user")[1] in engine.prompts[0]
+    chat_so_far = build_messages(PromptStyle.CHAT, HISTORY, "next question")[:-1]
+    assert engine.prompts[0].startswith(
+        engine.template.render(chat_so_far, add_generation_prompt=False)
+    )
     assert engine.params[0].temperature == 0.0 and engine.params[0].max_tokens <= 40
 
 
