@@ -301,16 +301,14 @@ class ConversationStore:
 
     # Messages
 
-    def add_user_message(
-        self, conversation_id: str, text: str, *, searched_query: str | None = None
-    ) -> str:
+    def add_user_message(self, conversation_id: str, text: str) -> str:
         """Save the question before anything else happens; names the conversation if untitled."""
         now = time.time()
         with self._write() as conn:
             cursor = conn.execute(
-                "INSERT INTO messages(conversation_id, role, text, created_at, searched_query)"
-                " VALUES (?, 'user', ?, ?, ?)",
-                (conversation_id, text, now, searched_query),
+                "INSERT INTO messages(conversation_id, role, text, created_at)"
+                " VALUES (?, 'user', ?, ?)",
+                (conversation_id, text, now),
             )
             conn.execute(
                 "UPDATE conversations SET updated_at = ?,"
