@@ -160,6 +160,7 @@ async def test_ingest_a_folder_from_the_library_screen(
     folder.mkdir()
     shutil.copy(pdf_corpus_path / "clean" / "minimal-document.pdf", folder)
     shutil.copy(pdf_corpus_path / "hostile" / "issue15590.pdf", folder)
+    (folder / "link.pdf").symlink_to(pdf_corpus_path / "clean" / "tracemonkey.pdf")
     async with real_app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f3")
         library = real_app.screen
@@ -178,6 +179,7 @@ async def test_ingest_a_folder_from_the_library_screen(
         results = rows_by_name(library.query_one("#ingest-files", DataTable))
         assert "indexed" in results["minimal-document.pdf"][1]
         assert "failed" in results["issue15590.pdf"][1] and results["issue15590.pdf"][4]
+        assert "skipped" in results["link.pdf"][1] and "link" in results["link.pdf"][4]
         rows = rows_by_name(library.query_one("#documents", DataTable))
         assert rows["minimal-document.pdf"][4] == "ok"
         assert str(rows["issue15590.pdf"][4]).startswith("failed"), "listed with its reason"

@@ -28,7 +28,7 @@ from tui.screens.dialogs import ConfirmDialog
 from tui.widgets.path_input import PathInput
 
 if TYPE_CHECKING:
-    from assistant.service import IngestProgress, IngestReport
+    from assistant.service import FileResult, IngestProgress, IngestReport
 
 FILE_STATUS_STYLE = {
     "indexed": "green",
@@ -236,16 +236,18 @@ class LibraryScreen(AppScreen):
         self.assistant_app.ingest_activity = (
             f"indexing {snapshot.files_done}/{snapshot.files_total}"
         )
-        result = snapshot.last_result
-        if result is not None:
-            style = FILE_STATUS_STYLE.get(result.status, "")
-            self.query_one("#ingest-files", DataTable).add_row(
-                Path(result.path).name,
-                f"[{style}]{result.status}[/]" if style else result.status,
-                str(result.pages),
-                str(result.chunks),
-                result.reason or "",
-            )
+        if snapshot.last_result is not None:
+            self._show_result(snapshot.last_result)
+
+    def _show_result(self, result: FileResult) -> None:
+        style = FILE_STATUS_STYLE.get(result.status, "")
+        self.query_one("#ingest-files", DataTable).add_row(
+            Path(result.path).name,
+            f"[{style}]{result.status}[/]" if style else result.status,
+            str(result.pages),
+            str(result.chunks),
+            result.reason or "",
+        )
 
     @on(IngestFinished)
     def _finished(self, event: IngestFinished) -> None:
@@ -254,6 +256,10 @@ class LibraryScreen(AppScreen):
         self.query_one("#ingest-summary", Label).update(f"Done: {summary}.")
         bar = self.query_one("#ingest-progress", ProgressBar)
         bar.update(total=max(len(report.results), 1), progress=max(len(report.results), 1))
+        # The report is the whole story: progress does not carry every file (skipped ones).
+        self.query_one("#ingest-files", DataTable).clear()
+        for result in report.results:
+            self._show_result(result)
         failed = report.count("failed")
         advice = " Failed files and their reasons are listed in the Library (F3)." if failed else ""
         self.notify(
