@@ -187,6 +187,7 @@ async def test_failed_download_is_explained(fake_app: MiniCPMApp) -> None:
         note = list(fake_app._notifications)[-1]
         assert note.title == "Download failed" and "unreachable" in note.message
         assert "local GGUF" in note.message, "says what to do next"
+        assert not models.query_one("#download-progress", ProgressBar).display, "no busy bar"
 
 
 async def test_a_broken_service_call_becomes_a_notification(fake_app: MiniCPMApp) -> None:

@@ -178,7 +178,9 @@ class ModelsScreen(AppScreen):
         self.downloading = name
         self.query_one("#download-panel").display = True
         self.query_one("#download-label", Label).update(f"Downloading {name}…")
-        self.query_one("#download-progress", ProgressBar).update(total=None, progress=0)
+        bar = self.query_one("#download-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=None, progress=0)
         self.download(name)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="download")
@@ -215,6 +217,7 @@ class ModelsScreen(AppScreen):
     def _download_failed(self, event: DownloadFailed) -> None:
         self.downloading = None
         self.query_one("#download-label", Label).update(f"Download failed: {event.message}")
+        self.query_one("#download-progress", ProgressBar).display = False  # not "still going"
         self.notify(
             f"{event.message}\nCheck the connection and try again (d), or use a local GGUF (a).",
             title=event.title,
