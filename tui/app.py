@@ -8,7 +8,7 @@ the result through the ``model_status`` reactive.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from textual import on, work
 from textual.app import App
@@ -129,9 +129,9 @@ class MiniCPMApp(App[None]):
         current = self.model_status
         self.load_model(str(current.path) if current else None)
 
-    def set_gpu_layers(self, layers: int | str) -> None:
+    def set_gpu_layers(self, layers: int | Literal["auto"]) -> None:
         """Change how many layers go to the GPU and reload the model with it."""
-        self.settings.engine.n_gpu_layers = layers  # type: ignore[assignment]
+        self.settings.engine.n_gpu_layers = layers
         self.notify(f"GPU layers set to {layers}; reloading the model.")
         self.action_reload_model()
 

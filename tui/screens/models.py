@@ -3,7 +3,7 @@ model (loaded in the background) and the number of layers offloaded to the GPU."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 GIB = 1024**3
 
 
-def parse_gpu_layers(text: str) -> int | str:
+def parse_gpu_layers(text: str) -> int | Literal["auto"]:
     """``auto`` or a non-negative number of layers; raises ValueError with a readable message."""
     text = text.strip().lower()
     if text in ("", "auto"):
