@@ -97,9 +97,16 @@ class MiniCPMApp(App[None]):
         self.register_theme(MINICPM_THEME)
         configured = self.settings.ui.theme
         self.theme = configured if configured in self.available_themes else "minicpm"
+        # Queued after the publish of the theme just set, so only the user's picks are saved.
+        self.call_next(self.theme_changed_signal.subscribe, self, self._remember_theme)
         self.load_model(None)
         if self.welcoming:
             self.call_after_refresh(self.action_welcome)
+
+    def _remember_theme(self, theme: Theme) -> None:
+        """A theme picked in the palette is written to the config file for the next start."""
+        if theme.name != self.settings.ui.theme:
+            attempt(self, "save the theme", lambda: self.service.save_ui_theme(theme.name))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

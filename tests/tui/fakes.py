@@ -96,6 +96,7 @@ class FakeService:
     asked_collections: list[str | None] = field(default_factory=list)
     ingested: list[list[Path]] = field(default_factory=list)
     switched_to: list[str] = field(default_factory=list)
+    saved_themes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.minicpm_on_disk:
@@ -237,6 +238,9 @@ class FakeService:
 
     def collections(self) -> list[str]:
         return ["default"]
+
+    def save_ui_theme(self, name: str) -> None:
+        self.saved_themes.append(name)
 
     def close(self) -> None:
         self.store.close()

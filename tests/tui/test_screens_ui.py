@@ -227,3 +227,16 @@ async def test_enter_on_a_model_on_disk_switches_to_it(fake_app: MiniCPMApp) -> 
         await pilot.pause()
         assert service.switched_to == ["gemma3-270m-demo"], "not on disk: nothing to load"
         assert "press d to download" in list(fake_app._notifications)[-1].message
+
+
+async def test_a_theme_picked_in_the_app_is_saved_for_the_next_start(
+    fake_app: MiniCPMApp,
+) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    fake_app.settings.ui.theme = "no-such-theme"
+    async with fake_app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert fake_app.theme == "minicpm"
+        assert service.saved_themes == [], "the fallback at start-up is not saved"
+        fake_app.theme = "nord"
+        await wait_until(pilot, lambda: service.saved_themes == ["nord"], what="the save")
