@@ -16,7 +16,8 @@ from textual.widgets.markdown import MarkdownStream
 WELCOME = (
     "Ask a question about your documents. Answers cite the passages they use; "
     "pick one in the sources panel to read it in full.\n\n"
-    "**F1** help · **F3** library (add folders) · **F4** models · **Ctrl+P** all commands"
+    "**Ctrl+B** past conversations · **F1** help · **F3** library (add folders) · "
+    "**F4** models · **Ctrl+P** all commands"
 )
 
 
