@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from assistant.cli.context import CliContext
 from assistant.errors import USER_ERRORS, describe
@@ -28,17 +30,42 @@ def build_parser() -> argparse.ArgumentParser:
             "Offline document assistant: chat with your PDFs through a local MiniCPM model."
         ),
     )
-    parser.add_argument("--home", type=Path, help="keep config, data, models and index under DIR")
-    parser.add_argument("--model", help="catalog name or path of a GGUF to use")
-    parser.add_argument(
-        "--n-gpu-layers",
-        help='layers to offload to the GPU: "auto" (default), 0 for CPU only, or a number',
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    _add_global_options(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (models_cmd, library_cmd, chat_cmd, doctor_cmd):
         module.register(commands)
+    for sub in _leaf_parsers(commands):
+        _add_global_options(sub, defaults=False)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options every command takes, before or after its name (``ask -q --model X``).
+
+    Sub-commands get them without defaults so a value given before the command name survives.
+    """
+    unset: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "--home", type=Path, help="keep config, data, models and index under DIR", **unset
+    )
+    parser.add_argument("--model", help="catalog name or path of a GGUF to use", **unset)
+    parser.add_argument(
+        "--n-gpu-layers",
+        help='layers to offload to the GPU: "auto" (default), 0 for CPU only, or a number',
+        **unset,
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and debug logs", **unset
+    )
+
+
+def _leaf_parsers(commands: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    """Every parser that finally parses a command line (``models list``, ``ask``, ...)."""
+    leaves: list[argparse.ArgumentParser] = []
+    for sub in dict.fromkeys(commands.choices.values()):
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        leaves.extend(_leaf_parsers(nested[0]) if nested else [sub])
+    return leaves
 
 
 def _engine_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -70,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(describe(error), file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as other command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
