@@ -15,14 +15,12 @@ from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.theme import Theme
-from textual.worker import Worker, WorkerState
 
-from assistant.errors import USER_ERRORS
 from assistant.locations import Locations
 from assistant.settings import Settings
 from tui.commands import AssistantCommands, PaletteCommand
 from tui.messages import ModelFailed, ModelLoadProgressed, ModelReady
-from tui.screens.base import attempt
+from tui.screens.base import attempt, failure
 from tui.screens.chat import ChatScreen
 from tui.screens.dialogs import TextPrompt
 from tui.screens.first_run import FirstRunChoice, FirstRunScreen
@@ -159,8 +157,8 @@ class MiniCPMApp(App[None]):
                 status = self.service.load_engine(progress)
             else:
                 status = self.service.switch_model(name_or_path, progress)
-        except USER_ERRORS as error:
-            self.post_message(ModelFailed(getattr(error, "title", "Error"), str(error)))
+        except Exception as error:  # reported, never fatal
+            self.post_message(ModelFailed(*failure(error)))
         else:
             self.post_message(ModelReady(status))
 
@@ -192,11 +190,6 @@ class MiniCPMApp(App[None]):
             severity="error",
             timeout=12,
         )
-
-    @on(Worker.StateChanged)
-    def _worker_state(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "model" and event.state == WorkerState.ERROR:
-            self.post_message(ModelFailed("Unexpected error", repr(event.worker.error)))
 
     # First run -------------------------------------------------------------------------------
 

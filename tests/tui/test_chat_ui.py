@@ -150,14 +150,22 @@ async def test_rename_search_and_delete_conversations(fake_app: MiniCPMApp) -> N
         assert chat(fake_app).conversation_id is None
 
 
-async def test_failed_answer_notifies_and_gives_the_question_back(fake_app: MiniCPMApp) -> None:
+@pytest.mark.parametrize(
+    "error",
+    [GenerationError("llama.cpp ran out of memory"), RuntimeError("bug: ran out of memory")],
+    ids=["model error", "unexpected bug"],
+)
+async def test_failed_answer_notifies_and_gives_the_question_back(
+    fake_app: MiniCPMApp, error: Exception
+) -> None:
     service: FakeService = fake_app.service  # type: ignore[assignment]
-    service.fail_with = GenerationError("llama.cpp ran out of memory")
+    service.fail_with = error
     async with fake_app.run_test(size=(100, 30)) as pilot:
         await ask(pilot, fake_app, "a question")
+        assert fake_app.is_running
         assert fake_app.screen.query_one(PromptInput).text == "a question"
         messages = [n.message for n in fake_app._notifications]
-        assert any("ran out of memory" in m for m in messages)
+        assert any("ran out of memory" in m and "try again" in m for m in messages)
         assert "failed" in str(fake_app.screen.query_one(".answer-note").render())
 
 

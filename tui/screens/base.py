@@ -18,17 +18,22 @@ if TYPE_CHECKING:
     from tui.app import MiniCPMApp
 
 
+def failure(error: Exception) -> tuple[str, str]:
+    """Title and message to show for ``error``: the core's own errors as they are, anything
+    else (a bug below the UI) named by its type, so that it is reported instead of fatal."""
+    if isinstance(error, USER_ERRORS):
+        return getattr(error, "title", "Error"), getattr(error, "message", str(error))
+    return "Unexpected error", f"{type(error).__name__}: {error}"
+
+
 def attempt(app: App[Any], doing: str, call: Callable[[], T]) -> tuple[bool, T | None]:
     """Run a quick service call on the UI thread; a failure becomes a notification saying what
     could not be done, never a crash. Returns (succeeded, result)."""
     try:
         return True, call()
-    except USER_ERRORS as error:
-        message = getattr(error, "message", str(error))
-        app.notify(message, title=f"Cannot {doing}", severity="error", timeout=10)
-    except Exception as error:  # a bug below the UI must not take the user's session down
+    except Exception as error:  # a failure below the UI must not take the user's session down
         app.log.error(f"{doing} failed", error)
-        app.notify(f"{type(error).__name__}: {error}", title=f"Cannot {doing}", severity="error")
+        app.notify(failure(error)[1], title=f"Cannot {doing}", severity="error", timeout=10)
     return False, None
 
 

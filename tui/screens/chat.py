@@ -13,9 +13,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import get_current_worker
 
-from assistant.errors import USER_ERRORS
 from assistant.events import (
     AnswerFailed,
     AnswerFinished,
@@ -37,7 +36,7 @@ from tui.messages import (
     SourceChosen,
     TokensArrived,
 )
-from tui.screens.base import AppScreen
+from tui.screens.base import AppScreen, failure
 from tui.screens.dialogs import ConfirmDialog, SourceScreen, TextPrompt
 from tui.widgets.chat_log import AnswerView, ChatLog
 from tui.widgets.conversation_list import ConversationList
@@ -102,7 +101,6 @@ class ChatScreen(AppScreen):
         self.generating = False
         self._cancel = threading.Event()
         self._answer: AnswerView | None = None
-        self._question = ""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-body"):
@@ -301,7 +299,6 @@ class ChatScreen(AppScreen):
         self._answer = await log.start_answer()
         self.query_one(SourcesPanel).show([], note="Searching your documents…")
         self.generating = True
-        self._question = event.text
         self._cancel = threading.Event()
         self.generate(event.text, self.conversation_id, self.assistant_app.collection, self._cancel)
 
@@ -333,10 +330,8 @@ class ChatScreen(AppScreen):
                     self.post_message(AnswerCompleted(event))
                 elif isinstance(event, AnswerFailed):
                     self.post_message(ResponseFailed(event.title, event.message, question))
-        except USER_ERRORS as error:
-            self.post_message(
-                ResponseFailed(getattr(error, "title", "Error"), str(error), question)
-            )
+        except Exception as error:  # reported, and the UI given back, never fatal
+            self.post_message(ResponseFailed(*failure(error), question))
 
     def action_stop(self) -> None:
         if self.generating:
@@ -400,13 +395,6 @@ class ChatScreen(AppScreen):
         self._answer = None
         self.refresh_conversations()
         self.query_one(PromptInput).focus()
-
-    @on(Worker.StateChanged)
-    async def _worker_state(self, event: Worker.StateChanged) -> None:
-        """An unexpected error in the worker still gives the UI back."""
-        if event.worker.group == "generation" and event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.post_message(ResponseFailed("Unexpected error", repr(error), self._question))
 
     @on(SourceChosen)
     def _show_source(self, event: SourceChosen) -> None:

@@ -18,12 +18,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import get_current_worker
 
-from assistant.errors import USER_ERRORS
 from tui.commands import PaletteCommand
 from tui.messages import IngestFailed, IngestFinished, IngestProgressed
-from tui.screens.base import AppScreen
+from tui.screens.base import AppScreen, failure
 from tui.screens.dialogs import ConfirmDialog
 from tui.widgets.path_input import PathInput
 
@@ -212,8 +211,8 @@ class LibraryScreen(AppScreen):
 
         try:
             report = self.service.ingest(paths, collection, progress=progress, cancel=cancel)
-        except USER_ERRORS as error:
-            self.post_message(IngestFailed(getattr(error, "title", "Error"), str(error)))
+        except Exception as error:  # reported, and the screen given back, never fatal
+            self.post_message(IngestFailed(*failure(error)))
         else:
             self.post_message(IngestFinished(report))
 
@@ -279,8 +278,3 @@ class LibraryScreen(AppScreen):
     def _ingest_over(self) -> None:
         self.ingesting = False
         self.assistant_app.ingest_activity = ""
-
-    @on(Worker.StateChanged)
-    def _worker_state(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "ingest" and event.state == WorkerState.ERROR:
-            self.post_message(IngestFailed("Unexpected error", repr(event.worker.error)))

@@ -10,12 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar
-from textual.worker import Worker, WorkerState
 
-from assistant.errors import USER_ERRORS
 from tui.commands import PaletteCommand
 from tui.messages import DownloadFailed, DownloadFinished, DownloadProgressed
-from tui.screens.base import AppScreen
+from tui.screens.base import AppScreen, failure
 from tui.widgets.path_input import PathInput
 from tui.widgets.status_bar import describe_model
 
@@ -190,8 +188,8 @@ class ModelsScreen(AppScreen):
 
         try:
             self.service.pull_model(name, progress=progress)
-        except USER_ERRORS as error:
-            self.post_message(DownloadFailed(name, getattr(error, "title", "Error"), str(error)))
+        except Exception as error:  # reported, never fatal
+            self.post_message(DownloadFailed(name, *failure(error)))
         else:
             self.post_message(DownloadFinished(name))
 
@@ -224,9 +222,3 @@ class ModelsScreen(AppScreen):
             severity="error",
             timeout=10,
         )
-
-    @on(Worker.StateChanged)
-    def _worker_state(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "download" and event.state == WorkerState.ERROR:
-            name = self.downloading or "model"
-            self.post_message(DownloadFailed(name, "Unexpected error", repr(event.worker.error)))
