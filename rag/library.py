@@ -7,7 +7,6 @@ own manifest connection, so a UI can search from one worker while another ingest
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from rag.manifest import Manifest
 from rag.retriever import Reranker, Retriever
 from rag.store import VectorStore
 from rag.types import DocumentRecord, Hit, IngestProgress, IngestReport
+from rag.walker import document_path
 
 RERANK_THRESHOLD = 0.5
 """Relevance threshold on cross-encoder probabilities, used instead of the cosine one."""
@@ -97,7 +97,7 @@ class Library:
     def remove_document(self, path: str, collection: str = "default") -> int:
         """Forget one document; returns how many chunks went (0 if it was not indexed)."""
         self._require(collection)
-        absolute = path if self._known(collection, path) else os.path.abspath(path)
+        absolute = path if self._known(collection, path) else document_path(path)
         with WriteLock(self.index_dir):
             released, chunks = self.manifest.remove_document(collection, absolute)
             if released is not None:
@@ -176,7 +176,7 @@ class Library:
         return self.manifest.document(collection, path) is not None
 
     def _content_of(self, collection: str, document: str) -> str:
-        for candidate in (document, os.path.abspath(document)):
+        for candidate in (document, document_path(document)):
             row = self.manifest.document(collection, candidate)
             if row is not None:
                 return row.content_hash

@@ -3,6 +3,10 @@
 Symbolic links are not followed unless configured, and even then never out of the folder given,
 so a link loop or a link to ``/`` cannot make an ingest run forever. Anything unreadable or
 vanishing during the walk is reported, never raised. Hidden files and folders are ignored.
+
+A document's identity is its path with every symbolic link resolved (``document_path``): the same
+file reached through a linked folder and through its real folder is one document, and a filter or
+removal given either spelling finds it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from rag.loaders import SUPPORTED_SUFFIXES
 @dataclass(frozen=True)
 class FoundFile:
     path: str
-    """Absolute path, as ingested (symbolic links in it are kept, not resolved)."""
+    """The document's identity: absolute, symbolic links resolved (``document_path``)."""
     size: int
     mtime_ns: int
 
@@ -38,23 +42,30 @@ class WalkResult:
     """The absolute paths walked: documents below them that were not found have gone."""
 
 
+def document_path(path: str | Path) -> str:
+    """The one spelling of a document's path used in records, filters and removals."""
+    return os.path.realpath(os.path.expanduser(str(path)))
+
+
 def walk(paths: list[Path], follow_symlinks: bool = False) -> WalkResult:
     result = WalkResult()
     for given in paths:
-        root = os.path.abspath(os.path.expanduser(str(given)))
-        if not os.path.lexists(root):
-            result.skipped.append(Skipped(root, "no such file or directory"))
+        spelled = os.path.abspath(os.path.expanduser(str(given)))
+        if not os.path.exists(spelled):
+            result.skipped.append(Skipped(spelled, "no such file or directory"))
             continue
+        root = document_path(spelled)
         result.roots.append(root)
         if os.path.isdir(root):
-            _walk_dir(root, os.path.realpath(root), follow_symlinks, result, set())
+            _walk_dir(root, root, follow_symlinks, result, set())
         elif Path(root).suffix.lower() in SUPPORTED_SUFFIXES:
             _add_file(root, result)
         else:
             result.skipped.append(
                 Skipped(root, f"unsupported file type {Path(root).suffix or '(none)'}", False)
             )
-    result.files.sort(key=lambda found: found.path)
+    unique = {found.path: found for found in result.files}  # a followed link reaches a file twice
+    result.files = sorted(unique.values(), key=lambda found: found.path)
     return result
 
 
@@ -119,4 +130,4 @@ def _add_file(path: str, result: WalkResult) -> None:
     if not os.access(path, os.R_OK):
         result.skipped.append(Skipped(path, "permission denied"))
         return
-    result.files.append(FoundFile(path, info.st_size, info.st_mtime_ns))
+    result.files.append(FoundFile(document_path(path), info.st_size, info.st_mtime_ns))

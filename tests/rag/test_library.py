@@ -274,3 +274,25 @@ def test_rerank_path_scores_hits_as_probabilities(
     assert len(hits) == 3
     assert all(0.0 < hit.score < 1.0 for hit in hits)
     assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+
+
+def test_a_folder_reached_through_a_link_is_one_document_under_either_spelling(
+    make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    shutil.copy(pdf_corpus / "clean" / "tracemonkey.pdf", real / "tracemonkey.pdf")
+    (real / "notes.md").write_text("# Notes\n\nCopyright law and the public domain.\n")
+    linked = tmp_path / "linked"
+    linked.symlink_to(real, target_is_directory=True)
+    library = make_library()
+    assert library.ingest([linked]).count("indexed") == 2
+    assert library.ingest([real]).count("unchanged") == 2  # the same documents, not new ones
+    assert len(library.documents("default")) == 2
+    for spelling in (linked / "tracemonkey.pdf", real / "tracemonkey.pdf"):
+        scoped = library.search("copyright", k=5, document=str(spelling))
+        assert scoped and all(Path(hit.file).name == "tracemonkey.pdf" for hit in scoped)
+    assert library.remove_document(str(linked / "notes.md")) > 0
+    assert [Path(record.path).name for record in library.documents("default")] == [
+        "tracemonkey.pdf"
+    ]
