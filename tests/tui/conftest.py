@@ -37,3 +37,10 @@ def fake_service(locations: Locations) -> FakeService:
 def fake_app(settings: Settings, locations: Locations, fake_service: FakeService) -> MiniCPMApp:
     (locations.data_dir / FIRST_RUN_MARKER).touch()
     return make_app(settings, locations, service=fake_service)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def new_user_app(settings: Settings, locations: Locations) -> MiniCPMApp:
+    """A first start: no MiniCPM model on disk, no documents, the welcome not seen yet."""
+    service = FakeService(locations, minicpm_on_disk=False)
+    return make_app(settings, locations, service=service)  # type: ignore[arg-type]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
+from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, ProgressBar
 
 from assistant.locations import Locations
@@ -89,55 +91,60 @@ async def test_models_screen_downloads_with_progress_and_validates_gpu_layers(
         assert fake_app.settings.engine.n_gpu_layers == 0
 
 
+async def welcome(pilot: Pilot[None], app: MiniCPMApp) -> FirstRunScreen:
+    """Wait for the first-run dialog to be up with its first choice focused."""
+
+    def shown() -> bool:
+        screen = app.screen
+        return isinstance(screen, FirstRunScreen) and screen.query_one("#download").has_focus
+
+    await wait_until(pilot, shown, what="the first-run dialog")
+    return cast(FirstRunScreen, app.screen)
+
+
 async def test_first_run_without_minicpm_or_documents_offers_the_ways_forward(
-    settings: Settings, locations: Locations
+    new_user_app: MiniCPMApp, settings: Settings, locations: Locations
 ) -> None:
-    service = FakeService(locations, minicpm_on_disk=False)
-    app = make_app(settings, locations, service=service)  # type: ignore[arg-type]
+    app = new_user_app
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, FirstRunScreen))
-        labels = [str(button.label) for button in app.screen.query(Button)]
+        dialog = await welcome(pilot, app)
+        labels = [str(button.label) for button in dialog.query(Button)]
         assert labels == [
             "Download MiniCPM-2B DPO (1.6 GB)",
             "Continue with the demo model",
             "Add a folder…",
         ]
-        app.screen.query_one("#add-folder", Button).press()
+        dialog.query_one("#add-folder", Button).press()
         await wait_until(pilot, lambda: isinstance(app.screen, LibraryScreen))
         await wait_until(pilot, lambda: app.screen.query_one(PathInput).has_focus)
     assert (locations.data_dir / FIRST_RUN_MARKER).exists()
 
-    again = make_app(settings, locations, service=service)  # type: ignore[arg-type]
+    again = make_app(settings, locations, service=app.service)
     async with again.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         assert isinstance(again.screen, ChatScreen), "the welcome is shown once"
 
 
 async def test_first_run_choices_work_from_the_keyboard(
-    settings: Settings, locations: Locations
+    new_user_app: MiniCPMApp, locations: Locations
 ) -> None:
-    service = FakeService(locations, minicpm_on_disk=False)
-    app = make_app(settings, locations, service=service)  # type: ignore[arg-type]
-    async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, FirstRunScreen))
-        await wait_until(pilot, lambda: app.screen.query_one("#download", Button).has_focus)
+    async with new_user_app.run_test(size=(100, 30)) as pilot:
+        await welcome(pilot, new_user_app)
         await pilot.press("tab", "enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen))
+        await wait_until(pilot, lambda: isinstance(new_user_app.screen, ChatScreen))
     assert (locations.data_dir / FIRST_RUN_MARKER).exists()
 
 
 async def test_first_run_local_gguf_switches_to_it(
-    settings: Settings, locations: Locations, tmp_path: Path
+    new_user_app: MiniCPMApp, tmp_path: Path
 ) -> None:
     gguf = tmp_path / "MiniCPM-2B.Q4_K_M.gguf"
     gguf.write_bytes(b"GGUF")
-    service = FakeService(locations, minicpm_on_disk=False)
-    app = make_app(settings, locations, service=service)  # type: ignore[arg-type]
-    async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, FirstRunScreen))
-        await wait_until(pilot, lambda: app.screen.query_one("#download", Button).has_focus)
-        app.screen.query_one(PathInput).value = str(gguf)
-        app.screen.query_one(PathInput).focus()
+    service: FakeService = new_user_app.service  # type: ignore[assignment]
+    async with new_user_app.run_test(size=(100, 30)) as pilot:
+        path = (await welcome(pilot, new_user_app)).query_one(PathInput)
+        path.value = str(gguf)
+        path.focus()
         await pilot.press("enter")
         await wait_until(pilot, lambda: service.switched_to == [str(gguf)])
 
