@@ -124,6 +124,18 @@ async def test_switching_conversations_shows_their_messages(fake_app: MiniCPMApp
         assert [s.number for s in sources] == [1, 2, 3], "its cited passages, then the others"
 
 
+async def test_enter_in_the_conversation_list_opens_one_right_away(fake_app: MiniCPMApp) -> None:
+    async with fake_app.run_test(size=(120, 36)) as pilot:
+        await ask(pilot, fake_app, "first question")
+        first_id = chat(fake_app).conversation_id
+        await pilot.press("ctrl+n")
+        await pilot.press("ctrl+f", "tab")
+        options = fake_app.screen.query_one("#conversation-options", OptionList)
+        await wait_until(pilot, lambda: options.has_focus)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: chat(fake_app).conversation_id == first_id)
+
+
 async def test_rename_search_and_delete_conversations(fake_app: MiniCPMApp) -> None:
     service: FakeService = fake_app.service  # type: ignore[assignment]
     async with fake_app.run_test(size=(120, 36)) as pilot:

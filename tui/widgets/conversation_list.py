@@ -29,6 +29,11 @@ class ConversationOptions(OptionList):
         Binding("delete", "delete", "Delete"),
     ]
 
+    def on_focus(self) -> None:
+        """Highlight the newest conversation when none is, so Enter opens it without a Down."""
+        if self.highlighted is None and self.option_count:
+            self.highlighted = 0
+
     def _highlighted_id(self) -> str | None:
         if self.highlighted is None:
             return None
