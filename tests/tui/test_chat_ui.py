@@ -191,6 +191,11 @@ async def test_source_shows_full_text_and_open_is_guarded_when_headless(
         await ask(pilot, fake_app, "what is tracemonkey")
         options = fake_app.screen.query_one("#source-options", OptionList)
         options.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(fake_app.screen, SourceScreen))
+        assert fake_app.screen.source.number == 1  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: options.has_focus)
         options.highlighted = 1
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(fake_app.screen, SourceScreen))

@@ -13,6 +13,7 @@ from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from tui.messages import ConversationChosen, DeleteRequested, RenameRequested
+from tui.widgets.pick_list import PickList
 
 
 class ConversationLike(Protocol):
@@ -23,16 +24,13 @@ class ConversationLike(Protocol):
     def title(self) -> str: ...
 
 
-class ConversationOptions(OptionList):
+class ConversationOptions(PickList):
+    """Newest first; F2 and Delete act on the highlighted conversation."""
+
     BINDINGS = [
         Binding("f2", "rename", "Rename"),
         Binding("delete", "delete", "Delete"),
     ]
-
-    def on_focus(self) -> None:
-        """Highlight the newest conversation when none is, so Enter opens it without a Down."""
-        if self.highlighted is None and self.option_count:
-            self.highlighted = 0
 
     def _highlighted_id(self) -> str | None:
         if self.highlighted is None:

@@ -14,6 +14,7 @@ from textual.widgets.option_list import Option
 
 from assistant.events import Source
 from tui.messages import SourceChosen
+from tui.widgets.pick_list import PickList
 
 SNIPPET_CHARS = 160
 
@@ -43,7 +44,7 @@ class SourcesPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Label("Sources", classes="panel-title")
-        yield OptionList(id="source-options")
+        yield PickList(id="source-options")
 
     @property
     def sources(self) -> list[Source]:
