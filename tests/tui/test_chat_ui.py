@@ -62,6 +62,26 @@ async def test_answer_streams_and_lists_sources(fake_app: MiniCPMApp) -> None:
         assert "MiniCPM" in str(status.render())
 
 
+async def test_passages_are_marked_uncited_only_once_the_answer_is_done(
+    fake_app: MiniCPMApp,
+) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    service.token_delay_s = 0.2
+    async with fake_app.run_test(size=(120, 36)) as pilot:
+        await pilot.press(*"what is tracemonkey", "enter")
+        panel = fake_app.screen.query_one(SourcesPanel)
+        options = panel.query_one(OptionList)
+
+        def labels() -> list[str]:
+            return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+
+        await wait_until(pilot, lambda: len(panel.sources) == 3, what="the passages")
+        assert chat(fake_app).generating
+        assert not any("not cited" in label for label in labels()), "not known while writing"
+        await wait_until(pilot, lambda: not chat(fake_app).generating, what="the answer")
+        assert ["not cited" in label for label in labels()] == [False, False, True]
+
+
 async def test_enter_sends_ctrl_j_adds_a_line_and_up_recalls(fake_app: MiniCPMApp) -> None:
     service: FakeService = fake_app.service  # type: ignore[assignment]
     async with fake_app.run_test(size=(100, 30)) as pilot:

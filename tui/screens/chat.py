@@ -348,7 +348,8 @@ class ChatScreen(AppScreen):
     @on(EvidenceFound)
     def _evidence(self, event: EvidenceFound) -> None:
         note = "" if event.relevant else "Nothing relevant found in your documents."
-        self.query_one(SourcesPanel).show([], event.sources if event.relevant else [], note=note)
+        found = event.sources if event.relevant else []
+        self.query_one(SourcesPanel).show([], found, note=note, answered=False)
         if self._answer is not None:
             self._answer.set_note("writing…")
 

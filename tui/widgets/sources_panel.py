@@ -19,16 +19,19 @@ from tui.widgets.pick_list import PickList
 SNIPPET_CHARS = 160
 
 
-def source_label(source: Source, cited: bool) -> Text:
-    """``[1] paper.pdf p.3  0.82`` over a short snippet; uncited passages are dimmed."""
+def source_label(source: Source, cited: bool | None) -> Text:
+    """``[1] paper.pdf p.3  0.82`` over a short snippet; uncited passages are tagged.
+
+    ``cited`` is None while the answer is being written: which passages it cites is not known.
+    """
     snippet = " ".join(source.text.split())
     if len(snippet) > SNIPPET_CHARS:
         snippet = snippet[: SNIPPET_CHARS - 1] + "…"
     label = Text()
     label.append(f"[{source.number}] ", style="bold")
-    label.append(Path(source.file).name, style="bold" if cited else "")
+    label.append(Path(source.file).name, style="" if cited is False else "bold")
     label.append(f" · p.{source.page} · {source.score:.2f}", style="italic")
-    if not cited:
+    if cited is False:
         label.append(" · not cited", style="italic")
     label.append("\n")
     label.append(snippet, style="dim")
@@ -50,15 +53,23 @@ class SourcesPanel(Vertical):
     def sources(self) -> list[Source]:
         return list(self._sources)
 
-    def show(self, cited: Sequence[Source], others: Sequence[Source] = (), note: str = "") -> None:
-        """Show cited passages, then the other retrieved ones; ``note`` when there are none."""
+    def show(
+        self,
+        cited: Sequence[Source],
+        others: Sequence[Source] = (),
+        note: str = "",
+        *,
+        answered: bool = True,
+    ) -> None:
+        """Show cited passages, then the other retrieved ones; ``note`` when there are none.
+        Until the answer is ``answered``, ``others`` are not marked as uncited."""
         self._sources = [*cited, *others]
         options = self.query_one("#source-options", OptionList)
         options.clear_options()
         for source in cited:
             options.add_option(Option(source_label(source, cited=True)))
         for source in others:
-            options.add_option(Option(source_label(source, cited=False)))
+            options.add_option(Option(source_label(source, cited=False if answered else None)))
         if not self._sources and note:
             options.add_option(Option(Text(note, style="italic"), disabled=True))
 
