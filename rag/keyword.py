@@ -92,3 +92,19 @@ def search(
     sql += " ORDER BY rank LIMIT ?"
     parameters.append(limit)
     return [(str(chunk_id), float(rank)) for chunk_id, rank in connection.execute(sql, parameters)]
+
+
+def document_frequencies(
+    connection: sqlite3.Connection, terms: Iterable[str]
+) -> tuple[dict[str, int], int]:
+    """How many indexed chunks hold each term, and how many chunks are indexed (whole library)."""
+    connection.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunk_vocab USING fts5vocab(main, chunk_fts, row)"
+    )
+    frequencies: dict[str, int] = {}
+    for term in terms:
+        row = connection.execute("SELECT doc FROM temp.chunk_vocab WHERE term = ?", (term,))
+        found = row.fetchone()
+        frequencies[term] = int(found[0]) if found else 0
+    total = int(connection.execute("SELECT count(*) FROM chunks").fetchone()[0])
+    return frequencies, total

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from rag import keyword, relevance
 from rag.config import LibraryConfig
 from rag.embedder import Embedder
 from rag.errors import CollectionNotFoundError, EmbeddingModelMismatchError, LibraryError
@@ -131,10 +132,31 @@ class Library:
         retriever = Retriever(self.manifest, self.store, self.embedder, self._reranker)
         return retriever.search(query, collection, k or self.config.top_k, content_hash)
 
-    def is_relevant(self, hits: Sequence[Hit]) -> bool:
-        """Whether the best hit clears the relevance threshold ("not in your documents" if not)."""
-        threshold = RERANK_THRESHOLD if self._reranker else self.config.relevance_threshold
-        return bool(hits) and max(hit.score for hit in hits) >= threshold
+    def is_relevant(self, hits: Sequence[Hit], query: str | None = None) -> bool:
+        """Whether the hits answer ``query`` at all ("not in your documents" if not).
+
+        Scores are compared with the relevance threshold (the cross-encoder's when reranking).
+        Given the query, one written mainly in CJK characters is judged by lexical support
+        instead (``rag.relevance``): cosine scores of an English embedding model carry no signal
+        for it.
+        """
+        if not hits:
+            return False
+        if self._reranker:
+            return max(hit.score for hit in hits) >= RERANK_THRESHOLD
+        support = self.lexical_support(hits, query) if query is not None else None
+        if support is not None:
+            return support >= self.config.cjk_relevance_threshold
+        return max(hit.score for hit in hits) >= self.config.relevance_threshold
+
+    def lexical_support(self, hits: Sequence[Hit], query: str) -> float | None:
+        """The share of a mainly-CJK query's content found in the best hit; None for other
+        queries (and ones without content terms), which the cosine threshold judges."""
+        terms = relevance.content_terms(query) if relevance.mainly_cjk(query) else []
+        if not terms:
+            return None
+        frequencies, total = keyword.document_frequencies(self.manifest.connection, terms)
+        return relevance.support(terms, [hit.text for hit in hits], frequencies, total)
 
     def documents(self, collection: str | None = None) -> list[DocumentRecord]:
         return self.manifest.records(collection)
