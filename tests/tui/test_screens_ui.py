@@ -247,3 +247,16 @@ async def test_a_theme_picked_in_the_app_is_saved_for_the_next_start(
         assert service.saved_themes == [], "the fallback at start-up is not saved"
         fake_app.theme = "nord"
         await wait_until(pilot, lambda: service.saved_themes == ["nord"], what="the save")
+
+
+async def test_reindex_all_of_an_empty_collection_says_what_to_do(fake_app: MiniCPMApp) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    service.documents_list.clear()
+    async with fake_app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f3")
+        library = fake_app.screen
+        assert isinstance(library, LibraryScreen)
+        await library.run_action("reindex_all")
+        await pilot.pause()
+        assert not library.ingesting and service.ingested == []
+        assert "add a folder" in list(fake_app._notifications)[-1].message

@@ -159,9 +159,11 @@ class LibraryScreen(AppScreen):
 
     def action_reindex_all(self) -> None:
         collection = self.assistant_app.collection
-        _, records = self.attempt("read the library", lambda: self.service.documents(collection))
+        ok, records = self.attempt("read the library", lambda: self.service.documents(collection))
         if records:
             self.start_ingest([Path(r.path) for r in records], collection)
+        elif ok:
+            self.notify(f"The collection {collection!r} has no documents yet; add a folder (a).")
 
     # Ingesting -------------------------------------------------------------------------------
 
