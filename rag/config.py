@@ -34,7 +34,8 @@ class LibraryConfig(BaseModel):
 
     relevance_threshold: float = Field(default=0.35, ge=0, le=1)
     """Best hit score below which a search counts as "not in your documents" (cosine similarity of
-    the embedding model; see benchmarks/RESULTS.md for how the default was calibrated)."""
+    the embedding model; see benchmarks/RESULTS.md for how the default was calibrated). Chinese
+    questions are judged by ``cjk_relevance_threshold`` instead when the query is known."""
 
     cjk_relevance_threshold: float = Field(default=0.4, ge=0, le=1)
     """For questions written mainly in Chinese (or Japanese, Korean), used instead of the cosine
