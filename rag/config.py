@@ -51,4 +51,5 @@ class LibraryConfig(BaseModel):
     """Address-space limit of the worker that parses one PDF."""
 
     follow_symlinks: bool = False
-    """Follow symbolic links while walking folders (links leaving the folder are still skipped)."""
+    """Follow symbolic links while walking folders (links leaving the folder are still skipped). A
+    document is known by its path with links resolved, so a link and its target are one document."""

@@ -158,8 +158,16 @@ class Library:
         frequencies, total = keyword.document_frequencies(self.manifest.connection, terms)
         return relevance.support(terms, [hit.text for hit in hits], frequencies, total)
 
-    def documents(self, collection: str | None = None) -> list[DocumentRecord]:
-        return self.manifest.records(collection)
+    def documents(
+        self, collection: str | None = None, path: str | None = None
+    ) -> list[DocumentRecord]:
+        """Indexed documents; with ``path``, only that one (given as ingested or any spelling
+        that resolves to it), once per collection holding it."""
+        records = self.manifest.records(collection)
+        if path is None:
+            return records
+        wanted = {path, document_path(path)}
+        return [record for record in records if record.path in wanted]
 
     def collections(self) -> list[str]:
         return self.manifest.collections()

@@ -292,6 +292,8 @@ def test_a_folder_reached_through_a_link_is_one_document_under_either_spelling(
     for spelling in (linked / "tracemonkey.pdf", real / "tracemonkey.pdf"):
         scoped = library.search("copyright", k=5, document=str(spelling))
         assert scoped and all(Path(hit.file).name == "tracemonkey.pdf" for hit in scoped)
+        [record] = library.documents("default", path=str(spelling))
+        assert record.path == str((real / "tracemonkey.pdf").resolve())
     assert library.remove_document(str(linked / "notes.md")) > 0
     assert [Path(record.path).name for record in library.documents("default")] == [
         "tracemonkey.pdf"
