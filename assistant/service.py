@@ -264,7 +264,7 @@ class AssistantService:
                 f"there are no documents in collection {options.collection!r} yet; add some with "
                 "`minicpm-assistant ingest PATH` (or ask with --no-rag)"
             )
-        return hits, library.is_relevant(hits)
+        return hits, library.is_relevant(hits, query)
 
     # Conversations
 

@@ -177,11 +177,9 @@ def run_docs_list(args: argparse.Namespace, context: CliContext) -> int:
 def run_docs_show(args: argparse.Namespace, context: CliContext) -> int:
     library = _library(context)
     try:
-        records = library.documents(args.collection)
+        matches = library.documents(args.collection, path=args.path)
     finally:
         library.close()
-    wanted = {args.path, str(Path(args.path).absolute())}
-    matches = [record for record in records if record.path in wanted]
     if not matches:
         print(f"{args.path} is not in the library.", file=sys.stderr)
         return 1
@@ -229,7 +227,7 @@ def run_search(args: argparse.Namespace, context: CliContext) -> int:
         hits = library.search(
             args.query, collection=_collection(args, context), k=args.k, document=args.doc
         )
-        relevant = library.is_relevant(hits)
+        relevant = library.is_relevant(hits, args.query)
     finally:
         library.close()
     if args.json:

@@ -127,7 +127,7 @@ class FakeLibrary:
         hits = [h for h in self.hits if document is None or h.file == document]
         return hits[: k or len(hits)]
 
-    def is_relevant(self, hits: Sequence[Hit]) -> bool:
+    def is_relevant(self, hits: Sequence[Hit], query: str | None = None) -> bool:
         return any(hit.score >= self.threshold for hit in hits)
 
     def collections(self) -> list[str]:

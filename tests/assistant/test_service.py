@@ -260,7 +260,7 @@ def test_export_lists_the_passages_an_uncited_answer_was_given() -> None:
 
 def test_an_unclear_question_is_searched_again_with_the_conversation_topic() -> None:
     class TopicLibrary(FakeLibrary):
-        def is_relevant(self, hits: object) -> bool:
+        def is_relevant(self, hits: object, query: str | None = None) -> bool:
             return "TraceMonkey" in self.queries[-1]
 
     library = TopicLibrary(list(PASSAGES))
