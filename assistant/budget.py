@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from assistant.conversations import HistoryWindow, Message
 from assistant.errors import AssistantError
@@ -32,6 +33,9 @@ MESSAGE_OVERHEAD = 8
 MIN_ANSWER_TOKENS = 64
 MIN_PASSAGE_TOKENS = 24
 """A trimmed passage shorter than this says too little to be worth its label."""
+
+CPU_EVIDENCE_TOKENS = 768
+"""Evidence bound on the CPU: at ~18 prompt tokens/s (MiniCPM-2B, 2 cores) this alone is ~40 s."""
 
 COMPACT_TARGET = 0.5
 """Share of the history budget left in use after compaction: room to grow before the next one."""
@@ -55,10 +59,26 @@ class ContextBudget:
     history: int
 
 
+def evidence_bound(setting: int | Literal["auto"], gpu_layers: int) -> int | None:
+    """The evidence token bound for ``chat.evidence_tokens``; ``None`` means only the share."""
+    if setting != "auto":
+        return setting
+    return CPU_EVIDENCE_TOKENS if gpu_layers == 0 else None
+
+
 def split_context(
-    n_ctx: int, *, answer_tokens: int, evidence_share: float, fixed_tokens: int, use_evidence: bool
+    n_ctx: int,
+    *,
+    answer_tokens: int,
+    evidence_share: float,
+    fixed_tokens: int,
+    use_evidence: bool,
+    evidence_limit: int | None = None,
 ) -> ContextBudget:
-    """Shares of ``n_ctx``; the answer reserve shrinks to a floor before a question is refused."""
+    """Shares of ``n_ctx``; the answer reserve shrinks to a floor before a question is refused.
+
+    Evidence gets its share, at most ``evidence_limit`` tokens; what it leaves goes to history.
+    """
     answer = min(answer_tokens, max(MIN_ANSWER_TOKENS, n_ctx // 4))
     spare = n_ctx - answer - fixed_tokens
     if spare < 0:
@@ -70,6 +90,8 @@ def split_context(
             f"holds {n_ctx} including {MIN_ANSWER_TOKENS} for the answer. Shorten it."
         )
     evidence = int(spare * evidence_share) if use_evidence else 0
+    if evidence_limit is not None:
+        evidence = min(evidence, evidence_limit)
     return ContextBudget(n_ctx, answer, fixed_tokens, evidence, spare - evidence)
 
 

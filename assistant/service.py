@@ -253,6 +253,7 @@ class AssistantService:
             condense=chat.condense_follow_ups,
             answer_tokens=chat.answer_tokens,
             evidence_share=chat.evidence_share,
+            evidence_tokens=chat.evidence_tokens,
             temperature=chat.temperature,
         )
 

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from assistant.budget import (
     MIN_ANSWER_TOKENS,
@@ -18,6 +19,7 @@ from assistant.budget import (
     QuestionTooLongError,
     Turn,
     completed_turns,
+    evidence_bound,
     fit_evidence,
     fit_history,
     split_context,
@@ -68,6 +70,7 @@ class TurnOptions:
     condense: bool
     answer_tokens: int
     evidence_share: float
+    evidence_tokens: int | Literal["auto"]
     temperature: float | None
 
 
@@ -152,6 +155,9 @@ class ChatTurn:
             evidence_share=options.evidence_share,
             fixed_tokens=count(self.engine.template.render(framed)) + SAFETY_TOKENS,
             use_evidence=options.use_documents,
+            evidence_limit=evidence_bound(
+                options.evidence_tokens, self.engine.offload.n_gpu_layers
+            ),
         )
         turns = completed_turns(self.conversation.messages)
         history, window = fit_history(turns, self.conversation.window, budget.history, count)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from assistant.budget import (
+    CPU_EVIDENCE_TOKENS,
     QuestionTooLongError,
     Turn,
+    evidence_bound,
     fit_evidence,
     fit_history,
     split_context,
@@ -32,6 +34,21 @@ def test_shares_add_up_and_the_answer_reserve_is_kept() -> None:
         2048, answer_tokens=512, evidence_share=0.5, fixed_tokens=200, use_evidence=False
     )
     assert plain.evidence == 0 and plain.history == 2048 - 512 - 200
+
+
+def test_evidence_is_bounded_on_the_cpu_and_history_gets_the_rest() -> None:
+    bounded = split_context(
+        8192,
+        answer_tokens=512,
+        evidence_share=0.5,
+        fixed_tokens=200,
+        use_evidence=True,
+        evidence_limit=evidence_bound("auto", gpu_layers=0),
+    )
+    assert bounded.evidence == CPU_EVIDENCE_TOKENS
+    assert bounded.fixed + bounded.answer + bounded.evidence + bounded.history == 8192
+    assert evidence_bound("auto", gpu_layers=41) is None
+    assert evidence_bound(2000, gpu_layers=0) == 2000
 
 
 def test_a_long_question_shrinks_the_answer_reserve_before_it_is_refused() -> None:

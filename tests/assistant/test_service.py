@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant.budget import CPU_EVIDENCE_TOKENS
 from assistant.events import (
     AnswerFailed,
     AnswerFinished,
@@ -22,9 +23,10 @@ from assistant.locations import Locations
 from assistant.service import AssistantService
 from assistant.settings import Settings, load_settings
 from models.config import EngineConfig
+from models.engine import OffloadInfo
 from models.store import LocalModel, ModelStore
 from models.templates import ChatMLTemplate, CompletionTemplate, MiniCPM2Template
-from tests.assistant.fakes import FakeEngine, FakeLibrary, hit
+from tests.assistant.fakes import FakeEngine, FakeLibrary, fake_tokens, hit
 
 PASSAGES = [
     hit(1, "TraceMonkey records hot loops as traces. Traces are compiled to machine code.", page=2),
@@ -400,3 +402,17 @@ def test_workers_asking_for_the_library_at_once_open_it_once(
     for worker in workers:
         worker.join()
     assert len(opened) == 1
+
+
+@pytest.mark.parametrize(("gpu_layers", "bounded"), [(0, True), (41, False)])
+def test_evidence_is_bounded_when_the_model_runs_on_the_cpu(gpu_layers: int, bounded: bool) -> None:
+    long_passages = [
+        hit(n, " ".join(f"Passage {n} sentence {i} about trace trees." for i in range(40)))
+        for n in range(1, 9)
+    ]
+    engine = FakeEngine(n_ctx=16384)
+    engine.offload = OffloadInfo(gpu_layers, 41, "CUDA" if gpu_layers else "CPU", "test")
+    service = make_service(engine, FakeLibrary(long_passages))
+    answer = finished(service.ask("How are trace trees built?"))
+    passage_tokens = sum(len(fake_tokens(source.text)) for source in answer.evidence)
+    assert (passage_tokens <= CPU_EVIDENCE_TOKENS) == bounded
