@@ -23,7 +23,7 @@ announced by the server) and by parsing the GGUF header.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from models.sampling import SamplingParams
@@ -91,6 +91,31 @@ class CatalogEntry:
 
 _GB = 1_000_000_000
 
+_MINICPM_2B_DPO = CatalogEntry(
+    name="minicpm-2b-dpo",
+    title="MiniCPM-2B-dpo (Q4_K_M)",
+    params="2.7B",
+    family="MiniCPM-2B",
+    hf_repo="mradermacher/MiniCPM-2B-dpo-fp32-GGUF",
+    hf_file="MiniCPM-2B-dpo-fp32.Q4_K_M.gguf",
+    modelscope_repo=None,
+    modelscope_file=None,
+    quantization="Q4_K_M",
+    size_bytes=int(1.8 * _GB),
+    context_length=4096,
+    template="minicpm2",
+    sampling=SamplingParams(temperature=0.8, top_p=0.8, repeat_penalty=1.02),
+    ram_gb=2.6,
+    vram_gb=2.2,
+    sha256=None,
+    notes=(
+        "The original MiniCPM (2.4B without embeddings), DPO-tuned. Static quant of "
+        "openbmb/MiniCPM-2B-dpo-fp32; no ModelScope GGUF is published, use --source hf "
+        "or download elsewhere and `models add PATH`."
+    ),
+)
+"""The sft build differs only in its files and notes."""
+
 CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry(
         name="minicpm5-1b",
@@ -157,46 +182,13 @@ CATALOG: tuple[CatalogEntry, ...] = (
         sha256=None,
         notes="Official OpenBMB GGUF (architecture minicpm3, supported by llama.cpp since b3765).",
     ),
-    CatalogEntry(
-        name="minicpm-2b-dpo",
-        title="MiniCPM-2B-dpo (Q4_K_M)",
-        params="2.7B",
-        family="MiniCPM-2B",
-        hf_repo="mradermacher/MiniCPM-2B-dpo-fp32-GGUF",
-        hf_file="MiniCPM-2B-dpo-fp32.Q4_K_M.gguf",
-        modelscope_repo=None,
-        modelscope_file=None,
-        quantization="Q4_K_M",
-        size_bytes=int(1.8 * _GB),
-        context_length=4096,
-        template="minicpm2",
-        sampling=SamplingParams(temperature=0.8, top_p=0.8, repeat_penalty=1.02),
-        ram_gb=2.6,
-        vram_gb=2.2,
-        sha256=None,
-        notes=(
-            "The original MiniCPM (2.4B without embeddings), DPO-tuned. Static quant of "
-            "openbmb/MiniCPM-2B-dpo-fp32; no ModelScope GGUF is published, use --source hf "
-            "or download elsewhere and `models add PATH`."
-        ),
-    ),
-    CatalogEntry(
+    _MINICPM_2B_DPO,
+    replace(
+        _MINICPM_2B_DPO,
         name="minicpm-2b-sft",
         title="MiniCPM-2B-sft (Q4_K_M)",
-        params="2.7B",
-        family="MiniCPM-2B",
         hf_repo="mradermacher/MiniCPM-2B-sft-fp32-GGUF",
         hf_file="MiniCPM-2B-sft-fp32.Q4_K_M.gguf",
-        modelscope_repo=None,
-        modelscope_file=None,
-        quantization="Q4_K_M",
-        size_bytes=int(1.8 * _GB),
-        context_length=4096,
-        template="minicpm2",
-        sampling=SamplingParams(temperature=0.8, top_p=0.8, repeat_penalty=1.02),
-        ram_gb=2.6,
-        vram_gb=2.2,
-        sha256=None,
         notes="The original MiniCPM, SFT only. Static quant of openbmb/MiniCPM-2B-sft-fp32.",
     ),
     CatalogEntry(
