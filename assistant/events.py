@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from models.events import Timings, Usage
-from rag.types import Hit
+from rag.types import Hit, Relevance
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,12 @@ class RetrievalStarted:
 class RetrievalFinished:
     query: str
     hits: list[Hit]
-    relevant: bool
-    """False when nothing scored above the relevance threshold."""
+    relevance: Relevance
+    """Whether the hits answer the question; when not, which of its terms the documents lack."""
+
+    @property
+    def relevant(self) -> bool:
+        return self.relevance.relevant
 
 
 @dataclass(frozen=True)

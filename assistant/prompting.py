@@ -20,6 +20,7 @@ from pathlib import PurePath
 
 from assistant.events import Source
 from models.templates import ChatMessage
+from rag.types import Relevance
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]+")
@@ -140,8 +141,42 @@ def build_messages(
     ]
 
 
-def not_in_documents(question: str) -> str:
-    """The plain answer when retrieval found nothing relevant, in the question's language."""
+def not_in_documents(question: str, relevance: Relevance) -> str:
+    """The answer when the documents do not answer the question, in the question's language:
+    what they do not mention (when the question names something), then what they do cover."""
+    missing = relevance.missing
     if is_chinese(question):
-        return "在你的文档中没有找到与这个问题相关的内容。"
-    return "I couldn't find anything about this in your documents."
+        named = "、".join(f"“{term}”" for term in missing)
+        if missing and relevance.mentioned_nowhere:
+            text = f"你的文档中没有提到{named}。"
+        elif missing:
+            text = f"与这个问题相关的文档中没有提到{named}。"
+        else:
+            text = "在你的文档中没有找到与这个问题相关的内容。"
+        return text + _covers(relevance, chinese=True)
+    named = ", ".join(f'"{term}"' for term in missing)
+    if missing and relevance.mentioned_nowhere:
+        text = f"Your documents don't mention {named}."
+    elif missing:
+        text = f"The documents that match this question don't mention {named}."
+    else:
+        text = "I couldn't find anything about this in your documents."
+    return text + _covers(relevance, chinese=False)
+
+
+def _covers(relevance: Relevance, *, chinese: bool) -> str:
+    """ " They cover: A (12 documents), B; and 3 more documents." or nothing for an empty one."""
+    if not relevance.covers:
+        return ""
+    if chinese:
+        named = "；".join(
+            f"{title}（{count} 篇）" if count > 1 else title for title, count in relevance.covers
+        )
+        rest = relevance.documents - sum(count for _, count in relevance.covers)
+        return f"文档涉及：{named}" + (f"；另有 {rest} 篇。" if rest > 0 else "。")
+    named = "; ".join(
+        f"{title} ({count} documents)" if count > 1 else title for title, count in relevance.covers
+    )
+    rest = relevance.documents - sum(count for _, count in relevance.covers)
+    more = f"; and {rest} more document{'s' if rest != 1 else ''}" if rest > 0 else ""
+    return f" They cover: {named}{more}."

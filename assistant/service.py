@@ -29,7 +29,7 @@ from models.fetch import ProgressCallback
 from models.store import LocalModel, ModelStore
 from rag.errors import CollectionNotFoundError
 from rag.library import Library
-from rag.types import DocumentRecord, FileResult, Hit, IngestProgress, IngestReport
+from rag.types import DocumentRecord, FileResult, Hit, IngestProgress, IngestReport, Relevance
 
 __all__ = [
     "AssistantService",
@@ -257,7 +257,7 @@ class AssistantService:
             temperature=chat.temperature,
         )
 
-    def _search(self, query: str, options: TurnOptions) -> tuple[list[Hit], bool]:
+    def _search(self, query: str, options: TurnOptions) -> tuple[list[Hit], Relevance]:
         library = self._open_library()
         hits = library.search(query, collection=options.collection, document=options.document)
         if not hits and options.collection not in library.collections():
@@ -265,7 +265,7 @@ class AssistantService:
                 f"there are no documents in collection {options.collection!r} yet; add some with "
                 "`minicpm-assistant ingest PATH` (or ask with --no-rag)"
             )
-        return hits, library.is_relevant(hits, query)
+        return hits, library.judge(hits, query, options.collection)
 
     # Conversations
 

@@ -49,7 +49,7 @@ from models.errors import GenerationError, ModelError
 from models.events import DoneEvent, Timings, TokenEvent, Usage
 from models.templates import ChatMessage
 from rag.errors import LibraryError
-from rag.types import Hit
+from rag.types import Hit, Relevance
 
 PARTIAL_SAVE_S = 0.5
 SAFETY_TOKENS = 8
@@ -57,8 +57,8 @@ SAFETY_TOKENS = 8
 
 _NO_TIMINGS = Timings(ttft_s=0.0, prefill_tok_s=0.0, decode_tok_s=0.0, total_s=0.0)
 
-Search = Callable[[str], tuple[list[Hit], bool]]
-"""Runs a query against the library: the hits, best first, and whether any is relevant."""
+Search = Callable[[str], tuple[list[Hit], Relevance]]
+"""Runs a query against the library: the hits, best first, and whether they answer it."""
 
 
 @dataclass(frozen=True)
@@ -164,8 +164,8 @@ class ChatTurn:
 
         evidence: list[Source] = []
         if options.use_documents:
-            hits, relevant = yield from self._retrieve(history)
-            if relevant:
+            hits, relevance = yield from self._retrieve(history)
+            if relevance.relevant:
                 evidence = fit_evidence(hits, budget.evidence, count)
                 if not evidence:  # found, but "not in your documents" would be untrue
                     raise QuestionTooLongError(
@@ -174,7 +174,7 @@ class ChatTurn:
                     )
             if not evidence:
                 if not options.allow_general:
-                    yield from self._answer_without_model(self.query or self.question)
+                    yield from self._answer_without_model(self.query or self.question, relevance)
                     return
                 mode = TurnMode.GENERAL
 
@@ -188,7 +188,7 @@ class ChatTurn:
 
     def _retrieve(
         self, history: list[ChatMessage]
-    ) -> Generator[ChatEvent, None, tuple[list[Hit], bool]]:
+    ) -> Generator[ChatEvent, None, tuple[list[Hit], Relevance]]:
         """Search for the question, rewritten when it is a follow-up.
 
         In a conversation, a question that finds nothing relevant on its own ("what happens at
@@ -210,15 +210,15 @@ class ChatTurn:
             if widened not in queries:
                 queries.append(widened)
         hits: list[Hit] = []
-        relevant = False
+        relevance = Relevance(False)
         for query in queries:
             self.query = query
             yield RetrievalStarted(query=query, rewritten=query != self.question.strip())
-            hits, relevant = self.search(query)
-            yield RetrievalFinished(query=query, hits=hits, relevant=relevant)
-            if relevant:
+            hits, relevance = self.search(query)
+            yield RetrievalFinished(query=query, hits=hits, relevance=relevance)
+            if relevance.relevant:
                 break
-        return hits, relevant
+        return hits, relevance
 
     def _previous_query(self) -> str | None:
         for message in reversed(self.conversation.messages):
@@ -262,9 +262,9 @@ class ChatTurn:
                     f"{self.engine.n_ctx}. Shorten the question."
                 )
 
-    def _answer_without_model(self, query: str) -> Iterator[ChatEvent]:
+    def _answer_without_model(self, query: str, relevance: Relevance) -> Iterator[ChatEvent]:
         """Nothing relevant and general answers not allowed: say so, without the model."""
-        text = not_in_documents(self.question)
+        text = not_in_documents(self.question, relevance)
         self.store.record_sent(self.question_id, prompt_text=None, searched_query=query)
         answer_id = self.store.start_answer(self.conversation.id, model=self.engine.model.name)
         usage = Usage(prompt_tokens=0, prompt_tokens_evaluated=0, completion_tokens=0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 _WORD = re.compile(r"[^\W_]+")
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+")
@@ -24,8 +24,11 @@ cost a scan of the whole index and add next to nothing to BM25. Documents keep t
 
 SCHEMA = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5("
-    "tokens, tokenize = 'porter unicode61 remove_diacritics 2')"
+    "tokens, context, tokenize = 'porter unicode61 remove_diacritics 2')"
 )
+"""``tokens``: the passage; ``context``: its document's identity and heading path
+(:mod:`rag.identity`), so "Apple ... Q3 2022 ... inventory" matches an inventory passage of that
+filing. BM25 weighs the two columns alike and normalises each by its own length."""
 
 
 def tokenize(text: str) -> list[str]:
@@ -47,21 +50,36 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
-def match_expression(query: str) -> str | None:
-    """An FTS5 query matching any of the query's tokens (BM25 ranks those with more)."""
-    tokens = list(dict.fromkeys(tokenize(query)))
-    terms = [token for token in tokens if token not in _QUERY_STOPWORDS] or tokens
-    terms = terms[:_QUERY_TERMS]
+def content_terms(query: str) -> list[str]:
+    """The query's distinct tokens without English function words."""
+    return [token for token in dict.fromkeys(tokenize(query)) if token not in _QUERY_STOPWORDS]
+
+
+def has_content_terms(query: str) -> bool:
+    """Whether the query has a token that is not a function word (else keyword search is noise)."""
+    return bool(content_terms(query))
+
+
+def match_expression(query: str, with_context: bool = True) -> str | None:
+    """An FTS5 query matching any of the query's tokens (BM25 ranks those with more).
+
+    Without ``with_context`` only the passage column is searched, not the document identity.
+    """
+    terms = (content_terms(query) or list(dict.fromkeys(tokenize(query))))[:_QUERY_TERMS]
     if not terms:
         return None
-    return " OR ".join(f'"{term}"' for term in terms)
+    expression = " OR ".join(f'"{term}"' for term in terms)
+    return expression if with_context else f"tokens : ({expression})"
 
 
-def add(connection: sqlite3.Connection, rows: Iterable[tuple[int, str]]) -> None:
-    """Index ``(rowid, text)`` pairs; the rowid is the chunk's row in the manifest."""
+def add(connection: sqlite3.Connection, rows: Iterable[tuple[int, str, str]]) -> None:
+    """Index ``(rowid, text, context)`` rows; the rowid is the chunk's row in the manifest."""
     connection.executemany(
-        "INSERT INTO chunk_fts(rowid, tokens) VALUES (?, ?)",
-        ((rowid, " ".join(tokenize(text))) for rowid, text in rows),
+        "INSERT INTO chunk_fts(rowid, tokens, context) VALUES (?, ?, ?)",
+        (
+            (rowid, " ".join(tokenize(text)), " ".join(tokenize(context)))
+            for rowid, text, context in rows
+        ),
     )
 
 
@@ -75,9 +93,10 @@ def search(
     collection: str,
     limit: int,
     content_hash: str | None = None,
+    with_context: bool = True,
 ) -> list[tuple[str, float]]:
     """Best ``(chunk_id, bm25)`` pairs, best first (FTS5's bm25 is lower-is-better)."""
-    expression = match_expression(query)
+    expression = match_expression(query, with_context)
     if expression is None:
         return []
     sql = (
@@ -92,6 +111,34 @@ def search(
     sql += " ORDER BY rank LIMIT ?"
     parameters.append(limit)
     return [(str(chunk_id), float(rank)) for chunk_id, rank in connection.execute(sql, parameters)]
+
+
+def mentions(
+    connection: sqlite3.Connection,
+    collection: str,
+    term: str,
+    contents: Sequence[str] | None = None,
+) -> bool:
+    """Whether one passage of the collection (of ``contents`` only, when given), its document
+    identity included, holds all of ``term``'s tokens: as a phrase when the term carries a
+    number (``PA-22-150``; the last token may be a prefix: ``182`` finds ``182P``), else anywhere
+    in the passage (``Arnold Palmer Regional Airport``). CJK terms are phrases of bigrams."""
+    tokens = tokenize(term)
+    if not tokens:
+        return True
+    if any(char.isdigit() for char in term) or _CJK_RUN.search(term):
+        expression = '"' + " ".join(tokens) + '"' + ("*" if tokens[-1][-1].isdigit() else "")
+    else:
+        expression = " AND ".join(f'"{token}"' for token in dict.fromkeys(tokens))
+    sql = (
+        "SELECT 1 FROM chunk_fts JOIN chunks c ON c.rowid = chunk_fts.rowid "
+        "WHERE chunk_fts MATCH ? AND c.collection = ?"
+    )
+    parameters: list[object] = [expression, collection]
+    if contents is not None:
+        sql += f" AND c.content_hash IN ({','.join('?' * len(contents))})"
+        parameters.extend(contents)
+    return connection.execute(sql + " LIMIT 1", parameters).fetchone() is not None
 
 
 def document_frequencies(

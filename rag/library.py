@@ -11,20 +11,22 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rag import keyword, relevance
+from rag import keyword, relevance, salience
 from rag.config import LibraryConfig
 from rag.embedder import Embedder
 from rag.errors import CollectionNotFoundError, EmbeddingModelMismatchError, LibraryError
 from rag.indexer import Ingest, recover
 from rag.lock import WriteLock
 from rag.manifest import Manifest
-from rag.retriever import Reranker, Retriever
+from rag.retriever import Methods, Reranker, Retriever
 from rag.store import VectorStore
-from rag.types import DocumentRecord, Hit, IngestProgress, IngestReport
+from rag.types import DocumentRecord, Hit, IngestProgress, IngestReport, Relevance
 from rag.walker import document_path
 
 RERANK_THRESHOLD = 0.5
 """Relevance threshold on cross-encoder probabilities, used instead of the cosine one."""
+COVERS_SHOWN = 5
+"""Document titles named when a refusal says what the collection does cover."""
 
 
 class Library:
@@ -37,6 +39,8 @@ class Library:
         self._store: VectorStore | None = None
         self._embedder: Embedder | None = None
         self._reranker = Reranker(config.rerank_model) if config.rerank_model else None
+        self.methods = Methods()
+        """Ranking methods; benchmarks switch them off one at a time."""
 
     # lazily opened parts
 
@@ -95,6 +99,31 @@ class Library:
             )
             return run.run(paths, password)
 
+    def outdated(self, collection: str = "default") -> list[str]:
+        """Documents indexed by an older release's passage format (see :meth:`upgrade`)."""
+        if self.manifest.collection_model(collection) is None:
+            return []
+        return self.manifest.outdated_paths(collection)
+
+    def upgrade(
+        self,
+        collection: str = "default",
+        *,
+        progress: Callable[[IngestProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> IngestReport | None:
+        """Re-index, once, the documents an older release indexed (None when there are none).
+
+        Passages are rebuilt from the files where they are; old and new passages are never
+        searched side by side for longer than this takes.
+        """
+        paths = self.outdated(collection)
+        if not paths:
+            return None
+        return self.ingest(
+            [Path(path) for path in paths], collection, progress=progress, cancel=cancel
+        )
+
     def remove_document(self, path: str, collection: str = "default") -> int:
         """Forget one document; returns how many chunks went (0 if it was not indexed)."""
         self._require(collection)
@@ -129,25 +158,56 @@ class Library:
         content_hash = None
         if document is not None:
             content_hash = self._content_of(collection, document)
-        retriever = Retriever(self.manifest, self.store, self.embedder, self._reranker)
+        retriever = Retriever(
+            self.manifest, self.store, self.embedder, self._reranker, self.methods
+        )
         return retriever.search(query, collection, k or self.config.top_k, content_hash)
 
-    def is_relevant(self, hits: Sequence[Hit], query: str | None = None) -> bool:
+    def judge(self, hits: Sequence[Hit], query: str, collection: str = "default") -> Relevance:
         """Whether the hits answer ``query`` at all ("not in your documents" if not).
 
-        Scores are compared with the relevance threshold (the cross-encoder's when reranking).
-        Given the query, one written mainly in CJK characters is judged by lexical support
-        instead (``rag.relevance``): cosine scores of an English embedding model carry no signal
-        for it.
+        First the question's salient terms (``rag.salience``: names, identifiers, periods): one
+        that the collection never mentions, or that none of the documents found mentions, means
+        the passages only look like an answer. Then the scores: the relevance threshold on the
+        best cosine (the cross-encoder's when reranking); a question written mainly in CJK
+        characters is judged by lexical support instead (``rag.relevance``), since an English
+        embedding model's cosine carries no signal for it.
         """
         if not hits:
-            return False
+            return self._refusal(collection, ())
+        terms = salience.salient_terms(query)
+        nowhere = [term for term in terms if not self._mentions(collection, term, None)]
+        if nowhere:
+            return self._refusal(collection, tuple(nowhere), mentioned_nowhere=True)
+        found = sorted({hit.content_hash for hit in hits if hit.content_hash})
+        if found:
+            absent = [term for term in terms if not self._mentions(collection, term, found)]
+            if absent:
+                return self._refusal(collection, tuple(absent))
         if self._reranker:
-            return max(hit.score for hit in hits) >= RERANK_THRESHOLD
-        support = self.lexical_support(hits, query) if query is not None else None
-        if support is not None:
-            return support >= self.config.cjk_relevance_threshold
-        return max(hit.score for hit in hits) >= self.config.relevance_threshold
+            relevant = max(hit.score for hit in hits) >= RERANK_THRESHOLD
+        elif (support := self.lexical_support(hits, query)) is not None:
+            relevant = support >= self.config.cjk_relevance_threshold
+        else:
+            relevant = max(hit.score for hit in hits) >= self.config.relevance_threshold
+        return Relevance(True) if relevant else self._refusal(collection, ())
+
+    def _mentions(self, collection: str, term: str, contents: Sequence[str] | None) -> bool:
+        """Whether a passage (with its document identity) of the collection, or of one of
+        ``contents``, holds every word of ``term`` (as a phrase when it carries a number)."""
+        return keyword.mentions(self.manifest.connection, collection, term, contents)
+
+    def _refusal(
+        self, collection: str, missing: tuple[str, ...], *, mentioned_nowhere: bool = False
+    ) -> Relevance:
+        titles = self.manifest.titles(collection)
+        return Relevance(
+            False,
+            missing=missing,
+            mentioned_nowhere=mentioned_nowhere,
+            covers=tuple(titles[:COVERS_SHOWN]),
+            documents=sum(count for _, count in titles),
+        )
 
     def lexical_support(self, hits: Sequence[Hit], query: str) -> float | None:
         """The share of a mainly-CJK query's content found in the best hit; None for other

@@ -1,16 +1,33 @@
-"""Evidence out: dense and keyword candidates fused by reciprocal rank, deduplicated, scored.
+"""Evidence out: dense and keyword candidates fused by score, ranked by document, deduplicated.
 
-Ranking uses reciprocal rank fusion (RRF), which needs no score normalisation between BM25 and
-cosine similarity. RRF values say nothing about relevance, though, so each hit's ``score`` is the
-cosine similarity between the query and the passage (or the cross-encoder's probability when
-reranking): a number on a fixed scale, which is what a "not in your documents" threshold needs.
+Three decisions shape the ranking, each measured in ``benchmarks/retrieval.py``:
+
+- **Fusion that knows its legs.** Each leg's scores are scaled to [0, 1] over its candidates
+  (min-max) and the legs are averaged. A leg that carries no signal for this query gets no
+  weight: the dense leg for a query in a script the embedding model was not trained on (an
+  English-only model asked in Chinese), the keyword leg for a query of function words only. So a
+  hybrid search is never dragged below its one useful leg. Reciprocal rank fusion (RRF) stays
+  available for comparison.
+- **Documents, then passages.** A document's score is its best passage's; every passage is
+  ranked by its own score plus its document's, so the passages of the document the question is
+  about come before look-alike passages of its siblings (the same report form, the next quarter's
+  filing).
+- **Duplicates within a document only.** Overlapping or repeated passages of one document
+  collapse to the best; a passage of another document is never hidden, however similar (quarter N
+  and quarter N+1 of a filing share most of their boilerplate).
+
+Each hit's ``score`` is the cosine similarity between the query and the passage (or the
+cross-encoder's probability when reranking): fusion values say nothing about relevance, a fixed
+scale is what a "not in your documents" threshold needs.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -23,26 +40,82 @@ from rag.types import Hit
 RRF_K = 60
 """The usual RRF constant: damps the weight of the very first ranks."""
 DUPLICATE_JACCARD = 0.8
-"""Passages sharing this share of their tokens count as one (repeated boilerplate, copies)."""
-CANDIDATES_PER_HIT = 4
-MIN_CANDIDATES = 20
+"""Passages of one document sharing this share of their tokens count as one."""
+CANDIDATES = 50
+"""Candidates taken from each leg: enough to see several passages of the documents in play."""
+ENGLISH_ONLY_MODELS = frozenset(
+    {
+        "all-MiniLM-L6-v2",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "all-MiniLM-L12-v2",
+        "sentence-transformers/all-MiniLM-L12-v2",
+        "all-mpnet-base-v2",
+        "sentence-transformers/all-mpnet-base-v2",
+        "BAAI/bge-small-en-v1.5",
+        "BAAI/bge-base-en-v1.5",
+    }
+)
+"""Embedding models trained on English text only: their vectors of other scripts are noise."""
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_LETTER = re.compile(r"[^\W\d_]")
+
+Fusion = Literal["score", "rrf"]
+Legs = Literal["hybrid", "dense", "keyword"]
+
+
+@dataclass(frozen=True)
+class Methods:
+    """Switches for the ranking methods; the defaults are the product, the rest are ablations."""
+
+    legs: Legs = "hybrid"
+    fusion: Fusion = "score"
+    leg_signal: bool = True
+    """Give no weight to a leg that carries no signal for the query."""
+    document_stage: bool = True
+    keyword_context: bool = True
+    """Match the keyword leg against passages' document identity and headings too."""
+    collapse: Literal["document", "collection", "off"] = "document"
 
 
 @dataclass(frozen=True)
 class RankedLists:
-    """The candidate lists of one search, kept for benchmarks that compare the parts."""
+    """The candidate lists of one search, best first."""
 
     dense: list[tuple[str, float]]
+    """``(chunk_id, cosine)``"""
     keyword: list[tuple[str, float]]
+    """``(chunk_id, bm25)``, larger is better"""
 
 
-def reciprocal_rank_fusion(rankings: list[list[str]], k: int = RRF_K) -> list[str]:
-    """Ids ordered by the sum of ``1 / (k + rank)`` over the lists they appear in."""
-    scores: dict[str, float] = {}
+def reciprocal_rank_fusion(rankings: list[list[str]], k: int = RRF_K) -> dict[str, float]:
+    """Every id's sum of ``1 / (k + rank)`` over the lists it appears in."""
+    scores: dict[str, float] = defaultdict(float)
     for ranking in rankings:
         for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-    return sorted(scores, key=lambda item: (-scores[item], item))
+            scores[item] += 1.0 / (k + rank)
+    return dict(scores)
+
+
+def score_fusion(legs: list[tuple[list[tuple[str, float]], float]]) -> dict[str, float]:
+    """Weighted mean of min-max scaled scores; an id missing from a leg gets 0 there."""
+    active = [(ranked, weight) for ranked, weight in legs if ranked and weight > 0]
+    total = sum(weight for _, weight in active)
+    fused: dict[str, float] = defaultdict(float)
+    for ranked, weight in active:
+        values = [value for _, value in ranked]
+        low, high = min(values), max(values)
+        for item, value in ranked:
+            scaled = (value - low) / (high - low) if high > low else 1.0
+            fused[item] += weight / total * scaled
+    return dict(fused)
+
+
+def dense_understands(model_name: str, query: str) -> bool:
+    """Whether the embedding model was trained on the query's script (English-only: Latin)."""
+    if model_name not in ENGLISH_ONLY_MODELS:
+        return True
+    letters = _LETTER.findall(query)
+    return not letters or 2 * sum(1 for c in letters if _LATIN.match(c)) >= len(letters)
 
 
 class Reranker:
@@ -68,49 +141,100 @@ class Retriever:
         store: VectorStore,
         embedder: Embedder,
         reranker: Reranker | None = None,
+        methods: Methods | None = None,
     ) -> None:
-        self.manifest, self.store, self.embedder, self.reranker = (
-            manifest,
-            store,
-            embedder,
-            reranker,
-        )
+        self.manifest, self.store, self.embedder = manifest, store, embedder
+        self.reranker = reranker
+        self.methods = methods or Methods()
 
     def candidates(
         self, query: str, collection: str, limit: int, content_hash: str | None = None
     ) -> tuple[RankedLists, np.ndarray]:
         vector = self.embedder.embed_query(query)
-        dense = self.store.query(collection, vector, limit, content_hash)
-        lexical = keyword.search(self.manifest.connection, query, collection, limit, content_hash)
+        dense = []
+        if self.methods.legs != "keyword":
+            dense = self.store.query(collection, vector, limit, content_hash)
+        lexical = []
+        if self.methods.legs != "dense":
+            found = keyword.search(
+                self.manifest.connection,
+                query,
+                collection,
+                limit,
+                content_hash,
+                with_context=self.methods.keyword_context,
+            )
+            lexical = [(chunk, -bm25) for chunk, bm25 in found]
         return RankedLists(dense, lexical), vector
 
     def search(
-        self,
-        query: str,
-        collection: str,
-        k: int,
-        content_hash: str | None = None,
-        mode: str = "hybrid",
+        self, query: str, collection: str, k: int, content_hash: str | None = None
     ) -> list[Hit]:
-        """Best ``k`` hits; ``mode`` is "hybrid", "dense" or "keyword" (last two: benchmarks)."""
-        limit = max(MIN_CANDIDATES, k * CANDIDATES_PER_HIT)
-        lists, vector = self.candidates(query, collection, limit, content_hash)
-        rankings = {
-            "hybrid": [[i for i, _ in lists.dense], [i for i, _ in lists.keyword]],
-            "dense": [[i for i, _ in lists.dense]],
-            "keyword": [[i for i, _ in lists.keyword]],
-        }[mode]
-        order = reciprocal_rank_fusion(rankings)
-        rows = self.manifest.chunks(collection, order)
-        kept = _collapse_duplicates([rows[i] for i in order if i in rows])
+        """Best ``k`` hits for ``query``, best first."""
+        lists, vector = self.candidates(query, collection, max(CANDIDATES, 4 * k), content_hash)
+        fused = self._fuse(query, lists)
+        rows = self.manifest.chunks(collection, list(fused))
+        ranked = self._rank({chunk: score for chunk, score in fused.items() if chunk in rows}, rows)
+        kept = self._collapse([rows[chunk] for chunk in ranked])
         if self.reranker is not None and kept:
             pool = kept[: max(k * 3, 10)]
             scores = self.reranker.scores(query, [row.text for row in pool])
-            ranked = sorted(zip(pool, scores, strict=True), key=lambda pair: -pair[1])[:k]
+            best = sorted(zip(pool, scores, strict=True), key=lambda pair: -pair[1])[:k]
         else:
-            ranked = self._cosine_scores(collection, vector, kept[:k], dict(lists.dense))
+            best = self._cosine_scores(collection, vector, kept[:k], dict(lists.dense))
         paths: dict[str, str] = {}
-        return [self._hit(collection, row, score, paths) for row, score in ranked]
+        return [self._hit(collection, row, score, paths) for row, score in best]
+
+    def _fuse(self, query: str, lists: RankedLists) -> dict[str, float]:
+        dense_weight = keyword_weight = 1.0
+        if self.methods.leg_signal:
+            if not dense_understands(self.embedder.model_name, query):
+                dense_weight = 0.0
+            if not keyword.has_content_terms(query):
+                keyword_weight = 0.0
+            if dense_weight == keyword_weight == 0.0:  # neither leg knows better: use both
+                dense_weight = keyword_weight = 1.0
+        if self.methods.fusion == "rrf":
+            rankings = [
+                [chunk for chunk, _ in ranked]
+                for ranked, weight in ((lists.dense, dense_weight), (lists.keyword, keyword_weight))
+                if weight > 0
+            ]
+            return reciprocal_rank_fusion(rankings)
+        return score_fusion([(lists.dense, dense_weight), (lists.keyword, keyword_weight)])
+
+    def _rank(self, fused: dict[str, float], rows: dict[str, ChunkRow]) -> list[str]:
+        """Chunk ids best first: by fused score, plus the document's best when staged."""
+        if not self.methods.document_stage:
+            return sorted(fused, key=lambda chunk: (-fused[chunk], chunk))
+        document_score: dict[str, float] = defaultdict(float)
+        for chunk, score in fused.items():
+            content = rows[chunk].content_hash
+            document_score[content] = max(document_score[content], score)
+        total = {
+            chunk: score + document_score[rows[chunk].content_hash]
+            for chunk, score in fused.items()
+        }
+        return sorted(total, key=lambda chunk: (-total[chunk], chunk))
+
+    def _collapse(self, rows: list[ChunkRow]) -> list[ChunkRow]:
+        """Drop near-duplicates of a better passage (of the same document, by default)."""
+        if self.methods.collapse == "off":
+            return rows
+        kept: list[ChunkRow] = []
+        kept_tokens: list[tuple[str, set[str]]] = []
+        for row in rows:
+            tokens = set(keyword.tokenize(row.text))
+            same_scope = (
+                (content, other)
+                for content, other in kept_tokens
+                if self.methods.collapse == "collection" or content == row.content_hash
+            )
+            if any(_jaccard(tokens, other) >= DUPLICATE_JACCARD for _, other in same_scope):
+                continue
+            kept.append(row)
+            kept_tokens.append((row.content_hash, tokens))
+        return kept
 
     def _cosine_scores(
         self, collection: str, vector: np.ndarray, rows: list[ChunkRow], dense: dict[str, float]
@@ -132,19 +256,8 @@ class Retriever:
             text=row.text,
             heading=row.heading,
             page_label=row.page_label,
+            content_hash=row.content_hash,
         )
-
-
-def _collapse_duplicates(rows: list[ChunkRow]) -> list[ChunkRow]:
-    kept: list[ChunkRow] = []
-    kept_tokens: list[set[str]] = []
-    for row in rows:
-        tokens = set(keyword.tokenize(row.text))
-        if any(_jaccard(tokens, other) >= DUPLICATE_JACCARD for other in kept_tokens):
-            continue
-        kept.append(row)
-        kept_tokens.append(tokens)
-    return kept
 
 
 def _jaccard(left: set[str], right: set[str]) -> float:

@@ -22,6 +22,8 @@ class Hit:
     heading: str | None = None
     page_label: str | None = None
     """The page's printed label (e.g. "iv") when the PDF has one."""
+    content_hash: str = ""
+    """The document content the passage belongs to (one content may sit at several paths)."""
 
     @property
     def page(self) -> str:
@@ -29,6 +31,22 @@ class Hit:
         if self.page_end != self.page_start:
             return f"{self.page_start}-{self.page_end}"
         return str(self.page_start)
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """Whether a search found what the question asks about, and if not, what is missing."""
+
+    relevant: bool
+    missing: tuple[str, ...] = ()
+    """Salient terms of the question (names, identifiers, periods) that the documents found, or
+    the whole collection (``mentioned_nowhere``), do not mention."""
+    mentioned_nowhere: bool = False
+    covers: tuple[tuple[str, int], ...] = ()
+    """What the collection does cover: the commonest document titles, each with how many
+    documents carry it."""
+    documents: int = 0
+    """How many documents the collection holds."""
 
 
 FileStatus = Literal["indexed", "unchanged", "updated", "moved", "removed", "failed", "skipped"]

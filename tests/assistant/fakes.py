@@ -19,7 +19,7 @@ from models.events import DoneEvent, GenerationEvent, Timings, TokenEvent, Usage
 from models.sampling import SamplingParams
 from models.store import LocalModel
 from models.templates import ChatMLTemplate, ChatTemplate
-from rag.types import Hit
+from rag.types import Hit, Relevance
 
 _TOKEN = re.compile(r"\s+|[\u3400-\u9fff]|\w+|[^\w\s]")
 
@@ -127,8 +127,8 @@ class FakeLibrary:
         hits = [h for h in self.hits if document is None or h.file == document]
         return hits[: k or len(hits)]
 
-    def is_relevant(self, hits: Sequence[Hit], query: str | None = None) -> bool:
-        return any(hit.score >= self.threshold for hit in hits)
+    def judge(self, hits: Sequence[Hit], query: str, collection: str = "default") -> Relevance:
+        return Relevance(any(hit.score >= self.threshold for hit in hits))
 
     def collections(self) -> list[str]:
         return ["default"] if self.hits else []

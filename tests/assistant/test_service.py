@@ -26,6 +26,7 @@ from models.config import EngineConfig
 from models.engine import OffloadInfo
 from models.store import LocalModel, ModelStore
 from models.templates import ChatMLTemplate, CompletionTemplate, MiniCPM2Template
+from rag.types import Relevance
 from tests.assistant.fakes import FakeEngine, FakeLibrary, fake_tokens, hit
 
 PASSAGES = [
@@ -262,8 +263,8 @@ def test_export_lists_the_passages_an_uncited_answer_was_given() -> None:
 
 def test_an_unclear_question_is_searched_again_with_the_conversation_topic() -> None:
     class TopicLibrary(FakeLibrary):
-        def is_relevant(self, hits: object, query: str | None = None) -> bool:
-            return "TraceMonkey" in self.queries[-1]
+        def judge(self, hits: object, query: str, collection: str = "default") -> Relevance:
+            return Relevance("TraceMonkey" in self.queries[-1])
 
     library = TopicLibrary(list(PASSAGES))
     service = make_service(FakeEngine(), library)
@@ -374,7 +375,7 @@ def test_reloading_the_same_model_frees_it_first_and_takes_a_gpu_override(
 def test_a_chosen_theme_is_saved_without_touching_other_settings() -> None:
     locations = Locations.default().ensure()
     locations.config_file.write_text(
-        "# my settings\n[engine]\nn_gpu_layers = 0\n\n[ui]\ntheme = \"nord\"\n"
+        '# my settings\n[engine]\nn_gpu_layers = 0\n\n[ui]\ntheme = "nord"\n'
     )
     service = make_service()
     service.save_ui_theme("gruvbox")

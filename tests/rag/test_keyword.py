@@ -19,18 +19,56 @@ def test_match_expression_quotes_every_token() -> None:
     assert keyword.match_expression("   ...  ") is None
 
 
-def test_fts_finds_a_chinese_phrase_inside_a_sentence() -> None:
+def _index(rows: dict[int, tuple[str, str]]) -> sqlite3.Connection:
+    """An in-memory keyword index of ``rowid -> (passage, context)``, content hash ``h<rowid>``."""
     connection = sqlite3.connect(":memory:")
     connection.execute(keyword.SCHEMA)
     connection.execute(
         "CREATE TABLE chunks (rowid INTEGER PRIMARY KEY, collection TEXT, chunk_id TEXT, "
         "content_hash TEXT)"
     )
+    for rowid in rows:
+        connection.execute(
+            "INSERT INTO chunks VALUES (?, 'c', ?, ?)", (rowid, f"id{rowid}", f"h{rowid}")
+        )
+    keyword.add(connection, [(rowid, text, context) for rowid, (text, context) in rows.items()])
+    return connection
+
+
+def test_fts_finds_a_chinese_phrase_inside_a_sentence() -> None:
     texts = {1: "我们讨论了版权法的历史和影响。", 2: "今天天气很好，适合散步。", 3: "Tracing JITs."}
-    for rowid, _ in texts.items():
-        connection.execute("INSERT INTO chunks VALUES (?, 'c', ?, 'h')", (rowid, f"id{rowid}"))
-    keyword.add(connection, texts.items())
+    connection = _index({rowid: (text, "") for rowid, text in texts.items()})
     assert keyword.search(connection, "版权法", "c", 5)[0][0] == "id1"
     assert keyword.search(connection, "天气", "c", 5)[0][0] == "id2"
     assert keyword.search(connection, "tracing jit", "c", 5)[0][0] == "id3"
     assert keyword.search(connection, "版权法", "other-collection", 5) == []
+
+
+def test_the_document_identity_is_matched_but_can_be_left_out() -> None:
+    connection = _index(
+        {
+            1: ("Inventories fell as supply chains eased.", "Apple Inc. Form 10-Q 2022"),
+            2: ("Inventories fell as supply chains eased.", "Amazon.com Inc. Form 10-Q 2022"),
+        }
+    )
+    assert keyword.search(connection, "Apple inventories", "c", 5)[0][0] == "id1"
+    assert keyword.search(connection, "Amazon inventories", "c", 5)[0][0] == "id2"
+    passages_only = keyword.search(connection, "Apple", "c", 5, with_context=False)
+    assert passages_only == []
+
+
+def test_mentions_checks_names_as_words_and_identifiers_as_phrases() -> None:
+    connection = _index(
+        {
+            1: ("The Cessna 182P struck trees near the airport.", "Wausau Downtown Airport, WI"),
+            2: ("第三季度营收增长。", "苹果公司 2022年 财报"),
+        }
+    )
+    assert keyword.mentions(connection, "c", "Cessna 182")  # prefix of 182P
+    assert not keyword.mentions(connection, "c", "Cessna 172")
+    assert keyword.mentions(connection, "c", "Downtown Wausau")  # words of a name, any order
+    assert not keyword.mentions(connection, "c", "Tesla")
+    assert keyword.mentions(connection, "c", "苹果公司")
+    assert not keyword.mentions(connection, "c", "特斯拉")
+    assert keyword.mentions(connection, "c", "Cessna", ["h1"])
+    assert not keyword.mentions(connection, "c", "Cessna", ["h2"])

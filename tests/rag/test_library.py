@@ -83,7 +83,7 @@ def test_search_finds_the_right_pages(
         for page in range(hit.page_start, hit.page_end + 1)
     }
     assert found & pages, [(Path(h.file).name, h.page) for h in hits]
-    assert library.is_relevant(hits)
+    assert library.judge(hits, question).relevant
 
 
 def test_search_scoped_to_one_document_and_irrelevant_questions(
@@ -94,7 +94,8 @@ def test_search_scoped_to_one_document_and_irrelevant_questions(
         "copyright", k=5, document=str(pdf_corpus.resolve() / "clean" / "tracemonkey.pdf")
     )
     assert scoped and all(Path(hit.file).name == "tracemonkey.pdf" for hit in scoped)
-    assert not library.is_relevant(library.search("recipe for a chocolate banana smoothie", k=5))
+    unrelated = "recipe for a chocolate banana smoothie"
+    assert not library.judge(library.search(unrelated, k=5), unrelated).relevant
 
 
 def test_rerun_touches_nothing(corpus_library: tuple[Library, IngestReport]) -> None:

@@ -97,13 +97,12 @@ def test_chinese_questions_are_judged_by_lexical_support(
     assert hits
     support = notes_library.lexical_support(hits, question)
     assert support is not None
-    assert notes_library.is_relevant(hits, question) is answerable, support
+    assert notes_library.judge(hits, question).relevant is answerable, support
 
 
 def test_english_questions_keep_the_cosine_threshold(notes_library: Library) -> None:
     question = "How does the tracing compiler treat hot loops?"
     hits = notes_library.search(question, k=5)
     assert notes_library.lexical_support(hits, question) is None
-    assert notes_library.is_relevant(hits, question) == notes_library.is_relevant(hits)
-    assert notes_library.is_relevant(hits, question)
-    assert not notes_library.is_relevant([], "成年大熊猫每天吃多少竹子？")
+    assert notes_library.judge(hits, question).relevant
+    assert not notes_library.judge([], "成年大熊猫每天吃多少竹子？").relevant

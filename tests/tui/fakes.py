@@ -24,7 +24,7 @@ from assistant.events import (
 )
 from assistant.locations import Locations
 from models.events import Timings, Usage
-from rag.types import DocumentRecord, FileResult, Hit, IngestProgress, IngestReport
+from rag.types import DocumentRecord, FileResult, Hit, IngestProgress, IngestReport, Relevance
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,22 @@ class FakeLocalModel:
 
 
 PASSAGES = [
-    Hit("c1", "/docs/tracemonkey.pdf", 1, 1, 0.82,
-        "TraceMonkey is a trace-based JIT compiler for JavaScript built into Firefox."),
-    Hit("c2", "/docs/tracemonkey.pdf", 3, 4, 0.61,
-        "Trace trees record hot loops and compile them to native code with type speculation."),
+    Hit(
+        "c1",
+        "/docs/tracemonkey.pdf",
+        1,
+        1,
+        0.82,
+        "TraceMonkey is a trace-based JIT compiler for JavaScript built into Firefox.",
+    ),
+    Hit(
+        "c2",
+        "/docs/tracemonkey.pdf",
+        3,
+        4,
+        0.61,
+        "Trace trees record hot loops and compile them to native code with type speculation.",
+    ),
     Hit("c3", "/docs/notes.md", 1, 1, 0.33, "Unrelated meeting notes."),
 ]
 
@@ -81,8 +93,15 @@ class FakeService:
 
     locations: Locations
     answer_tokens: list[str] = field(
-        default_factory=lambda: ["TraceMonkey ", "is a ", "**tracing JIT** ", "for JavaScript ",
-                                 "[1]. ", "It records ", "hot loops [2]."]
+        default_factory=lambda: [
+            "TraceMonkey ",
+            "is a ",
+            "**tracing JIT** ",
+            "for JavaScript ",
+            "[1]. ",
+            "It records ",
+            "hot loops [2].",
+        ]
     )
     token_delay_s: float = 0.0
     status: FakeStatus = field(default_factory=FakeStatus)
@@ -100,8 +119,13 @@ class FakeService:
 
     def __post_init__(self) -> None:
         if not self.minicpm_on_disk:
-            self.status = FakeStatus("gemma3-270m-demo", Path("/models/gemma.gguf"), is_demo=True,
-                                     is_minicpm=False, total_layers=19)
+            self.status = FakeStatus(
+                "gemma3-270m-demo",
+                Path("/models/gemma.gguf"),
+                is_demo=True,
+                is_minicpm=False,
+                total_layers=19,
+            )
         self.store = ConversationStore(self.locations.ensure().database_file)
         self.loaded = False
 
@@ -128,18 +152,32 @@ class FakeService:
     def catalog(self) -> list[FakeRow]:
         return [
             FakeRow(FakeEntry("minicpm-2b-dpo", "MiniCPM-2B DPO"), self.minicpm_on_disk),
-            FakeRow(FakeEntry("minicpm-1b", "MiniCPM-1B", params="1.2B", size_bytes=800_000_000,
-                              ram_gb=1.8), False),
-            FakeRow(FakeEntry("gemma3-270m-demo", "Gemma 3 270M", params="270M",
-                              family="Gemma 3 (demo)", size_bytes=253_000_000, ram_gb=0.6,
-                              is_demo=True), True),
+            FakeRow(
+                FakeEntry(
+                    "minicpm-1b", "MiniCPM-1B", params="1.2B", size_bytes=800_000_000, ram_gb=1.8
+                ),
+                False,
+            ),
+            FakeRow(
+                FakeEntry(
+                    "gemma3-270m-demo",
+                    "Gemma 3 270M",
+                    params="270M",
+                    family="Gemma 3 (demo)",
+                    size_bytes=253_000_000,
+                    ram_gb=0.6,
+                    is_demo=True,
+                ),
+                True,
+            ),
         ]
 
     def add_model(self, path: Path) -> FakeLocalModel:
         return FakeLocalModel(path.stem, path, True)
 
-    def pull_model(self, name: str, source: object = None,
-                   progress: Callable[[int, int], None] | None = None) -> FakeLocalModel:
+    def pull_model(
+        self, name: str, source: object = None, progress: Callable[[int, int], None] | None = None
+    ) -> FakeLocalModel:
         if self.download_error is not None:
             raise self.download_error
         for done in (0, 500, 1000):
@@ -149,16 +187,22 @@ class FakeService:
 
     # Chat
 
-    def ask(self, question: str, *, conversation_id: str | None = None,
-            collection: str | None = None, cancel: threading.Event | None = None,
-            **_: object) -> Iterator[ChatEvent]:
+    def ask(
+        self,
+        question: str,
+        *,
+        conversation_id: str | None = None,
+        collection: str | None = None,
+        cancel: threading.Event | None = None,
+        **_: object,
+    ) -> Iterator[ChatEvent]:
         self.asked.append(question)
         self.asked_collections.append(collection)
         conversation_id = conversation_id or self.store.create()
         question_id = self.store.add_user_message(conversation_id, question)
         yield TurnStarted(conversation_id, question_id)
         yield RetrievalStarted(question)
-        yield RetrievalFinished(question, PASSAGES, relevant=True)
+        yield RetrievalFinished(question, PASSAGES, Relevance(True))
         if self.fail_with is not None:
             raise self.fail_with
         answer_id = self.store.start_answer(conversation_id, model=self.status.name)
@@ -176,11 +220,26 @@ class FakeService:
         cited = [s for s in evidence if f"[{s.number}]" in text]
         usage = Usage(600, 600, len(written))
         timings = Timings(ttft_s=1.0, prefill_tok_s=18.0, decode_tok_s=12.5, total_s=2.0)
-        self.store.finish_answer(answer_id, text=text, incomplete=incomplete, grounded=True,
-                                 usage=usage, timings=timings, evidence=evidence,
-                                 cited=[s.number for s in cited])
-        yield AnswerFinished(conversation_id, answer_id, text, cited, usage, timings,
-                             incomplete=incomplete, evidence=evidence)
+        self.store.finish_answer(
+            answer_id,
+            text=text,
+            incomplete=incomplete,
+            grounded=True,
+            usage=usage,
+            timings=timings,
+            evidence=evidence,
+            cited=[s.number for s in cited],
+        )
+        yield AnswerFinished(
+            conversation_id,
+            answer_id,
+            text,
+            cited,
+            usage,
+            timings,
+            incomplete=incomplete,
+            evidence=evidence,
+        )
 
     # Conversations (real store)
 
@@ -205,26 +264,37 @@ class FakeService:
 
     # Library
 
-    def ingest(self, paths: Sequence[Path], collection: str | None = None,
-               progress: Callable[[IngestProgress], None] | None = None,
-               cancel: threading.Event | None = None) -> IngestReport:
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        collection: str | None = None,
+        progress: Callable[[IngestProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> IngestReport:
         self.ingested.append(list(paths))
         files = sorted(p for path in paths for p in (path.iterdir() if path.is_dir() else [path]))
         report = IngestReport(collection or "default")
         for done, file in enumerate(files, 1):
             time.sleep(self.ingest_delay_s)
             failed = file.suffix != ".pdf"
-            result = FileResult(str(file), "failed" if failed else "indexed",
-                                pages=0 if failed else 2,
-                                chunks=0 if failed else 5,
-                                reason="not a PDF or text file" if failed else None)
+            result = FileResult(
+                str(file),
+                "failed" if failed else "indexed",
+                pages=0 if failed else 2,
+                chunks=0 if failed else 5,
+                reason="not a PDF or text file" if failed else None,
+            )
             report.results.append(result)
             if not failed:
-                self.documents_list.append(DocumentRecord(str(file), report.collection, "h", 2, 5,
-                                                          1_700_000_000.0))
+                self.documents_list.append(
+                    DocumentRecord(str(file), report.collection, "h", 2, 5, 1_700_000_000.0)
+                )
             if progress:
-                progress(IngestProgress(done, len(files), done * 2, done * 5, str(file), 7.5, None,
-                                        result))
+                progress(
+                    IngestProgress(
+                        done, len(files), done * 2, done * 5, str(file), 7.5, None, result
+                    )
+                )
         report.seconds = 1.0
         return report
 
