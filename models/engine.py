@@ -36,7 +36,11 @@ class TextEngine(Protocol):
     default_sampling: SamplingParams
 
     def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes in a prompt (without the BOS token the engine adds once)."""
+        """Tokens ``text`` takes in a prompt (without the BOS token the engine adds once).
+
+        A plain ``str`` is message text (control tokens in it are read as text); a
+        :class:`models.templates.Prompt` is counted as :meth:`stream` reads it.
+        """
         ...
 
     def stream(
@@ -45,7 +49,11 @@ class TextEngine(Protocol):
         params: SamplingParams,
         cancel: threading.Event | None = None,
     ) -> Iterator[GenerationEvent]:
-        """``TokenEvent``s, then exactly one ``DoneEvent``; raises ``GenerationError``."""
+        """``TokenEvent``s, then exactly one ``DoneEvent``; raises ``GenerationError``.
+
+        Control tokens are read only in a :class:`models.templates.Prompt`'s markup, never in
+        its message contents or in a plain ``str``.
+        """
         ...
 
     def close(self) -> None: ...

@@ -3,8 +3,10 @@
 llama-cpp-python's ``Llama.generate`` already keeps the KV cache between calls and evaluates only
 the part of a new prompt that differs from the cached tokens; this module counts what it really
 evaluated (``Usage.prompt_tokens_evaluated``), makes prefill and decode cancellable, and hides
-stop strings (including their partial beginnings) from the stream. Where layers run is decided in
-:mod:`models.offload`; llama.cpp's log lines go through :mod:`models.llama_logs`.
+stop strings (including their partial beginnings) from the stream. Prompts are tokenized by
+:func:`prompt_tokens`: control tokens only in the template's markup, message contents as text.
+Where layers run is decided in :mod:`models.offload`; llama.cpp's log lines go through
+:mod:`models.llama_logs`.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import codecs
 import ctypes
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Literal
 
 import llama_cpp
@@ -30,7 +33,7 @@ from models.offload import check_memory, plan_offload
 from models.sampling import SamplingParams
 from models.stops import StopFilter
 from models.store import LocalModel
-from models.templates import ChatTemplate, template_for_gguf
+from models.templates import ChatMessage, ChatTemplate, Prompt, template_for_gguf
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +141,7 @@ class LlamaEngine:
         sampling = model.entry.sampling if model.entry is not None else SamplingParams()
         self.default_sampling = sampling.with_overrides(stop=template.stop)
         self._llm = llm
+        self._markers = markup_user_tokens(llm, template)
         self._busy = threading.Lock()
         self._closed = False
 
@@ -182,7 +186,7 @@ class LlamaEngine:
 
     def count_tokens(self, text: str) -> int:
         self._refuse_if_closed()
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        return len(prompt_tokens(self._llm, text, markers=self._markers, add_bos=False))
 
     def stream(
         self,
@@ -220,7 +224,7 @@ class LlamaEngine:
         self, prompt: str, params: SamplingParams, cancel: threading.Event | None
     ) -> Iterator[GenerationEvent]:
         started = time.perf_counter()
-        tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        tokens = prompt_tokens(self._llm, prompt, markers=self._markers)
         if len(tokens) >= self.n_ctx:
             raise GenerationError(
                 f"the prompt has {len(tokens)} tokens but the context holds {self.n_ctx}; "
@@ -290,6 +294,98 @@ class LlamaEngine:
 
 class _ContextRefused(Exception):
     pass
+
+
+_SPECIAL = (
+    llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
+    | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+    | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
+)
+"""Tokens llama.cpp reads from their text when asked to parse special tokens."""
+
+
+def prompt_tokens(
+    llm: llama_cpp.Llama, prompt: str, *, markers: Collection[str] = (), add_bos: bool = True
+) -> list[int]:
+    """``prompt``'s tokens: control tokens from the template's markup only, contents as text.
+
+    llama.cpp with ``special=True`` splits the text at every special token and tokenizes the
+    pieces between; this does the same, but only outside :attr:`Prompt.contents` (a plain ``str``
+    is content throughout), so a benign prompt gets exactly llama.cpp's tokens. Contents are
+    tokenized with ``special=False``, which still reads user-defined tokens; ``markers`` (see
+    :func:`markup_user_tokens`) are broken by a zero-width space inside contents.
+    """
+    vocab = llm._model.vocab
+    tokens = [llama_cpp.llama_vocab_bos(vocab)] if add_bos and _adds_bos(vocab) else []
+    found = _special_tokens_in(llm, prompt)
+    if not found:
+        return tokens + _plain_tokens(llm, prompt)
+    segments = prompt.segments() if isinstance(prompt, Prompt) else [(prompt, True)]
+    longest_first = sorted(found, key=len, reverse=True)
+    markup = re.compile("|".join(re.escape(piece) for piece in longest_first))
+    fragment: list[str] = []
+    for piece, is_content in segments:
+        if is_content:
+            fragment.append(_broken(piece, [marker for marker in markers if marker in found]))
+            continue
+        position = 0
+        for match in markup.finditer(piece):
+            fragment.append(piece[position : match.start()])
+            tokens += _plain_tokens(llm, "".join(fragment))
+            tokens.append(found[match.group()][0])
+            fragment, position = [], match.end()
+        fragment.append(piece[position:])
+    return tokens + _plain_tokens(llm, "".join(fragment))
+
+
+def markup_user_tokens(llm: llama_cpp.Llama, template: ChatTemplate) -> frozenset[str]:
+    """User-defined tokens that ``template`` writes as markup (MiniCPM-2B's ``<用户>``, ``<AI>``).
+
+    llama.cpp reads user-defined tokens even in plain text, so these must be broken inside
+    message contents. Other user-defined tokens (Gemma's ``<table>``, whitespace runs) are how
+    the model was trained to read that text and stay as they are.
+    """
+    turns = [ChatMessage("user", "q"), ChatMessage("assistant", "a"), ChatMessage("user", "q")]
+    try:
+        probe = template.render([ChatMessage("system", "s"), *turns])
+    except GenerationError:  # a template without a system role
+        probe = template.render(turns)
+    markup = "".join(text for text, is_content in probe.segments() if not is_content)
+    return frozenset(
+        piece
+        for piece, (_, attr) in _special_tokens_in(llm, markup).items()
+        if attr & llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED and piece.strip()
+    )
+
+
+def _adds_bos(vocab: Any) -> bool:
+    return bool(llama_cpp.llama_vocab_get_add_bos(vocab))
+
+
+def _special_tokens_in(llm: llama_cpp.Llama, text: str) -> dict[str, tuple[int, int]]:
+    """The special tokens llama.cpp finds in ``text``: their text, id and attributes."""
+    vocab = llm._model.vocab
+    found: dict[str, tuple[int, int]] = {}
+    for token in llm.tokenize(text.encode("utf-8"), add_bos=False, special=True):
+        attr = llama_cpp.llama_vocab_get_attr(vocab, token)
+        if attr & _SPECIAL:
+            found[llama_cpp.llama_vocab_get_text(vocab, token).decode("utf-8", "replace")] = (
+                token, attr
+            )
+    return found
+
+
+def _plain_tokens(llm: llama_cpp.Llama, text: str) -> list[int]:
+    if not text:
+        return []
+    return llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+
+def _broken(text: str, pieces: Sequence[str]) -> str:
+    """``text`` with each of ``pieces`` broken after its first character by a zero-width space."""
+    for piece in pieces:
+        text = text.replace(piece, f"{piece[0]}\u200b{piece[1:]}")
+    return text
 
 
 def token_piece(vocab: Any, token: int) -> bytes:

@@ -3,6 +3,10 @@
 The engine tokenizes the rendered text and adds the BOS token itself when the GGUF asks for one
 (as Hugging Face's ``chat()`` does for MiniCPM-2B), so no template writes BOS as text.
 
+A rendered prompt is a :class:`Prompt`: its text, plus where the message contents lie in it. The
+engine reads the model's control tokens (``<|im_start|>``, ``<用户>``...) only in the template's
+own markup; inside a message they are plain text, so a document quoting them cannot open a turn.
+
 Prefix stability matters for speed: where ``end_of_turn`` is not ``None``,
 ``render(msgs[:n]) + reply + end_of_turn`` is a byte-identical prefix of ``render(msgs)``
 (``msgs[n]`` being the assistant ``reply``), so the next turn reuses the KV cache instead of
@@ -12,11 +16,13 @@ re-reading the whole conversation.
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -35,6 +41,52 @@ class ChatMessage:
     content: str
 
 
+class Content(NamedTuple):
+    """A message's text inside a prompt: data, never markup."""
+
+    text: str
+
+
+class Prompt(str):
+    """Prompt text that knows which parts of it are message contents.
+
+    It is a ``str`` (it prints, compares and is stored as its text). Built from parts: a ``str``
+    part is the template's markup, a :class:`Content` part is message text. The engine reads
+    control tokens only outside :attr:`contents`; a plain ``str`` given to the engine counts as
+    content throughout, so text of unknown origin never carries control tokens.
+    """
+
+    contents: tuple[tuple[int, int], ...]
+    """``(start, end)`` character offsets of the message contents."""
+
+    def __new__(cls, parts: Iterable[str | Content]) -> Prompt:
+        texts: list[str] = []
+        spans: list[tuple[int, int]] = []
+        position = 0
+        for part in parts:
+            text = part.text if isinstance(part, Content) else part
+            if isinstance(part, Content) and text:
+                spans.append((position, position + len(text)))
+            texts.append(text)
+            position += len(text)
+        prompt = super().__new__(cls, "".join(texts))
+        prompt.contents = tuple(spans)
+        return prompt
+
+    def segments(self) -> list[tuple[str, bool]]:
+        """The text in order as ``(text, is_content)`` pieces, empty pieces left out."""
+        pieces: list[tuple[str, bool]] = []
+        position = 0
+        for start, end in self.contents:
+            pieces += [(self[position:start], False), (self[start:end], True)]
+            position = end
+        pieces.append((self[position:], False))
+        return [(text, is_content) for text, is_content in pieces if text]
+
+
+Part = str | Content
+
+
 class ChatTemplate(ABC):
     """Renders messages to prompt text; ``stop`` lists texts that end the model's turn."""
 
@@ -43,19 +95,15 @@ class ChatTemplate(ABC):
     end_of_turn: str | None
     """Text that closes an assistant turn in :meth:`render`; ``None`` if prefixes are unstable."""
 
-    def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
-        """The prompt text for ``messages``, ending ready for the assistant when asked.
-
-        The engine tokenizes prompts with special tokens on, so a chat marker quoted inside a
-        message (papers about LLMs quote ``<|im_start|>``) would become a real turn boundary;
-        such markers are broken with a zero-width space first.
-        """
-        quoted = [ChatMessage(m.role, _inert(m.content)) for m in messages]
-        return self._render(quoted, add_generation_prompt)
+    def render(
+        self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True
+    ) -> Prompt:
+        """The prompt for ``messages``, ending ready for the assistant when asked."""
+        return Prompt(self._render(messages, add_generation_prompt))
 
     @abstractmethod
-    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> str:
-        """The prompt text, from messages whose contents hold no chat markers."""
+    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> list[Part]:
+        """The prompt as markup and :class:`Content` parts."""
 
 
 class MiniCPM2Template(ChatTemplate):
@@ -70,14 +118,14 @@ class MiniCPM2Template(ChatTemplate):
     stop = ("<用户>", "</s>")
     end_of_turn = ""
 
-    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> str:
-        parts = []
+    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> list[Part]:
+        parts: list[Part] = []
         for message in messages:
             if message.role == "user":
-                parts.append(f"<用户>{message.content.strip()}<AI>")
+                parts += ["<用户>", Content(message.content.strip()), "<AI>"]
             else:
-                parts.append(message.content.strip())
-        return "".join(parts)
+                parts.append(Content(message.content.strip()))
+        return parts
 
 
 class ChatMLTemplate(ChatTemplate):
@@ -87,13 +135,13 @@ class ChatMLTemplate(ChatTemplate):
     stop = ("<|im_end|>", "<|im_start|>")
     end_of_turn = "<|im_end|>\n"
 
-    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> str:
-        text = "".join(
-            f"<|im_start|>{message.role}\n{message.content}<|im_end|>\n" for message in messages
-        )
+    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> list[Part]:
+        parts: list[Part] = []
+        for message in messages:
+            parts += [f"<|im_start|>{message.role}\n", Content(message.content), "<|im_end|>\n"]
         if add_generation_prompt:
-            text += "<|im_start|>assistant\n"
-        return text
+            parts.append("<|im_start|>assistant\n")
+        return parts
 
 
 class CompletionTemplate(ChatTemplate):
@@ -108,19 +156,19 @@ class CompletionTemplate(ChatTemplate):
     stop = ("\n\n", "\nQuestion:", "\nAnswer:")
     end_of_turn = "\n\n"
 
-    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> str:
-        parts = []
+    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> list[Part]:
+        parts: list[Part] = []
         for message in messages:
-            content = message.content.strip()
+            content = Content(message.content.strip())
             if message.role == "system":
-                parts.append(f"{content}\n\n")
+                parts += [content, "\n\n"]
             elif message.role == "user":
-                parts.append(f"Question: {content}\n")
+                parts += ["Question: ", content, "\n"]
             else:
-                parts.append(f"Answer: {content}\n\n")
+                parts += ["Answer: ", content, "\n\n"]
         if add_generation_prompt and messages and messages[-1].role == "user":
             parts.append("Answer:")
-        return "".join(parts)
+        return parts
 
 
 _KNOWN_END_MARKERS = (
@@ -157,7 +205,34 @@ class JinjaTemplate(ChatTemplate):
         self.stop = tuple(markers)
         self.end_of_turn = self._probe_end_of_turn()
 
-    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> str:
+    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> list[Part]:
+        """The template's text, split into its markup and the message contents.
+
+        Rendered twice: once as is, once with each content replaced by a unique mark, which
+        shows where contents go. Each mark is then matched with the real text (the content as
+        given or stripped, as templates often ``trim`` it). A template that rewrites contents
+        otherwise gets the contents as given in place of the marks; one that mangles the marks
+        themselves is refused (:class:`GenerationError`).
+        """
+        nonce = str(secrets.randbelow(10**12)).zfill(12)  # digits: unchanged by upper(), trim
+        marked = [ChatMessage(m.role, f"\x00{nonce}:{i}\x00") for i, m in enumerate(messages)]
+        pieces = re.split(f"\x00{nonce}:(\\d+)\x00", self._apply(marked, add_generation_prompt))
+        if any("\x00" in piece or nonce in piece for piece in pieces[::2]):  # a mark was cut
+            raise GenerationError(
+                "the model's own chat template rewrites message text beyond trimming it, so "
+                "where a document's text goes cannot be told apart from the template's markup"
+            )
+        contents = [message.content for message in messages]
+        parts = _align(self._apply(messages, add_generation_prompt), pieces, contents)
+        if parts is None:
+            log.debug("the GGUF's chat template rewrites message text; using it as given")
+            parts = [
+                Content(contents[int(piece)]) if index % 2 else piece
+                for index, piece in enumerate(pieces)
+            ]
+        return parts
+
+    def _apply(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> str:
         """The template's text; raises :class:`GenerationError` when the template refuses the
         conversation (some raise on a system message or on roles that do not alternate)."""
         try:
@@ -185,21 +260,30 @@ class JinjaTemplate(ChatTemplate):
         return None
 
 
-_CHAT_MARKERS = (
-    "<用户>", "<AI>", "<s>", "</s>",  # MiniCPM-2B/1B
-    "<|im_start|>", "<|im_end|>", "<|endoftext|>",  # ChatML (MiniCPM3/4/5), Qwen
-    "<start_of_turn>", "<end_of_turn>", "<bos>", "<eos>",  # Gemma
-    "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",  # Llama 3
-    "<|user|>", "<|assistant|>", "<|system|>", "<|end|>",  # Phi, GLM
-)
+def _align(text: str, pieces: Sequence[str], contents: Sequence[str]) -> list[Part] | None:
+    """``text`` as markup and contents, following ``pieces`` (markup, content index, markup...).
 
-
-def _inert(text: str) -> str:
-    """``text`` with each chat marker broken after its first character by a zero-width space."""
-    for marker in _CHAT_MARKERS:
-        if marker in text:
-            text = text.replace(marker, f"{marker[0]}\u200b{marker[1:]}")
-    return text
+    ``None`` when ``text`` is not the pieces with each content, as given or stripped, in place.
+    """
+    parts: list[Part] = []
+    position = 0
+    for index in range(0, len(pieces) - 1, 2):
+        markup, following = pieces[index], pieces[index + 2]
+        content = contents[int(pieces[index + 1])]
+        if not text.startswith(markup, position):
+            return None
+        position += len(markup)
+        variants = (content, content.strip(), content.lstrip(), content.rstrip())
+        for variant in dict.fromkeys(variants):
+            if text.startswith(variant + following, position):
+                break
+        else:
+            return None
+        parts += [markup, Content(variant)]
+        position += len(variant)
+    if text[position:] != pieces[-1]:
+        return None
+    return [*parts, pieces[-1]]
 
 
 def _raise_template_error(message: str) -> None:

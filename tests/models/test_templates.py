@@ -15,6 +15,7 @@ from models.templates import (
     CompletionTemplate,
     JinjaTemplate,
     MiniCPM2Template,
+    Prompt,
     select_template,
 )
 from tests.fixtures_models import MINICPM_CHATML_TEMPLATE
@@ -185,9 +186,11 @@ QUOTING_PAPER = ChatMessage(
     [MiniCPM2Template(), ChatMLTemplate(), CompletionTemplate(),
      JinjaTemplate(MINICPM_CHATML_TEMPLATE)],
 )
-def test_markers_quoted_in_a_message_do_not_become_markup(template: ChatTemplate) -> None:
-    plain = template.render([ChatMessage("user", "Why?")])
+def test_markers_quoted_in_a_message_stay_inside_its_content(template: ChatTemplate) -> None:
+    def markup(prompt: Prompt) -> list[str]:
+        return [text for text, is_content in prompt.segments() if not is_content]
+
     quoted = template.render([QUOTING_PAPER])
-    for marker in ("<|im_start|>", "<|im_end|>", "<用户>", "<AI>", "</s>"):
-        assert quoted.count(marker) == plain.count(marker), marker
-    assert quoted.replace("\u200b", "").count("<|im_start|>system") == 1
+    contents = [text for text, is_content in quoted.segments() if is_content]
+    assert contents == [QUOTING_PAPER.content.strip()]  # verbatim, for the engine to read as text
+    assert markup(quoted) == markup(template.render([ChatMessage("user", "Why?")]))
