@@ -18,6 +18,7 @@ from typing import Any
 import tomllib
 
 from assistant.errors import ConfigError
+from rag.permissions import PRIVATE_FILE, private_dir
 
 Scalar = str | bool | int | float
 
@@ -34,10 +35,26 @@ def save_setting(path: Path, section: str, key: str, value: Scalar) -> None:
     edited = _with_line(text, section, key, f"{key} = {toml_value(value)}\n")
     if _parse(path, edited) != {**before, section: {**table, key: value}}:
         raise ConfigError(f"{path}: cannot set [{section}] {key} in this layout; set it by hand")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     partial = path.with_name(path.name + ".tmp")
-    partial.write_text(edited, encoding="utf-8")
+    with os.fdopen(
+        os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE), "w", encoding="utf-8"
+    ) as out:
+        out.write(edited)
+    os.chmod(partial, PRIVATE_FILE)  # a .tmp left by an earlier, interrupted write keeps its mode
     os.replace(partial, path)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings in ``path``; empty when there is no file. Unreadable or invalid TOML is a
+    :class:`ConfigError` naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot be read ({error})") from None
+    return _parse(path, text)
 
 
 def toml_value(value: Scalar) -> str:

@@ -22,6 +22,7 @@ from assistant.errors import ConversationNotFoundError, StorageError
 from assistant.events import Source
 from assistant.migrations import migrate
 from models.events import Timings, Usage
+from rag.permissions import private_database
 
 Role = Literal["user", "assistant"]
 TITLE_CHARS = 60
@@ -95,13 +96,18 @@ class ConversationStore:
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
         """``busy_timeout_s``: how long a write waits for another process's write to finish."""
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
         with self._storage_errors():
+            try:
+                private_database(path)
+            except OSError as error:
+                raise StorageError(f"{path}: {error.strerror or error}") from None
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._conn.row_factory = sqlite3.Row
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            # a deleted conversation's text is overwritten, not left in free pages of the file
+            self._conn.execute("PRAGMA secure_delete = ON")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
@@ -269,6 +275,15 @@ class ConversationStore:
         conversation_id = self.resolve_id(id_or_prefix)
         with self._write() as conn:
             conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        self._erase_deleted()
+
+    def _erase_deleted(self) -> None:
+        """Leave no copy of deleted text on disk: ``secure_delete`` zeroes the freed pages, the
+        search index is merged so its deleted terms go, and the WAL (which still holds the old
+        page images) is checkpointed and truncated."""
+        with self._lock, self._storage_errors():
+            self._conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def update_settings(
         self,

@@ -2,7 +2,8 @@
 
 Everything hangs off one home directory when ``MINICPM_ASSISTANT_HOME`` (or ``--home``) is set,
 so tests and users with several libraries can relocate config, data, models and index at once.
-Without it the platform's usual config/data/cache directories are used.
+Without it the platform's usual config/data/cache directories are used. They hold private data
+(documents' text, conversations), so they are made user-only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+
+from rag.permissions import private_dir
 
 APP_NAME = "minicpm-assistant"
 HOME_ENV = "MINICPM_ASSISTANT_HOME"
@@ -42,6 +45,7 @@ class Locations:
         return self.data_dir / "conversations.sqlite3"
 
     def ensure(self) -> Locations:
+        """Create the directories user-only (0700), tightening any made with the umask before."""
         for path in (
             self.config_dir,
             self.data_dir,
@@ -49,7 +53,7 @@ class Locations:
             self.models_dir,
             self.index_dir,
         ):
-            path.mkdir(parents=True, exist_ok=True)
+            private_dir(path)
         return self
 
     @classmethod

@@ -6,10 +6,12 @@ Nested sections use ``__`` in the environment, e.g. ``MINICPM_ASSISTANT_ENGINE__
 
 from __future__ import annotations
 
+import difflib
+import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from assistant.config_file import read_config_file
+from assistant.errors import ConfigError
 from models.config import EngineConfig
 from rag.config import LibraryConfig
 
@@ -93,17 +97,101 @@ def load_settings(config_file: Path, **overrides: Any) -> Settings:
 
     ``overrides`` are nested dicts, e.g. ``{"engine": {"model": "x.gguf"}}`` from CLI flags; they
     are merged into the file/env values section by section rather than replacing whole sections.
+    A key the file should not have, or a value of the wrong type, is a :class:`ConfigError` that
+    names the file (or environment variable), the key and the fix.
     """
+    file_values = read_config_file(config_file)
+    check_keys(config_file, file_values, Settings)
 
     class _FileSettings(Settings):
         model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config_file})
 
-    base = _FileSettings()
-    merged = base.model_dump()
-    for section, values in overrides.items():
-        if isinstance(values, dict):
-            given = {key: value for key, value in values.items() if value is not None}
-            merged.setdefault(section, {}).update(given)
-        elif values is not None:
-            merged[section] = values
-    return Settings.model_validate(merged)
+    try:
+        base = _FileSettings()
+        merged = base.model_dump()
+        for section, values in overrides.items():
+            if isinstance(values, dict):
+                given = {key: value for key, value in values.items() if value is not None}
+                merged.setdefault(section, {}).update(given)
+            elif values is not None:
+                merged[section] = values
+        return Settings.model_validate(merged)
+    except ValidationError as error:
+        raise _invalid_value(error, config_file, file_values) from None
+
+
+def check_keys(
+    path: Path, table: dict[str, Any], model: type[BaseModel], section: tuple[str, ...] = ()
+) -> None:
+    """Refuse a key ``model`` does not have (a typo would otherwise be ignored silently)."""
+    for key, value in table.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            raise ConfigError(
+                f"{path}: unknown setting {_key_name((*section, key))}; {_hint(key, model)}"
+            )
+        nested = field.annotation
+        if isinstance(value, dict) and isinstance(nested, type) and issubclass(nested, BaseModel):
+            check_keys(path, value, nested, (*section, key))
+
+
+def _hint(key: str, model: type[BaseModel]) -> str:
+    """What the user probably meant: a close name in the same table, or the table that has it."""
+    if close := difflib.get_close_matches(key, list(model.model_fields), n=1):
+        return f"did you mean {close[0]}? Fix or remove the line"
+    if model is Settings:
+        for section, field in Settings.model_fields.items():
+            nested = field.annotation
+            if (
+                isinstance(nested, type)
+                and issubclass(nested, BaseModel)
+                and key in nested.model_fields
+            ):
+                return f"it belongs under [{section}]; move or remove the line"
+    return f"the keys here are {', '.join(model.model_fields)}; fix or remove the line"
+
+
+def _invalid_value(error: ValidationError, path: Path, file_values: dict[str, Any]) -> ConfigError:
+    """The first bad value as one line: where it came from (file or environment), key, reason."""
+    problems = error.errors()
+    loc = _field_path(problems[0]["loc"])
+    reasons = "; ".join(
+        dict.fromkeys(problem["msg"] for problem in problems if _field_path(problem["loc"]) == loc)
+    )
+    value = problems[0].get("input")
+    env_name = "MINICPM_ASSISTANT_" + "__".join(loc).upper()
+    if env_name in {name.upper() for name in os.environ}:
+        where, fix = f"environment variable {env_name}={value}", "fix or unset it"
+    elif _lookup(file_values, loc):
+        where, fix = f"{path}: {_key_name(loc)} = {value!r}", "fix it or remove the line"
+    else:
+        where, fix = f"{'.'.join(loc)} = {value!r}", "check the command-line option"
+    return ConfigError(f"{where} is not valid ({reasons}); {fix}")
+
+
+def _field_path(loc: tuple[int | str, ...]) -> tuple[str, ...]:
+    """The settings keys in a pydantic error location (dropping union-branch and index parts)."""
+    keys: list[str] = []
+    model: type[BaseModel] | None = Settings
+    for part in loc:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            break
+        keys.append(part)
+        nested = model.model_fields[part].annotation
+        model = nested if isinstance(nested, type) and issubclass(nested, BaseModel) else None
+    return tuple(keys)
+
+
+def _lookup(table: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    for key in keys:
+        if not isinstance(table, dict) or key not in table:
+            return False
+        table = table[key]
+    return bool(keys)
+
+
+def _key_name(keys: tuple[str, ...]) -> str:
+    """``[engine] n_gpu_layers`` as the user writes it in config.toml."""
+    if len(keys) == 1:
+        return keys[0]
+    return f"[{'.'.join(keys[:-1])}] {keys[-1]}"

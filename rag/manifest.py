@@ -19,6 +19,7 @@ chunks are missing (its row commits only after the store has them).
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,8 @@ from pathlib import Path
 
 from rag import keyword
 from rag.chunker import Chunk
+from rag.errors import LibraryError
+from rag.permissions import private_database
 from rag.types import DocumentRecord
 
 
@@ -101,17 +104,49 @@ class ChunkRow:
     text: str
 
 
+_DISK_FAILURES = frozenset(
+    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_IOERR}
+)
+"""SQLite result codes that say the file or the disk failed, not the caller."""
+
+
+def index_storage_error(path: Path, error: sqlite3.DatabaseError | OSError) -> LibraryError:
+    """The one line for a manifest that cannot be opened or written: what, where, and the fix."""
+    if isinstance(error, OSError):
+        code = sqlite3.SQLITE_FULL if error.errno == errno.ENOSPC else sqlite3.SQLITE_IOERR
+        reason = error.strerror or str(error)
+    else:
+        code, reason = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF, str(error)
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return LibraryError(
+            f"{path} is damaged ({reason}); move the folder {path.parent} aside and ingest your "
+            "folders again to rebuild the index"
+        )
+    if code == sqlite3.SQLITE_FULL:
+        return LibraryError(
+            f"cannot write {path}: the disk is full ({reason}); free some space and run the "
+            "same command again (nothing indexed so far is lost)"
+        )
+    return LibraryError(f"cannot use {path} ({reason})")
+
+
 class Manifest:
     """The SQLite manifest of one index directory (one connection, one thread)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = sqlite3.connect(
-            path, timeout=30, isolation_level=None, check_same_thread=False
-        )
-        self.connection.execute("PRAGMA journal_mode=WAL")
-        self.connection.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
+        """Open (creating user-only, and migrating) the manifest; a damaged, full or unreadable
+        database is a :class:`LibraryError` that names the file and the fix."""
+        self.path = path
+        try:
+            private_database(path)
+            self.connection = sqlite3.connect(
+                path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except (sqlite3.DatabaseError, OSError) as error:
+            raise index_storage_error(path, error) from None
 
     def _migrate(self) -> None:
         with self.transaction():
@@ -122,13 +157,21 @@ class Manifest:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.connection.execute("BEGIN IMMEDIATE")
+        """One write transaction; rolled back on any error (a failed COMMIT included). A full
+        disk or a damaged file is raised as :func:`index_storage_error`."""
         try:
-            yield self.connection
-        except BaseException:
-            self.connection.execute("ROLLBACK")
-            raise
-        self.connection.execute("COMMIT")
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.connection
+                self.connection.execute("COMMIT")
+            except BaseException:
+                if self.connection.in_transaction:
+                    self.connection.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as error:
+            if (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF not in _DISK_FAILURES:
+                raise
+            raise index_storage_error(self.path, error) from None
 
     def close(self) -> None:
         self.connection.close()

@@ -9,16 +9,22 @@ chunks are found, filtered and deleted.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from chromadb.errors import NotFoundError
+from chromadb.errors import ChromaError, NotFoundError
 
 from rag.embedder import Vectors
+from rag.errors import LibraryError
+from rag.permissions import private_tree
 
 _MAX_BATCH = 4000
+_LOW_DISK_BYTES = 64 << 20
+"""Free space below which a failed Chroma write is reported as a full disk."""
 
 
 def chroma_name(collection: str) -> str:
@@ -39,11 +45,13 @@ class VectorStore:
             import chromadb
             from chromadb.config import Settings
 
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._client = chromadb.PersistentClient(
-                path=str(self.directory),
-                settings=Settings(anonymized_telemetry=False, allow_reset=False),
-            )
+            private_tree(self.directory)  # Chroma writes its files with the process umask
+            with self._writing():
+                self._client = chromadb.PersistentClient(
+                    path=str(self.directory),
+                    settings=Settings(anonymized_telemetry=False, allow_reset=False),
+                )
+            private_tree(self.directory)  # ...including the database it has just created
         return self._client
 
     def _collection(self, collection: str, embedding_model: str | None = None) -> Any:
@@ -69,13 +77,14 @@ class VectorStore:
         content_hash: str,
     ) -> None:
         target = self._collection(collection)
-        for start in range(0, len(ids), _MAX_BATCH):
-            end = start + _MAX_BATCH
-            target.upsert(
-                ids=list(ids[start:end]),
-                embeddings=vectors[start:end],
-                metadatas=[{"content_hash": content_hash}] * len(ids[start:end]),
-            )
+        with self._writing():
+            for start in range(0, len(ids), _MAX_BATCH):
+                end = start + _MAX_BATCH
+                target.upsert(
+                    ids=list(ids[start:end]),
+                    embeddings=vectors[start:end],
+                    metadatas=[{"content_hash": content_hash}] * len(ids[start:end]),
+                )
 
     def delete_content(self, collection: str, content_hash: str) -> None:
         """Delete every vector of one document content (idempotent)."""
@@ -83,7 +92,24 @@ class VectorStore:
             target = self._collection(collection)
         except NotFoundError:  # nothing stored, nothing to delete
             return
-        target.delete(where={"content_hash": content_hash})
+        with self._writing():
+            target.delete(where={"content_hash": content_hash})
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Chroma reports a full disk as an internal error ("Error in compaction: Failed to apply
+        logs..."); when the disk is (nearly) full, say that, with the fix."""
+        try:
+            yield
+        except ChromaError as error:
+            free = shutil.disk_usage(self.directory).free
+            if free >= _LOW_DISK_BYTES:
+                raise
+            raise LibraryError(
+                f"cannot write the vector store in {self.directory}: the disk is full "
+                f"({free / 1e6:.1f} MB free; Chroma said: {error}); free some space and run the "
+                "same command again (nothing indexed so far is lost)"
+            ) from None
 
     def query(
         self, collection: str, vector: Vectors, limit: int, content_hash: str | None = None

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +20,9 @@ from assistant.cli.context import CliContext
 from assistant.errors import UsageError
 from rag.library import Library
 from rag.types import FileStatus, IngestProgress, IngestReport
+
+PASSWORD_ENV = "MINICPM_ASSISTANT_PDF_PASSWORD"
+"""Environment variable read for the PDF password when ``--password`` is not given."""
 
 _STATUSES: tuple[FileStatus, ...] = (
     "indexed",
@@ -34,7 +40,24 @@ def register(commands: argparse._SubParsersAction) -> None:
     ingest = commands.add_parser("ingest", help="index files and folders (PDF, .txt, .md)")
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     ingest.add_argument("--collection", default=None, help="collection to index into")
-    ingest.add_argument("--password", default=None, help="password for encrypted PDFs")
+    ingest.add_argument(
+        "--password",
+        nargs="?",
+        action=_PasswordAction,
+        default=os.environ.get(PASSWORD_ENV),
+        help=(
+            "password for encrypted PDFs; without a value (or with --password-prompt) it is "
+            f"asked for, unseen; also read from ${PASSWORD_ENV}. A password typed on the "
+            "command line is visible to other users in the process list"
+        ),
+    )
+    ingest.add_argument(
+        "--password-prompt",
+        nargs=0,
+        dest="password",
+        action=_PasswordAction,
+        help="ask for the password of encrypted PDFs (not echoed)",
+    )
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
     ingest.set_defaults(handler=run_ingest)
 
@@ -60,6 +83,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("-k", type=int, default=None, help="number of passages")
     search.add_argument("--json", action="store_true")
     search.set_defaults(handler=run_search)
+
+
+class _PasswordAction(argparse.Action):
+    """``--password VALUE`` keeps the value; ``--password`` alone or ``--password-prompt`` asks
+    for it with :func:`getpass.getpass` (from the terminal, else a line of standard input)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[str] | None,
+        option_string: str | None = None,
+    ) -> None:
+        password = values if isinstance(values, str) else getpass.getpass("PDF password: ")
+        setattr(namespace, self.dest, password)
 
 
 def _library(context: CliContext) -> Library:
