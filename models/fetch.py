@@ -74,6 +74,7 @@ def download_file(
     *,
     expected_size: int | None = None,
     sha256: str | None = None,
+    sha256_origin: str = "published one",
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     attempts: int = 5,
@@ -81,7 +82,8 @@ def download_file(
 ) -> Path:
     """Download ``url`` to ``destination`` (a GGUF), resuming any ``.part`` left by a prior try.
 
-    ``expected_size`` is checked when given (pass it only when exact); ``sha256`` when known.
+    ``expected_size`` is checked when given (pass it only when exact); ``sha256`` when known
+    (``sha256_origin`` says where it came from, for the message when it does not match).
     Raises :class:`ModelDownloadError` with what to do next; a partial file is kept for resuming
     unless it proved corrupt.
     """
@@ -93,7 +95,7 @@ def download_file(
     part = destination.with_name(destination.name + ".part")
     with _only_pull_of(part):
         total = _fetch_with_retries(url, part, expected_size, progress, cancel, attempts, timeout_s)
-        _verify(part, destination, total, expected_size, sha256)
+        _verify(part, destination, total, expected_size, sha256, sha256_origin)
         sync_to_disk(part)
         os.replace(part, destination)
         _version_file(part).unlink(missing_ok=True)
@@ -172,11 +174,18 @@ def _fetch_into(
     except urllib.error.HTTPError as error:
         if error.code == 416 and have > 0:  # nothing left to send: the part is complete...
             # ...or longer than the file (it changed upstream): verification will tell
-            return _content_range_total(error.headers.get("Content-Range")) or have
+            return _content_range(error.headers.get("Content-Range"))[1] or have
         raise
     with response:
         if response.status == 206:
-            total = _content_range_total(response.headers.get("Content-Range")) or total
+            start, announced = _content_range(response.headers.get("Content-Range"))
+            if start != have:  # appending these bytes would splice the file at the wrong place
+                _discard(part)
+                raise _WrongRange(
+                    f"asked for bytes from {have:,}, the server sent a range starting at "
+                    f"{start if start is not None else 'an unknown offset'}; starting over"
+                )
+            total = announced or total
         else:  # the server ignored the range, or the file changed since the part began
             have = 0
             length = response.headers.get("Content-Length")
@@ -212,7 +221,12 @@ def _fetch_into(
 
 
 def _verify(
-    part: Path, destination: Path, total: int | None, expected_size: int | None, sha256: str | None
+    part: Path,
+    destination: Path,
+    total: int | None,
+    expected_size: int | None,
+    sha256: str | None,
+    sha256_origin: str,
 ) -> None:
     """Checks before the rename; a part that fails them is deleted (it can never become valid)."""
     size = part.stat().st_size
@@ -221,16 +235,15 @@ def _verify(
         problem = f"size is {size:,} bytes, expected {expected_size:,}"
     elif total is not None and size != total:
         problem = f"size is {size:,} bytes, the server announced {total:,}"
-    elif sha256 is not None and (digest := _sha256_of(part)) != sha256.lower():
-        problem = f"sha256 {digest} does not match the published {sha256}"
+    elif sha256 is not None and (digest := sha256_of(part)) != sha256.lower():
+        problem = f"sha256 {digest} does not match the {sha256_origin}, {sha256}"
     else:
         try:
             read_gguf_info(part)
         except ModelLoadError as error:
             problem = error.message.split(": ", 1)[-1]
     if problem is not None:
-        part.unlink(missing_ok=True)
-        _version_file(part).unlink(missing_ok=True)
+        _discard(part)
         raise ModelDownloadError(
             f"{destination.name} failed verification ({problem}); the bad file was removed, "
             "pull again to retry"
@@ -244,7 +257,8 @@ def sync_to_disk(path: Path) -> None:
         os.fsync(stream.fileno())
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in large blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         while block := stream.read(_CHUNK_BYTES * 4):
@@ -303,10 +317,28 @@ class _TokenKeepingRedirects(urllib.request.HTTPRedirectHandler):
         return new
 
 
-def _content_range_total(header: str | None) -> int | None:
-    """The full size in ``bytes 0-99/1234`` (a range sent) or ``bytes */1234`` (none sent)."""
-    match = re.fullmatch(r"bytes (?:\d+-\d+|\*)/(\d+)", (header or "").strip())
-    return int(match.group(1)) if match else None
+class _WrongRange(http.client.HTTPException):
+    """A 206 answer whose ``Content-Range`` does not start where the part ends (a broken proxy
+    or mirror); the part was discarded, so the retry downloads the file from the start."""
+
+
+def _content_range(header: str | None) -> tuple[int | None, int | None]:
+    """(first byte, full size) of ``bytes 100-199/1234`` (a range sent) or ``bytes */1234``
+    (none sent, no first byte); ``None`` for what the header does not say."""
+    match = re.fullmatch(r"bytes (?:(\d+)-\d+|\*)/(\d+|\*)", (header or "").strip())
+    if match is None:
+        return None, None
+    start, total = match.groups()
+    return (
+        int(start) if start is not None else None,
+        int(total) if total != "*" else None,
+    )
+
+
+def _discard(part: Path) -> None:
+    """Drop a part and the version its bytes came from: the next request starts from zero."""
+    part.unlink(missing_ok=True)
+    _version_file(part).unlink(missing_ok=True)
 
 
 def _disk_error(path: Path, error: OSError) -> ModelDownloadError:

