@@ -6,7 +6,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+
+from tui.widgets.safe_markdown import SafeMarkdown
 
 HELP = """\
 # MiniCPM Assistant
@@ -46,7 +47,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Markdown(HELP)
+            yield SafeMarkdown(HELP)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -13,6 +13,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Label, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from tui.widgets.safe_markdown import SafeMarkdown
+
 WELCOME = (
     "Ask a question about your documents. Answers cite the passages they use; "
     "pick one in the sources panel to read it in full.\n\n"
@@ -37,7 +39,8 @@ class FrozenMarkdown(Static):
     """
 
     def __init__(self, source: str) -> None:
-        super().__init__(RichMarkdown(source), classes="answer-body")
+        # links are drawn as "text (url)": nothing the terminal could open on a click
+        super().__init__(RichMarkdown(source, hyperlinks=False), classes="answer-body")
         self.source = source
 
 
@@ -106,7 +109,7 @@ class AnswerView(Vertical):
         if not fragment:
             return
         if self._live is None:
-            self._live = Markdown(classes="answer-body")
+            self._live = SafeMarkdown(classes="answer-body")
             await self.mount(self._live, before=self._note)
         if self._stream is None:
             self._stream = Markdown.get_stream(self._live)
@@ -142,7 +145,7 @@ class ChatLog(VerticalScroll):
 
     async def show_welcome(self) -> None:
         await self.remove_children()
-        await self.mount(Markdown(WELCOME, classes="welcome"))
+        await self.mount(SafeMarkdown(WELCOME, classes="welcome"))
 
     async def reset(self) -> None:
         await self.remove_children()
