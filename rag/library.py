@@ -89,15 +89,19 @@ class Library:
         progress: Callable[[IngestProgress], None] | None = None,
         password: str | None = None,
         cancel: threading.Event | None = None,
+        retry_failed: bool = False,
     ) -> IngestReport:
-        """Index files and folders into ``collection``; only what changed is touched."""
+        """Index files and folders into ``collection``; only what changed is touched.
+
+        ``retry_failed`` parses again files that failed before even though they did not change.
+        """
         with WriteLock(self.index_dir):
             self._check_model(collection, create=True)
             recover(self.manifest, self.store)
             run = Ingest(
                 self.manifest, self.store, self.embedder, self.config, collection, progress, cancel
             )
-            return run.run(paths, password)
+            return run.run(paths, password, retry_failed)
 
     def outdated(self, collection: str = "default") -> list[str]:
         """Documents indexed by an older release's passage format (see :meth:`upgrade`)."""

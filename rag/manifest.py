@@ -68,7 +68,16 @@ def _create_tables(connection: sqlite3.Connection) -> None:
     connection.execute(keyword.SCHEMA)
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_tables,)
+def _add_failure_limits(connection: sqlite3.Connection) -> None:
+    """Failures remember the parse limits they happened under, so raising ``parse_timeout_s`` or
+    ``parse_memory_mb`` retries them; older failures (no limits recorded) are retried once."""
+    connection.execute("ALTER TABLE failures ADD COLUMN limits TEXT")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _create_tables,
+    _add_failure_limits,
+)
 """Schema changes in order; ``PRAGMA user_version`` records how many have run."""
 
 
@@ -91,6 +100,8 @@ class FailureRow:
     size: int
     mtime_ns: int
     reason: str
+    limits: str | None = None
+    """The parse limits in force when it failed (``rag.indexer.parse_limits``)."""
 
 
 @dataclass(frozen=True)
@@ -229,24 +240,27 @@ class Manifest:
 
     def failure(self, collection: str, path: str) -> FailureRow | None:
         row = self.connection.execute(
-            "SELECT path, size, mtime_ns, reason FROM failures WHERE collection = ? AND path = ?",
+            "SELECT path, size, mtime_ns, reason, limits FROM failures "
+            "WHERE collection = ? AND path = ?",
             (collection, path),
         ).fetchone()
         return None if row is None else FailureRow(*row)
 
     def failures_under(self, collection: str, roots: Sequence[str]) -> list[FailureRow]:
         rows = self.connection.execute(
-            "SELECT path, size, mtime_ns, reason FROM failures WHERE collection = ?", (collection,)
+            "SELECT path, size, mtime_ns, reason, limits FROM failures WHERE collection = ?",
+            (collection,),
         )
         return [FailureRow(*row) for row in rows if _is_under(row[0], roots)]
 
     def record_failure(
-        self, collection: str, path: str, size: int, mtime_ns: int, reason: str
+        self, collection: str, path: str, size: int, mtime_ns: int, reason: str, limits: str
     ) -> None:
         with self.transaction() as connection:
             connection.execute(
-                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
-                (collection, path, size, mtime_ns, reason, time.time()),
+                "INSERT OR REPLACE INTO failures(collection, path, size, mtime_ns, reason, "
+                "failed_at, limits) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (collection, path, size, mtime_ns, reason, time.time(), limits),
             )
 
     def forget_failure(self, collection: str, path: str) -> None:

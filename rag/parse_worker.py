@@ -17,6 +17,13 @@ from pathlib import Path
 from rag.loaders import DocumentLoadError, ExtractedDocument, load_document
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+_CHILD = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from rag.parse_worker import serve; serve(int(sys.argv[2]))"
+)
+"""The child's program. Run with ``-I`` (isolated: neither the current directory nor PYTHON*
+variables reach ``sys.path``), it puts this package's root first, so a ``rag/`` package in the
+folder the user runs from is never imported (and never runs as code)."""
 
 
 def serve(memory_bytes: int) -> None:
@@ -51,9 +58,10 @@ def serve(memory_bytes: int) -> None:
 class ParseWorker:
     """One child process that parses files on request; restarted after a timeout or a crash.
 
-    The child is a fresh interpreter (``python -m rag.parse_worker``), not a fork: it shares no
-    threads or memory maps with a parent that has loaded torch, so the address-space limit
-    measures the parser alone, and no caller's ``__main__`` is re-imported.
+    The child is a fresh, isolated interpreter (``python -I``, see ``_CHILD``), not a fork: it
+    shares no threads or memory maps with a parent that has loaded torch, so the address-space
+    limit measures the parser alone, no caller's ``__main__`` is re-imported, and nothing in the
+    current directory shadows this package.
     """
 
     def __init__(self, timeout_s: float, memory_mb: int) -> None:
@@ -64,15 +72,10 @@ class ParseWorker:
         self._answers: Connection | None = None
 
     def _start(self) -> tuple[Connection, Connection]:
-        environment = dict(os.environ)
-        environment["PYTHONPATH"] = os.pathsep.join(
-            [_PACKAGE_ROOT, *filter(None, [environment.get("PYTHONPATH")])]
-        )
         process = subprocess.Popen(
-            [sys.executable, "-m", "rag.parse_worker", str(self.memory_bytes)],
+            [sys.executable, "-I", "-c", _CHILD, _PACKAGE_ROOT, str(self.memory_bytes)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=environment,
         )
         assert process.stdin is not None and process.stdout is not None
         self._requests = Connection(os.dup(process.stdin.fileno()), readable=False)
@@ -125,7 +128,3 @@ class ParseWorker:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-if __name__ == "__main__":
-    serve(int(sys.argv[1]))

@@ -4,6 +4,12 @@ Symbolic links are not followed unless configured, and even then never out of th
 so a link loop or a link to ``/`` cannot make an ingest run forever. Anything unreadable or
 vanishing during the walk is reported, never raised. Hidden files and folders are ignored.
 
+Only what the walk proves gone may be removed from the index: a folder that could not be listed
+(permissions, an I/O error, a drive going away) or a file that could not be examined is recorded in
+``WalkResult.unread``, and documents at or below those paths are kept. A name that is not valid
+UTF-8 cannot be recorded (SQLite stores UTF-8 text), so it is reported once under a readable
+spelling (``display_path``) and left out.
+
 A document's identity is its path with every symbolic link resolved (``document_path``): the same
 file reached through a linked folder and through its real folder is one document, and a filter or
 removal given either spelling finds it.
@@ -12,6 +18,7 @@ removal given either spelling finds it.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +46,33 @@ class WalkResult:
     files: list[FoundFile] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     roots: list[str] = field(default_factory=list)
-    """The absolute paths walked: documents below them that were not found have gone."""
+    """The absolute paths walked: documents below them that were not found have gone, unless
+    they lie at or below an ``unread`` path."""
+    unread: list[str] = field(default_factory=list)
+    """Paths seen but not read (a folder that could not be listed, a file that could not be
+    examined, a root that does not exist): what is indexed below them is not known to be gone."""
+
+    def was_read(self, path: str) -> bool:
+        """Whether the walk saw where ``path`` would be: if it was not found there, it is gone."""
+        return is_under(path, self.roots) and not is_under(path, self.unread)
+
+
+def is_under(path: str, folders: Sequence[str]) -> bool:
+    """Whether ``path`` is one of ``folders`` or lies below one of them."""
+    return any(path == folder or path.startswith(folder.rstrip("/") + "/") for folder in folders)
+
+
+def display_path(path: str) -> str:
+    """``path`` with bytes that are not UTF-8 spelled ``\\xe9``: printable, storable, unique."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _valid_name(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes arrive as lone surrogates (surrogateescape)
+        return False
+    return True
 
 
 def document_path(path: str | Path) -> str:
@@ -51,8 +84,11 @@ def walk(paths: list[Path], follow_symlinks: bool = False) -> WalkResult:
     result = WalkResult()
     for given in paths:
         spelled = os.path.abspath(os.path.expanduser(str(given)))
+        if not _valid_name(spelled):
+            result.skipped.append(Skipped(display_path(spelled), _NOT_UTF8))
+            continue
         if not os.path.exists(spelled):
-            result.skipped.append(Skipped(spelled, "no such file or directory"))
+            _unreadable(spelled, result, _MISSING_ROOT)
             continue
         root = document_path(spelled)
         result.roots.append(root)
@@ -69,6 +105,18 @@ def walk(paths: list[Path], follow_symlinks: bool = False) -> WalkResult:
     return result
 
 
+_NOT_UTF8 = "the name is not valid UTF-8; rename it to index it"
+_MISSING_ROOT = (
+    "no such file or directory (a drive not mounted?); documents indexed from it are kept"
+)
+
+
+def _unreadable(path: str, result: WalkResult, reason: str) -> None:
+    """Report a folder or file that exists but could not be read, and protect what is below it."""
+    result.skipped.append(Skipped(display_path(path), reason))
+    result.unread.append(document_path(path))
+
+
 def _walk_dir(
     directory: str, real_root: str, follow: bool, result: WalkResult, seen: set[tuple[int, int]]
 ) -> None:
@@ -83,13 +131,18 @@ def _walk_dir(
     except FileNotFoundError:
         result.skipped.append(Skipped(directory, "folder vanished during the walk"))
         return
-    except PermissionError:
-        result.skipped.append(Skipped(directory, "permission denied"))
+    except OSError as error:
+        reason = f"folder could not be read ({_why(error)}); documents indexed from it are kept"
+        _unreadable(directory, result, reason)
         return
     for entry in children:
         if entry.name.startswith("."):
             continue
         try:
+            if not _valid_name(entry.name):
+                if entry.is_dir() or Path(entry.name).suffix.lower() in SUPPORTED_SUFFIXES:
+                    result.skipped.append(Skipped(display_path(entry.path), _NOT_UTF8))
+                continue
             if entry.is_symlink():
                 if not _may_follow(entry.path, real_root, follow, result):
                     continue
@@ -98,7 +151,11 @@ def _walk_dir(
             elif Path(entry.name).suffix.lower() in SUPPORTED_SUFFIXES:
                 _add_file(entry.path, result)
         except OSError as error:
-            result.skipped.append(Skipped(entry.path, f"cannot read: {error.strerror}"))
+            _unreadable(entry.path, result, f"cannot read: {_why(error)}")
+
+
+def _why(error: OSError) -> str:
+    return error.strerror or type(error).__name__
 
 
 def _may_follow(path: str, real_root: str, follow: bool, result: WalkResult) -> bool:
@@ -125,9 +182,9 @@ def _add_file(path: str, result: WalkResult) -> None:
         result.skipped.append(Skipped(path, "file vanished during the walk"))
         return
     except OSError as error:
-        result.skipped.append(Skipped(path, f"cannot read: {error.strerror}"))
+        _unreadable(path, result, f"cannot read: {_why(error)}")
         return
     if not os.access(path, os.R_OK):
-        result.skipped.append(Skipped(path, "permission denied"))
+        _unreadable(path, result, "permission denied")
         return
     result.files.append(FoundFile(document_path(path), info.st_size, info.st_mtime_ns))

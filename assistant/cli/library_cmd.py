@@ -41,6 +41,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     ingest.add_argument("--collection", default=None, help="collection to index into")
     ingest.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="parse again files that failed before, even if they have not changed",
+    )
+    ingest.add_argument(
         "--password",
         nargs="?",
         action=_PasswordAction,
@@ -114,7 +119,9 @@ def run_ingest(args: argparse.Namespace, context: CliContext) -> int:
     console = Console(stderr=True)
     try:
         if args.json or not console.is_terminal:
-            report = library.ingest(args.paths, collection, password=args.password)
+            report = library.ingest(
+                args.paths, collection, password=args.password, retry_failed=args.retry_failed
+            )
         else:
             report = _ingest_with_bar(library, args, collection, console)
     finally:
@@ -150,7 +157,13 @@ def _ingest_with_bar(
                 rate=progress.chunks_per_s,
             )
 
-        return library.ingest(args.paths, collection, progress=update, password=args.password)
+        return library.ingest(
+            args.paths,
+            collection,
+            progress=update,
+            password=args.password,
+            retry_failed=args.retry_failed,
+        )
 
 
 def _report_json(report: IngestReport) -> dict[str, object]:
