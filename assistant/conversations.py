@@ -22,6 +22,7 @@ from assistant.errors import ConversationNotFoundError, StorageError
 from assistant.events import Source
 from assistant.migrations import migrate
 from models.events import Timings, Usage
+from rag.manifest import disk_is_full
 from rag.permissions import private_database
 
 Role = Literal["user", "assistant"]
@@ -123,7 +124,7 @@ class ConversationStore:
         try:
             yield
         except sqlite3.DatabaseError as error:
-            raise StorageError(f"{self.path}: {error}") from error
+            raise StorageError(_storage_problem(self.path, error)) from error
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -405,6 +406,19 @@ class ConversationStore:
                     for s in evidence
                 ],
             )
+
+
+def _storage_problem(path: Path, error: sqlite3.DatabaseError) -> str:
+    """What went wrong with the database file, and what to do about it, in one line."""
+    code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and disk_is_full(path.parent)):
+        return (
+            f"{path}: the disk is full ({error}); free some space and ask again (the "
+            "conversation so far is kept)"
+        )
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return f"{path} is damaged ({error}); move it aside to start a new conversation history"
+    return f"{path}: {error}"
 
 
 def _title_from(text: str) -> str:

@@ -20,6 +20,7 @@ chunks are missing (its row commits only after the store has them).
 from __future__ import annotations
 
 import errno
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -121,6 +122,19 @@ _DISK_FAILURES = frozenset(
 """SQLite result codes that say the file or the disk failed, not the caller."""
 
 
+LOW_DISK_BYTES = 64 << 20
+"""Free space under which a failed write is taken for a full disk (SQLite reports one as a
+"disk I/O error" when it cannot even map its ``-shm`` file, Chroma as an internal error)."""
+
+
+def disk_is_full(folder: Path) -> bool:
+    """Whether the disk holding ``folder`` has (nearly) no space left."""
+    try:
+        return shutil.disk_usage(folder).free < LOW_DISK_BYTES
+    except OSError:
+        return False
+
+
 def index_storage_error(path: Path, error: sqlite3.DatabaseError | OSError) -> LibraryError:
     """The one line for a manifest that cannot be opened or written: what, where, and the fix."""
     if isinstance(error, OSError):
@@ -133,7 +147,7 @@ def index_storage_error(path: Path, error: sqlite3.DatabaseError | OSError) -> L
             f"{path} is damaged ({reason}); move the folder {path.parent} aside and ingest your "
             "folders again to rebuild the index"
         )
-    if code == sqlite3.SQLITE_FULL:
+    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and disk_is_full(path.parent)):
         return LibraryError(
             f"cannot write {path}: the disk is full ({reason}); free some space and run the "
             "same command again (nothing indexed so far is lost)"

@@ -9,7 +9,6 @@ chunks are found, filtered and deleted.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,11 +19,10 @@ from chromadb.errors import ChromaError, NotFoundError
 
 from rag.embedder import Vectors
 from rag.errors import LibraryError
+from rag.manifest import disk_is_full
 from rag.permissions import private_tree
 
 _MAX_BATCH = 4000
-_LOW_DISK_BYTES = 64 << 20
-"""Free space below which a failed Chroma write is reported as a full disk."""
 
 
 def chroma_name(collection: str) -> str:
@@ -102,13 +100,12 @@ class VectorStore:
         try:
             yield
         except ChromaError as error:
-            free = shutil.disk_usage(self.directory).free
-            if free >= _LOW_DISK_BYTES:
+            if not disk_is_full(self.directory):
                 raise
             raise LibraryError(
-                f"cannot write the vector store in {self.directory}: the disk is full "
-                f"({free / 1e6:.1f} MB free; Chroma said: {error}); free some space and run the "
-                "same command again (nothing indexed so far is lost)"
+                f"cannot write the vector store in {self.directory}: the disk is full (Chroma "
+                f"said: {error}); free some space and run the same command again (nothing "
+                "indexed so far is lost)"
             ) from None
 
     def query(
