@@ -15,6 +15,14 @@ from typing import Any, Literal
 
 from assistant.config_file import save_setting
 from assistant.conversations import Conversation, ConversationStore, ConversationSummary
+from assistant.embedders import (
+    EmbedderRow,
+    display_name,
+    embedder_rows,
+    entry_named,
+    open_library,
+    spec_for,
+)
 from assistant.errors import UsageError
 from assistant.events import AnswerFailed, ChatEvent, TurnStarted
 from assistant.export import export_conversation
@@ -23,13 +31,23 @@ from assistant.settings import Settings
 from assistant.turn import ChatTurn, TurnOptions
 from models.catalog import CATALOG, CatalogEntry
 from models.config import EngineConfig
+from models.embedders import pull_embedder
 from models.engine import TextEngine
 from models.errors import ModelError
 from models.fetch import ProgressCallback
 from models.store import LocalModel, ModelStore
 from rag.errors import CollectionNotFoundError
 from rag.library import Library
-from rag.types import DocumentRecord, FileResult, Hit, IngestProgress, IngestReport, Relevance
+from rag.types import (
+    DocumentRecord,
+    FileResult,
+    Hit,
+    IngestProgress,
+    IngestReport,
+    Relevance,
+    SwitchProgress,
+    SwitchReport,
+)
 
 __all__ = [
     "AssistantService",
@@ -38,12 +56,15 @@ __all__ = [
     "Conversation",
     "ConversationSummary",
     "DocumentRecord",
+    "EmbedderRow",
     "FileResult",
     "Hit",
     "IngestProgress",
     "IngestReport",
     "LocalModel",
     "ModelStatus",
+    "SwitchProgress",
+    "SwitchReport",
 ]
 
 Progress = Callable[[float], None]
@@ -297,7 +318,7 @@ class AssistantService:
         """Opened once, on first use, even when TUI workers ask for it at the same time."""
         with self._opening_library:
             if self._library is None:
-                self._library = Library(self.locations.index_dir, self.settings.library)
+                self._library = open_library(self.locations, self.settings.library)
             return self._library
 
     def ingest(
@@ -349,6 +370,39 @@ class AssistantService:
 
     def add_model(self, path: Path) -> LocalModel:
         return self._models.add(path)
+
+    def embedders(self) -> list[EmbedderRow]:
+        """The embedding-model catalog with what is on disk."""
+        return embedder_rows(self.locations.models_dir)
+
+    def pull_embedder(
+        self,
+        name: str,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Path:
+        """Download a catalog embedding model (resumable); returns its folder."""
+        entry = entry_named(name)
+        return pull_embedder(entry, self.locations.models_dir, progress=progress, cancel=cancel)
+
+    def collection_embedder(self, collection: str | None = None) -> str | None:
+        """The embedding model ``collection`` uses, by catalog name (None: no such collection)."""
+        spec = self._open_library().embedding(collection or self.settings.chat.collection)
+        return None if spec is None else display_name(spec.model)
+
+    def switch_embedder(
+        self,
+        name: str,
+        collection: str | None = None,
+        progress: Callable[[SwitchProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> SwitchReport:
+        """Re-embed ``collection``'s passages with catalog model ``name`` and switch to it; the
+        old index answers until the new one is complete (see ``rag.reembed``)."""
+        spec = spec_for(entry_named(name), self.locations.models_dir)
+        return self._open_library().switch_embedder(
+            collection or self.settings.chat.collection, spec, progress=progress, cancel=cancel
+        )
 
     # Settings
 

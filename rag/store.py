@@ -9,7 +9,7 @@ chunks are found, filtered and deleted.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,11 +31,30 @@ def chroma_name(collection: str) -> str:
 
 
 class VectorStore:
-    """Chunk vectors of every collection under one directory."""
+    """Chunk vectors of every collection under one directory.
 
-    def __init__(self, directory: Path) -> None:
+    ``name_of`` maps a library collection to its Chroma collection: :func:`chroma_name`, unless
+    an embedding-model switch (:mod:`rag.reembed`) gave the collection vectors of its own.
+    """
+
+    def __init__(self, directory: Path, name_of: Callable[[str], str] = chroma_name) -> None:
         self.directory = directory
+        self.name_of = name_of
         self._client: Any = None
+
+    def retargeted(self, collection: str, name: str) -> VectorStore:
+        """This store with ``collection`` read from and written to Chroma collection ``name``
+        (same client): a switch fills its new vectors there while searches use the current."""
+        view = VectorStore(self.directory, lambda c: name if c == collection else self.name_of(c))
+        view._client = self.client
+        return view
+
+    def drop_others(self, collection: str, keep: set[str]) -> None:
+        """Drop the Chroma collections of ``collection`` not in ``keep`` (what an interrupted or
+        finished switch left behind)."""
+        for found in self.client.list_collections():
+            if (found.metadata or {}).get("collection") == collection and found.name not in keep:
+                self.client.delete_collection(found.name)
 
     @property
     def client(self) -> Any:
@@ -54,9 +73,9 @@ class VectorStore:
 
     def _collection(self, collection: str, embedding_model: str | None = None) -> Any:
         if embedding_model is None:
-            return self.client.get_collection(chroma_name(collection), embedding_function=None)
+            return self.client.get_collection(self.name_of(collection), embedding_function=None)
         return self.client.get_or_create_collection(
-            chroma_name(collection),
+            self.name_of(collection),
             configuration={"hnsw": {"space": "cosine"}},
             metadata={"collection": collection, "embedding_model": embedding_model},
             embedding_function=None,
@@ -150,7 +169,7 @@ class VectorStore:
 
     def drop(self, collection: str) -> None:
         try:
-            self.client.delete_collection(chroma_name(collection))
+            self.client.delete_collection(self.name_of(collection))
         except NotFoundError:  # already gone: dropping is idempotent
             return
 

@@ -102,3 +102,34 @@ class DocumentRecord:
     title: str | None = None
     status: str = "ok"
     """"ok", or a warning such as "3 pages without text"."""
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    """The embedding model a collection's vectors come from, with the prefixes it reads."""
+
+    model: str
+    """What the collection records: a bundled name, a hub id or a folder."""
+    query_prefix: str = ""
+    passage_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class SwitchProgress:
+    """Passages re-embedded so far by an embedding-model switch, of how many."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class SwitchReport:
+    """The outcome of an embedding-model switch."""
+
+    collection: str
+    spec: EmbeddingSpec
+    passages: int
+    """Passages the collection holds, all now embedded with ``spec``."""
+    embedded: int
+    """Passages embedded by this run (fewer when it resumed an interrupted switch)."""
+    seconds: float

@@ -17,6 +17,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from assistant.cli.context import CliContext
+from assistant.embedders import open_library
+from assistant.cli import embedder_cmd
 from assistant.errors import UsageError
 from rag.library import Library
 from rag.types import FileStatus, IngestProgress, IngestReport
@@ -83,6 +85,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     search = commands.add_parser("search", help="retrieve passages (no model involved)")
     search.add_argument("query")
+    embedder_cmd.register(actions)
     search.add_argument("--collection", default=None)
     search.add_argument("--doc", default=None, help="search only this document (path)")
     search.add_argument("-k", type=int, default=None, help="number of passages")
@@ -106,7 +109,7 @@ class _PasswordAction(argparse.Action):
 
 
 def _library(context: CliContext) -> Library:
-    return Library(context.locations.index_dir, context.settings.library)
+    return open_library(context.locations, context.settings.library)
 
 
 def _collection(args: argparse.Namespace, context: CliContext) -> str:

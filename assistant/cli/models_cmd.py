@@ -19,9 +19,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from assistant.cli import embedder_cmd
 
 from assistant.cli.context import CliContext
 from models.catalog import CATALOG, DEMO_ENTRY, MINICPM_HINT, CatalogEntry, find_entry
+from models.embedders import find_embedder
 from models.gguf_info import format_count, read_gguf_info
 from models.store import LocalModel, ModelStore
 from models.templates import template_for_gguf
@@ -37,7 +39,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=run_list)
 
     pull = actions.add_parser("pull", help="download a catalog model (resumable)")
-    pull.add_argument("name", help="catalog name, e.g. minicpm5-1b (see `models list`)")
+    pull.add_argument(
+        "name",
+        help="catalog name, e.g. minicpm5-1b (see `models list`), or an embedding model: "
+        "multilingual-e5-small, bge-m3",
+    )
     pull.add_argument(
         "--source",
         choices=("hf", "modelscope"),
@@ -118,6 +124,8 @@ def run_list(args: argparse.Namespace, context: CliContext) -> int:
         )
     return 0
 
+    if find_embedder(args.name) is not None:
+        return embedder_cmd.run_pull(args, context)
 
 def run_pull(args: argparse.Namespace, context: CliContext) -> int:
     store = ModelStore(context.locations.models_dir)
