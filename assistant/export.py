@@ -1,13 +1,18 @@
-"""A conversation as Markdown (to read or share) or JSON (to process), with its sources."""
+"""A conversation as Markdown (to read or share) or JSON (to process), with its sources.
+
+Both are printed to terminals, so the Markdown carries no control characters (titles and file
+names on one line each) and the JSON escapes them (:mod:`assistant.display`).
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from assistant.conversations import Conversation, Message
+from assistant.display import terminal_safe
+from assistant.display import to_json as json_text
 from assistant.errors import UsageError
 from assistant.events import Source
 
@@ -28,7 +33,7 @@ def timestamp(seconds: float) -> str:
 
 
 def to_markdown(conversation: Conversation) -> str:
-    lines = [f"# {conversation.title or 'Conversation'}", ""]
+    lines = [f"# {terminal_safe(conversation.title or 'Conversation', one_line=True)}", ""]
     lines.append(f"- Conversation: `{conversation.id}`")
     lines.append(f"- Started: {timestamp(conversation.created_at)}")
     if conversation.model:
@@ -38,7 +43,7 @@ def to_markdown(conversation: Conversation) -> str:
     lines.append("")
     for message in conversation.messages:
         lines.extend(_message_markdown(message))
-    return "\n".join(lines).rstrip() + "\n"
+    return terminal_safe("\n".join(lines).rstrip() + "\n")
 
 
 def _message_markdown(message: Message) -> list[str]:
@@ -60,7 +65,7 @@ def _message_markdown(message: Message) -> list[str]:
         lines.append("")
     elif message.evidence:
         lines += ["**Passages given to the model** (the answer cites none)", ""]
-        lines += [f"- [{s.number}] {s.file}, page {s.page}" for s in message.evidence]
+        lines += [f"- [{s.number}] {_file(s)}, page {s.page}" for s in message.evidence]
         lines.append("")
     return lines
 
@@ -69,7 +74,11 @@ def _source_markdown(source: Source) -> str:
     text = " ".join(source.text.split())
     if len(text) > QUOTE_CHARS:
         text = text[: QUOTE_CHARS - 1].rstrip() + "…"
-    return f"- [{source.number}] {source.file}, page {source.page}: “{text}”"
+    return f"- [{source.number}] {_file(source)}, page {source.page}: “{text}”"
+
+
+def _file(source: Source) -> str:
+    return terminal_safe(source.file, one_line=True)
 
 
 def to_json(conversation: Conversation) -> str:
@@ -79,7 +88,7 @@ def to_json(conversation: Conversation) -> str:
     data["updated_at"] = _iso(conversation.updated_at)
     for message in data["messages"]:
         message["created_at"] = _iso(message["created_at"])
-    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    return json_text(data) + "\n"
 
 
 def _iso(seconds: float) -> str:

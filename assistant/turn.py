@@ -49,6 +49,7 @@ from models.errors import GenerationError, ModelError
 from models.events import DoneEvent, Timings, TokenEvent, Usage
 from models.templates import ChatMessage
 from rag.errors import LibraryError
+from rag.textclean import strip_controls
 from rag.types import Hit, Relevance
 
 PARTIAL_SAVE_S = 0.5
@@ -305,9 +306,11 @@ class ChatTurn:
         done: DoneEvent | None = None
         for event in self.engine.stream(prompt.text, sampling, self.cancel):
             if isinstance(event, TokenEvent):
+                # a model can write escape sequences too: shown without control characters, and
+                # kept without the whole sequences, which often span tokens
                 pieces.append(event.text)
-                self.answer_text = "".join(pieces)
-                yield TokenReceived(event.text)
+                self.answer_text = strip_controls("".join(pieces))
+                yield TokenReceived(strip_controls(event.text))
                 if time.monotonic() - last_save >= PARTIAL_SAVE_S:
                     self.store.save_partial(self.answer_id, self.answer_text)
                     last_save = time.monotonic()

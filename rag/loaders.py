@@ -14,7 +14,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag.textclean import GARBAGE_THRESHOLD, clean_page_text, garbage_ratio, remove_running_lines
+from rag.textclean import (
+    GARBAGE_THRESHOLD,
+    clean_line,
+    clean_page_text,
+    garbage_ratio,
+    remove_running_lines,
+)
 
 PDF_SUFFIXES = frozenset({".pdf"})
 TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown"})
@@ -279,7 +285,19 @@ def _finish(document: ExtractedDocument) -> ExtractedDocument:
     garbage = [garbage_ratio(text) > GARBAGE_THRESHOLD for text in cleaned]
     readable = [text if not bad else "" for text, bad in zip(cleaned, garbage, strict=True)]
     pages = tuple(
-        replace(page, text=text) for page, text in zip(document.pages, readable, strict=True)
+        replace(page, text=text, label=clean_line(page.label))
+        for page, text in zip(document.pages, readable, strict=True)
+    )
+    outline = tuple(
+        replace(entry, title=title)
+        for entry in document.outline
+        if (title := clean_line(entry.title)) is not None
+    )
+    document = replace(
+        document,
+        title=clean_line(document.title),
+        author=clean_line(document.author),
+        outline=outline,
     )
     if not any(readable):
         if any(garbage):

@@ -3,6 +3,11 @@
 PDF text layers carry line-end hyphens, running headers and footers, ligature glyphs and, for CJK
 fonts without a Unicode map, mojibake. Each would hurt retrieval, so it is fixed or flagged here
 before chunking.
+
+Text and metadata also carry terminal control: escape sequences (``ESC [2J`` clears the screen,
+``OSC 52`` writes the clipboard, ``OSC 8`` plants a link) and other C0/C1 control characters.
+:func:`strip_controls` removes them; it runs at ingest (pages, titles, headings) and again in
+``assistant.display`` before anything is shown.
 """
 
 from __future__ import annotations
@@ -31,14 +36,42 @@ _CJK_PUNCT = r"\u3000-\u303f\uff01-\uff0f\uff1a-\uff20"
 _SPACE_BETWEEN_CJK = re.compile(rf"(?<=[{_CJK}{_CJK_PUNCT}]) +(?=[{_CJK}{_CJK_PUNCT}])")
 _DIGITS = re.compile(r"\d+")
 _EDGE_LINES = 2
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, clearing the screen
+    r"|(?:\x1b[]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"  # OSC, DCS...
+    r"|\x1b[ -/]*[0-~]"  # two-character escapes (ESC c resets the terminal)
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""C0 controls but tab and newline, DEL, and the C1 controls (U+0080-U+009F)."""
+_C1_CONTROL = re.compile(r"[\x80-\x9f]")
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without escape sequences and control characters; tabs and newlines stay.
+
+    A complete sequence goes whole; an unterminated one loses its ESC, which leaves readable,
+    inert text (``[2J``).
+    """
+    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text))
+
+
+def clean_line(text: str | None) -> str | None:
+    """A title, author or heading as one clean line; ``None`` when nothing is left."""
+    line = " ".join(strip_controls(text or "").split())
+    return line or None
 
 
 def clean_page_text(text: str) -> str:
-    """Join hyphenated line breaks, expand ligatures, normalise line ends and CJK spacing."""
+    """Join hyphenated line breaks, expand ligatures, normalise line ends and CJK spacing.
+
+    Control characters go (:func:`strip_controls`); a lone C1 control, almost always a byte of
+    another encoding decoded as Latin-1, becomes U+FFFD so :func:`garbage_ratio` still sees it.
+    """
     text = text.translate(_LIGATURES)
     text = _SOFT_HYPHEN_BREAK.sub("", text)
     text = _HYPHEN_BREAK.sub("", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x02", "")
+    text = strip_controls(_C1_CONTROL.sub("\ufffd", _ESCAPE_SEQUENCE.sub("", text)))
     text = _fullwidth_to_ascii_alnum(text)
     text = _SPACE_BETWEEN_CJK.sub("", text)
     lines = [line.rstrip() for line in text.split("\n")]

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.theme import Theme
 
+from assistant.display import terminal_safe
 from assistant.locations import Locations
 from assistant.settings import Settings
 from tui.commands import AssistantCommands, PaletteCommand
@@ -86,6 +88,28 @@ class MiniCPMApp(App[None]):
         # The first-run dialog is due or open; it explains the demo model itself.
         self.welcoming = not (locations.data_dir / FIRST_RUN_MARKER).exists()
         self.set_reactive(MiniCPMApp.collection, settings.chat.collection)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Show a notification as plain text, whatever ``markup`` says.
+
+        Notifications carry file names, conversation titles and error text taken from
+        documents, so they are never read as markup and lose terminal control characters.
+        """
+        super().notify(
+            terminal_safe(message),
+            title=terminal_safe(title, one_line=True),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     @property
     def model_name(self) -> str | None:

@@ -7,7 +7,6 @@ budget, citations, persistence) is made in the service, the same one the TUI use
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager
@@ -15,6 +14,7 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from assistant.cli.context import CliContext
+from assistant.display import terminal_safe, to_json
 from assistant.errors import UsageError
 from assistant.events import (
     AnswerFailed,
@@ -145,6 +145,7 @@ class _AnswerPrinter:
         self.started = False
 
     def write(self, text: str) -> None:
+        text = terminal_safe(text)
         if not self.started:
             text = text.lstrip()
             self.started = bool(text)
@@ -158,14 +159,14 @@ def _print_text(events: Iterator[ChatEvent], out: TextIO) -> int:
     answer = _AnswerPrinter(out)
     for event in events:
         if isinstance(event, RetrievalStarted) and event.rewritten:
-            print(f"(searching for: {event.query})", file=sys.stderr)
+            print(f"(searching for: {terminal_safe(event.query, one_line=True)})", file=sys.stderr)
         elif isinstance(event, TokenReceived):
             answer.write(event.text)
         elif isinstance(event, AnswerFinished):
             finished = event
         elif isinstance(event, AnswerFailed):
             out.write("\n")
-            print(f"{event.title}: {event.message}", file=sys.stderr)
+            print(terminal_safe(f"{event.title}: {event.message}"), file=sys.stderr)
             return 1
     out.write("\n")
     if finished is not None:
@@ -179,13 +180,17 @@ def _print_sources(finished: AnswerFinished, out: TextIO) -> None:
     if finished.sources:
         print("\nSources:", file=out)
         for source in finished.sources:
-            print(f"  [{source.number}] {source.file}, page {source.page}", file=out)
+            print(f"  [{source.number}] {_file(source)}, page {source.page}", file=out)
     elif finished.evidence:
         print("\nPassages given to the model (the answer cites none):", file=out)
         for source in finished.evidence:
-            print(f"  [{source.number}] {source.file}, page {source.page}", file=out)
+            print(f"  [{source.number}] {_file(source)}, page {source.page}", file=out)
     elif not finished.grounded and finished.searched_query is not None:
         print("(not based on your documents)", file=out)
+
+
+def _file(source: Source) -> str:
+    return terminal_safe(source.file, one_line=True)
 
 
 def _source_json(source: Source, cited: bool) -> dict[str, Any]:
@@ -230,7 +235,7 @@ def _print_json(events: Iterator[ChatEvent]) -> int:
                 error={"title": event.title, "message": event.message},
             )
             code = 1
-    print(json.dumps(result, ensure_ascii=False, indent=2))
+    print(to_json(result))
     return code
 
 
@@ -288,8 +293,8 @@ def _chat_command(
         print(args.conversation or "(no conversation yet)")
     elif command == "/sources":
         for source in last.evidence if last else []:
-            text = " ".join(source.text.split())
-            print(f"[{source.number}] {source.file}, page {source.page}: {text[:200]}")
+            text = terminal_safe(source.text, one_line=True)
+            print(f"[{source.number}] {_file(source)}, page {source.page}: {text[:200]}")
     else:
         print(CHAT_HELP)
     return last
@@ -304,13 +309,13 @@ def _chat_answer(
         if isinstance(event, TurnStarted):
             args.conversation = event.conversation_id
         elif isinstance(event, RetrievalStarted) and event.rewritten:
-            print(f"(searching for: {event.query})")
+            print(f"(searching for: {terminal_safe(event.query, one_line=True)})")
         elif isinstance(event, TokenReceived):
             answer.write(event.text)
         elif isinstance(event, AnswerFinished):
             finished = event
         elif isinstance(event, AnswerFailed):
-            print(f"\n{event.title}: {event.message}", file=sys.stderr)
+            print(terminal_safe(f"\n{event.title}: {event.message}"), file=sys.stderr)
             return None, True
     sys.stdout.write("\n")
     if finished is not None:
@@ -329,10 +334,10 @@ def run_list(args: argparse.Namespace, context: CliContext) -> int:
     for summary in summaries:
         print(
             f"{summary.id}  {timestamp(summary.updated_at)}  {summary.message_count:>3} msgs  "
-            f"{summary.title}"
+            f"{terminal_safe(summary.title, one_line=True)}"
         )
         if summary.snippet:
-            print(f"    {summary.snippet}")
+            print(f"    {terminal_safe(summary.snippet, one_line=True)}")
     return 0
 
 
@@ -352,7 +357,8 @@ def run_remove(args: argparse.Namespace, context: CliContext) -> int:
     with _service(context, with_model=False) as service:
         conversation = service.get_conversation(args.id)
         service.delete_conversation(conversation.id)
-    print(f"Deleted {conversation.id} ({conversation.title}).", file=sys.stderr)
+    title = terminal_safe(conversation.title, one_line=True)
+    print(f"Deleted {conversation.id} ({title}).", file=sys.stderr)
     return 0
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from assistant.cli.context import CliContext
+from assistant.display import terminal_safe
 from models.catalog import DEMO_ENTRY, DEMO_PACKAGE, MINICPM_HINT
 from models.errors import ModelLoadError
 from models.gguf_info import read_gguf_info
@@ -56,7 +57,7 @@ def run_doctor(args: argparse.Namespace, context: CliContext) -> int:
         print(json.dumps({"ok": healthy, "checks": [asdict(c) for c in checks]}, indent=2))
     else:
         for check in checks:
-            print(f"{_MARKS[check.status]} {check.name}: {check.detail}")
+            print(terminal_safe(f"{_MARKS[check.status]} {check.name}: {check.detail}"))
         print("All good." if healthy else "Something essential is broken (see ✗ above).")
     return 0 if healthy else 1
 

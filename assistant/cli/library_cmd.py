@@ -15,9 +15,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from assistant.cli.context import CliContext
 from assistant.embedders import open_library
+from assistant.display import plain, terminal_safe, to_json
 from assistant.cli import embedder_cmd
 from assistant.errors import UsageError
 from rag.library import Library
@@ -130,7 +132,7 @@ def run_ingest(args: argparse.Namespace, context: CliContext) -> int:
     finally:
         library.close()
     if args.json:
-        print(json.dumps(_report_json(report), ensure_ascii=False, indent=2))
+        print(to_json(_report_json(report)))
     else:
         _print_report(report)
     return 0
@@ -182,17 +184,17 @@ def _print_report(report: IngestReport) -> None:
     console = Console()
     noteworthy = [result for result in report.results if result.status != "unchanged"]
     if noteworthy:
-        table = Table(title=f"Ingest into {report.collection!r}")
+        table = Table(title=plain(f"Ingest into {report.collection!r}"))
         for column in ("status", "file", "pages", "chunks", "reason"):
             table.add_column(column, overflow="fold")
         for result in noteworthy:
             style = "red" if result.status == "failed" else None
             table.add_row(
                 result.status,
-                result.path,
+                plain(result.path, one_line=True),
                 str(result.pages or ""),
                 str(result.chunks or ""),
-                result.reason or "",
+                plain(result.reason or "", one_line=True),
                 style=style,
             )
         console.print(table)
@@ -207,7 +209,7 @@ def run_docs_list(args: argparse.Namespace, context: CliContext) -> int:
     finally:
         library.close()
     if args.json:
-        print(json.dumps([asdict(record) for record in records], ensure_ascii=False, indent=2))
+        print(to_json([asdict(record) for record in records]))
         return 0
     if not records:
         print("No documents indexed yet: run `minicpm-assistant ingest PATH`.")
@@ -217,8 +219,8 @@ def run_docs_list(args: argparse.Namespace, context: CliContext) -> int:
         table.add_column(column, overflow="fold")
     for record in records:
         table.add_row(
-            record.collection,
-            record.path,
+            plain(record.collection, one_line=True),
+            plain(record.path, one_line=True),
             str(record.pages),
             str(record.chunks),
             datetime.fromtimestamp(record.indexed_at).strftime("%Y-%m-%d %H:%M"),
@@ -238,11 +240,11 @@ def run_docs_show(args: argparse.Namespace, context: CliContext) -> int:
         print(f"{args.path} is not in the library.", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps([asdict(record) for record in matches], ensure_ascii=False, indent=2))
+        print(to_json([asdict(record) for record in matches]))
         return 0
     for record in matches:
         for key, value in asdict(record).items():
-            print(f"{key:>13}: {value}")
+            print(f"{key:>13}: {terminal_safe(str(value), one_line=True)}")
     return 0
 
 
@@ -296,7 +298,7 @@ def run_search(args: argparse.Namespace, context: CliContext) -> int:
             }
             for hit in hits
         ]
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print(to_json(rows))
         return 0
     if not hits:
         print("No passages found.")
@@ -305,8 +307,10 @@ def run_search(args: argparse.Namespace, context: CliContext) -> int:
     if not relevant:
         console.print("[yellow]No passage looks relevant (all scores under the threshold).")
     for rank, hit in enumerate(hits, start=1):
-        where = f"{hit.file}, p. {hit.page}" + (f" — {hit.heading}" if hit.heading else "")
-        console.print(f"[bold]{rank}. {where}[/bold]  score {hit.score:.3f}", highlight=False)
-        console.print(hit.text[:600], highlight=False, markup=False)
+        where = f"{rank}. {hit.file}, p. {hit.page}" + (f" — {hit.heading}" if hit.heading else "")
+        console.print(
+            Text.assemble(plain(where, one_line=True, style="bold"), f"  score {hit.score:.3f}")
+        )
+        console.print(plain(hit.text[:600]))
         console.print()
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from rich.table import Table
 from assistant.cli import embedder_cmd
 
 from assistant.cli.context import CliContext
+from assistant.display import plain, terminal_safe, to_json
 from models.catalog import CATALOG, DEMO_ENTRY, MINICPM_HINT, CatalogEntry, find_entry
 from models.embedders import find_embedder
 from models.gguf_info import format_count, read_gguf_info
@@ -69,15 +69,13 @@ def run_list(args: argparse.Namespace, context: CliContext) -> int:
     default_is_demo = not any(model.is_minicpm for model in local)
     if args.json:
         print(
-            json.dumps(
+            to_json(
                 {
                     "catalog": [_entry_json(entry, on_disk.get(entry.name)) for entry in CATALOG],
                     "local": [_local_json(model) for model in extras],
                     "default": _default_name(local),
                     "models_dir": str(store.models_dir),
-                },
-                ensure_ascii=False,
-                indent=2,
+                }
             )
         )
         return 0
@@ -109,13 +107,13 @@ def run_list(args: argparse.Namespace, context: CliContext) -> int:
             f"{entry.ram_gb:g}/{entry.vram_gb:g}",
         )
     for model in extras:
-        table.add_row("[green]✓[/green]", model.name, "", "", "", "", "", "")
+        table.add_row("[green]✓[/green]", plain(model.name, one_line=True), "", "", "", "", "", "")
     console.print(table)
     console.print("Sources", style="bold")
     for entry in CATALOG:
         if not entry.is_demo:
             console.print(f"  {entry.name}\n{_sources(entry)}", highlight=False, soft_wrap=True)
-    console.print(f"Models directory: {store.models_dir}", highlight=False)
+    console.print(plain(f"Models directory: {store.models_dir}"))
     if default_is_demo:
         console.print(
             "[yellow]No MiniCPM model on disk: the assistant uses the offline demo model "
@@ -156,8 +154,10 @@ def run_add(args: argparse.Namespace, context: CliContext) -> int:
     model = ModelStore(context.locations.models_dir).add(args.path)
     info = read_gguf_info(model.path)
     print(
-        f"Added {model.name}: {info.architecture}, {format_count(info.parameters)} parameters, "
-        f"{info.file_type} ({model.path})"
+        terminal_safe(
+            f"Added {model.name}: {info.architecture}, {format_count(info.parameters)} "
+            f"parameters, {info.file_type} ({model.path})"
+        )
     )
     print(f"Use it with: minicpm-assistant --model {model.name}")
     return 0
@@ -189,7 +189,7 @@ def run_info(args: argparse.Namespace, context: CliContext) -> int:
         "is_demo": model.is_demo,
     }
     if args.json:
-        print(json.dumps(details, ensure_ascii=False, indent=2))
+        print(to_json(details))
         return 0
     rows = [
         ("Model", f"{model.name}{' (demo, not MiniCPM)' if model.is_demo else ''}"),
@@ -205,14 +205,14 @@ def run_info(args: argparse.Namespace, context: CliContext) -> int:
     ]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
-        print(f"{label:<{width}}  {value}")
+        print(f"{label:<{width}}  {terminal_safe(value, one_line=True)}")
     return 0
 
 
 def _catalog_info(entry: CatalogEntry, as_json: bool) -> int:
     """What the catalog knows about a model that is not downloaded yet."""
     if as_json:
-        print(json.dumps(_entry_json(entry, None), ensure_ascii=False, indent=2))
+        print(to_json(_entry_json(entry, None)))
         return 0
     print(f"{entry.title}: not on disk (catalog facts; the GGUF header is read once pulled)")
     print(f"Parameters {entry.params}, {entry.quantization}, {_size(entry.size_bytes)}, "

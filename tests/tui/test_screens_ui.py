@@ -55,8 +55,8 @@ async def test_library_ingest_shows_each_file_and_the_documents(
 
         files = library.query_one("#ingest-files", DataTable)
         rows = [files.get_row_at(i) for i in range(files.row_count)]
-        assert [row[0] for row in rows] == ["a.pdf", "b.pdf", "c.docx"]
-        assert "failed" in rows[2][1] and rows[2][4] == "not a PDF or text file"
+        assert [str(row[0]) for row in rows] == ["a.pdf", "b.pdf", "c.docx"]  # plain Text cells
+        assert "failed" in rows[2][1] and str(rows[2][4]) == "not a PDF or text file"
         bar = library.query_one("#ingest-progress", ProgressBar)
         assert bar.progress == bar.total == 3
         documents = library.query_one("#documents", DataTable)

@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from assistant.display import plain, terminal_safe
 from assistant.events import Source
 from tui.system_open import open_in_viewer
 
@@ -27,8 +28,8 @@ class TextPrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
-            yield Label(self._title, classes="dialog-title")
-            yield Input(self._value, id="dialog-input")
+            yield Label(plain(self._title), classes="dialog-title")
+            yield Input(terminal_safe(self._value, one_line=True), id="dialog-input")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("OK", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
@@ -56,7 +57,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
-            yield Label(self._question, classes="dialog-title")
+            yield Label(plain(self._question), classes="dialog-title")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self._confirm_label, variant="error", id="yes")
                 yield Button("Cancel", id="no")
@@ -87,13 +88,15 @@ class SourceScreen(ModalScreen[None]):
         heading = f" — {source.heading}" if source.heading else ""
         with Vertical(classes="dialog-box source-box"):
             yield Label(
-                f"[{source.number}] {source.file}, page {source.page}, score {source.score:.2f}"
-                f"{heading}",
+                plain(
+                    f"[{source.number}] {source.file}, page {source.page}, "
+                    f"score {source.score:.2f}{heading}",
+                    one_line=True,
+                ),
                 classes="dialog-title",
-                markup=False,
             )
             with VerticalScroll(id="source-text"):
-                yield Static(source.text, markup=False)
+                yield Static(plain(source.text))
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Open file", variant="primary", id="open")
                 yield Button("Close", id="close")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,6 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar
 from textual.worker import get_current_worker
 
+from assistant.display import plain
 from tui.commands import PaletteCommand
 from tui.messages import IngestFailed, IngestFinished, IngestProgressed
 from tui.screens.base import AppScreen, failure
@@ -107,8 +109,8 @@ class LibraryScreen(AppScreen):
         table.clear()
         for record in sorted(records, key=lambda r: r.path):
             table.add_row(
-                Path(record.path).name,
-                record.collection,
+                plain(Path(record.path).name, one_line=True),
+                plain(record.collection, one_line=True),
                 str(record.pages),
                 str(record.chunks),
                 record.status,
@@ -231,8 +233,12 @@ class LibraryScreen(AppScreen):
         eta = f", about {snapshot.eta_s:.0f} s left" if snapshot.eta_s else ""
         current = f" — {Path(snapshot.current_file).name}" if snapshot.current_file else ""
         self.query_one("#ingest-summary", Label).update(
-            f"{snapshot.files_done}/{snapshot.files_total} files, {snapshot.pages_done} pages, "
-            f"{snapshot.chunks_done} passages ({snapshot.chunks_per_s:.1f}/s{eta}){current}"
+            plain(
+                f"{snapshot.files_done}/{snapshot.files_total} files, {snapshot.pages_done} "
+                f"pages, {snapshot.chunks_done} passages ({snapshot.chunks_per_s:.1f}/s{eta})"
+                f"{current}",
+                one_line=True,
+            )
         )
         self.assistant_app.ingest_activity = (
             f"indexing {snapshot.files_done}/{snapshot.files_total}"
@@ -243,11 +249,11 @@ class LibraryScreen(AppScreen):
     def _show_result(self, result: FileResult) -> None:
         style = FILE_STATUS_STYLE.get(result.status, "")
         self.query_one("#ingest-files", DataTable).add_row(
-            Path(result.path).name,
-            f"[{style}]{result.status}[/]" if style else result.status,
+            plain(Path(result.path).name, one_line=True),
+            Text(result.status, style=style),
             str(result.pages),
             str(result.chunks),
-            result.reason or "",
+            plain(result.reason or "", one_line=True),
         )
 
     @on(IngestFinished)
@@ -273,7 +279,7 @@ class LibraryScreen(AppScreen):
 
     @on(IngestFailed)
     def _failed(self, event: IngestFailed) -> None:
-        self.query_one("#ingest-summary", Label).update(f"Failed: {event.message}")
+        self.query_one("#ingest-summary", Label).update(plain(f"Failed: {event.message}"))
         self.notify(event.message, title=event.title, severity="error", timeout=10)
         self._ingest_over()
 

@@ -13,6 +13,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Label, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from assistant.display import plain, terminal_safe
 from tui.widgets.safe_markdown import SafeMarkdown
 
 WELCOME = (
@@ -27,7 +28,7 @@ class UserMessage(Static):
     """A question as the user typed it (shown verbatim, not as Markdown)."""
 
     def __init__(self, text: str) -> None:
-        super().__init__(text, markup=False)
+        super().__init__(plain(text))
 
 
 class FrozenMarkdown(Static):
@@ -39,6 +40,7 @@ class FrozenMarkdown(Static):
     """
 
     def __init__(self, source: str) -> None:
+        source = terminal_safe(source)  # answers saved before escape sequences were stripped
         # links are drawn as "text (url)": nothing the terminal could open on a click
         super().__init__(RichMarkdown(source, hyperlinks=False), classes="answer-body")
         self.source = source
@@ -75,6 +77,7 @@ class AnswerView(Vertical):
 
     async def append(self, fragment: str) -> None:
         """Add streamed text at the end of the answer."""
+        fragment = terminal_safe(fragment)
         self._parts.append(fragment)
         head, tail = self._split_at_paragraph(fragment)
         await self._write(head)

@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
+from assistant.display import plain
 from tui.messages import ConversationChosen, DeleteRequested, RenameRequested
 from tui.widgets.pick_list import PickList
 
@@ -61,7 +62,7 @@ class ConversationList(Vertical):
         options = self.query_one(ConversationOptions)
         options.clear_options()
         options.add_options(
-            Option(conversation.title or "Untitled", id=conversation.id)
+            Option(plain(conversation.title or "Untitled", one_line=True), id=conversation.id)
             for conversation in conversations
         )
         if current_id is not None:

@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from assistant.display import terminal_safe
 from assistant.events import Source
 from tui.messages import SourceChosen
 from tui.widgets.pick_list import PickList
@@ -24,12 +25,13 @@ def source_label(source: Source, cited: bool | None) -> Text:
 
     ``cited`` is None while the answer is being written: which passages it cites is not known.
     """
-    snippet = " ".join(source.text.split())
+    snippet = terminal_safe(source.text, one_line=True)
     if len(snippet) > SNIPPET_CHARS:
         snippet = snippet[: SNIPPET_CHARS - 1] + "…"
     label = Text()
     label.append(f"[{source.number}] ", style="bold")
-    label.append(Path(source.file).name, style="" if cited is False else "bold")
+    name = terminal_safe(Path(source.file).name, one_line=True)
+    label.append(name, style="" if cited is False else "bold")
     label.append(f" · p.{source.page} · {source.score:.2f}", style="italic")
     if cited is False:
         label.append(" · not cited", style="italic")

@@ -9,6 +9,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from assistant.display import terminal_safe
+
 if TYPE_CHECKING:
     from assistant.service import ModelStatus
 
@@ -18,7 +20,7 @@ def describe_model(status: ModelStatus | None) -> Text:
     if status is None:
         return Text("no model loaded", style="italic")
     kind = "MiniCPM" if status.is_minicpm else "offline demo model" if status.is_demo else "GGUF"
-    name = status.name or Path(str(status.path)).name
+    name = terminal_safe(status.name or Path(str(status.path)).name, one_line=True)
     text = Text()
     text.append(name, style="bold")
     text.append(f" ({kind})", style="bold red" if status.is_demo else "")
