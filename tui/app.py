@@ -31,7 +31,7 @@ from tui.screens.library import LibraryScreen
 from tui.screens.models import ModelsScreen
 
 if TYPE_CHECKING:
-    from assistant.service import AssistantService, CatalogEntry, ModelStatus
+    from assistant.service import AssistantService, CatalogEntry, EmbedderRow, ModelStatus
 
 FIRST_RUN_MARKER = "tui-welcome-done"
 
@@ -228,6 +228,7 @@ class MiniCPMApp(App[None]):
             self.welcoming = False
             return
         self.welcoming = True
+        embedder = self._embedder_suggestion()
         self.push_screen(
             FirstRunScreen(
                 need_model=need_model,
@@ -235,6 +236,10 @@ class MiniCPMApp(App[None]):
                 suggested_model=suggestion.name if suggestion else None,
                 suggested_title=suggestion.title if suggestion else "",
                 suggested_size=f"{suggestion.size_bytes / 1024**3:.1f} GB" if suggestion else "",
+                suggested_embedder=embedder.entry.name if embedder else None,
+                suggested_embedder_size=(
+                    f"{embedder.entry.size_bytes / 1024**3:.1f} GB" if embedder else ""
+                ),
             ),
             self._first_run_chosen,
         )
@@ -250,12 +255,17 @@ class MiniCPMApp(App[None]):
         )
         return need_model, need_documents, suggestion
 
+    def _embedder_suggestion(self) -> EmbedderRow | None:
+        """The multilingual embedding model to offer, unless one is on disk already."""
+        rows = [row for row in self.service.embedders() if not row.entry.bundled]
+        return None if any(row.on_disk for row in rows) else rows[0]
+
     async def _first_run_chosen(self, choice: FirstRunChoice | None) -> None:
         (self.locations.data_dir / FIRST_RUN_MARKER).touch()
         self.welcoming = False
         if choice is None or choice.action == "demo":
             return
-        if choice.action == "download" and choice.model_name:
+        if choice.action in ("download", "download-embedder") and choice.model_name:
             await self.switch_mode("models")
             screen = self.screen
             if isinstance(screen, ModelsScreen):

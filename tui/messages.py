@@ -131,3 +131,27 @@ class DownloadFailed(Message):
     name: str
     title: str
     message: str
+
+
+@dataclass
+class EmbedderSwitchProgressed(Message):
+    """Passages of ``collection`` re-embedded so far with embedding model ``name``."""
+
+    name: str
+    collection: str
+    done: int
+    total: int
+
+
+@dataclass
+class EmbedderSwitched(Message):
+    name: str
+    collection: str
+    passages: int
+
+
+@dataclass
+class EmbedderSwitchFailed(Message):
+    name: str
+    title: str
+    message: str

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.conversations import Conversation, ConversationStore, ConversationSummary
+from assistant.embedders import EmbedderRow, embedder_rows
 from assistant.events import (
     AnswerFinished,
     ChatEvent,
@@ -23,8 +24,19 @@ from assistant.events import (
     TurnStarted,
 )
 from assistant.locations import Locations
+from models.embedders import embedders_dir
 from models.events import Timings, Usage
-from rag.types import DocumentRecord, FileResult, Hit, IngestProgress, IngestReport, Relevance
+from rag.types import (
+    DocumentRecord,
+    EmbeddingSpec,
+    FileResult,
+    Hit,
+    IngestProgress,
+    IngestReport,
+    Relevance,
+    SwitchProgress,
+    SwitchReport,
+)
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,8 @@ class FakeService:
     ingested: list[list[Path]] = field(default_factory=list)
     switched_to: list[str] = field(default_factory=list)
     saved_themes: list[str] = field(default_factory=list)
+    embedder_in_use: str = "all-MiniLM-L6-v2"
+    switched_embedders: list[tuple[str, str | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.minicpm_on_disk:
@@ -308,6 +322,37 @@ class FakeService:
 
     def collections(self) -> list[str]:
         return ["default"]
+
+    # Embedding models: the real catalog and models folder; the switch is scripted
+
+    def embedders(self) -> list[EmbedderRow]:
+        return embedder_rows(self.locations.models_dir)
+
+    def pull_embedder(
+        self, name: str, progress: Callable[[int, int | None], None] | None = None
+    ) -> Path:
+        folder = embedders_dir(self.locations.models_dir) / name
+        for done in (0, 500, 1000):
+            if progress:
+                progress(done, 1000)
+        folder.mkdir(parents=True)
+        return folder
+
+    def collection_embedder(self, collection: str | None = None) -> str:
+        return self.embedder_in_use
+
+    def switch_embedder(
+        self,
+        name: str,
+        collection: str | None = None,
+        progress: Callable[[SwitchProgress], None] | None = None,
+    ) -> SwitchReport:
+        for done in (0, 20, 40):
+            if progress:
+                progress(SwitchProgress(done, 40))
+        self.embedder_in_use = name
+        self.switched_embedders.append((name, collection))
+        return SwitchReport(collection or "default", EmbeddingSpec(name), 40, 40, 0.1)
 
     def save_ui_theme(self, name: str) -> None:
         self.saved_themes.append(name)

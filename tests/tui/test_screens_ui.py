@@ -113,6 +113,7 @@ async def test_first_run_without_minicpm_or_documents_offers_the_ways_forward(
             "Download MiniCPM-2B DPO (1.6 GB)",
             "Continue with the demo model",
             "Add a folder…",
+            "Download multilingual-e5-small (0.5 GB)",
         ]
         dialog.query_one("#add-folder", Button).press()
         await wait_until(pilot, lambda: isinstance(app.screen, LibraryScreen))

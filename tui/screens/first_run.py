@@ -1,4 +1,5 @@
-"""First run: say what is missing (a MiniCPM model, documents) and offer the ways forward."""
+"""First run: say what is missing (a MiniCPM model, documents, an embedding model for documents
+not in English) and offer the ways forward."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from tui.widgets.path_input import PathInput
 
 @dataclass(frozen=True)
 class FirstRunChoice:
-    """What the user picked: ``action`` is "download", "local", "demo" or "add-folder"."""
+    """What the user picked: ``action`` is "download", "download-embedder", "local", "demo" or
+    "add-folder"."""
 
     action: str
     model_name: str | None = None
@@ -34,6 +36,8 @@ class FirstRunScreen(ModalScreen[FirstRunChoice]):
         suggested_model: str | None,
         suggested_title: str = "",
         suggested_size: str = "",
+        suggested_embedder: str | None = None,
+        suggested_embedder_size: str = "",
     ) -> None:
         super().__init__(classes="dialog")
         self.need_model = need_model
@@ -41,6 +45,9 @@ class FirstRunScreen(ModalScreen[FirstRunChoice]):
         self.suggested_model = suggested_model
         self.suggested_title = suggested_title
         self.suggested_size = suggested_size
+        self.suggested_embedder = suggested_embedder
+        """A multilingual embedding model to offer (None: one is on disk already)."""
+        self.suggested_embedder_size = suggested_embedder_size
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog-box", id="first-run"):
@@ -72,6 +79,17 @@ class FirstRunScreen(ModalScreen[FirstRunChoice]):
                     yield Button("Add a folder…", variant="primary", id="add-folder", compact=True)
                     if not self.need_model:
                         yield Button("Later", id="demo", compact=True)
+            if self.suggested_embedder:
+                yield Static(
+                    "Documents in Chinese or another language? The built-in search model knows "
+                    "English only; switch a collection to a multilingual one on the Models screen."
+                )
+                with Vertical(classes="choices"):
+                    yield Button(
+                        f"Download {self.suggested_embedder} ({self.suggested_embedder_size})",
+                        id="download-embedder",
+                        compact=True,
+                    )
 
     def on_mount(self) -> None:
         """Focus the first choice: otherwise the scroll box has focus and Enter does nothing."""
@@ -80,6 +98,10 @@ class FirstRunScreen(ModalScreen[FirstRunChoice]):
     @on(Button.Pressed, "#download")
     def _download(self) -> None:
         self.dismiss(FirstRunChoice("download", model_name=self.suggested_model))
+
+    @on(Button.Pressed, "#download-embedder")
+    def _download_embedder(self) -> None:
+        self.dismiss(FirstRunChoice("download-embedder", model_name=self.suggested_embedder))
 
     @on(Button.Pressed, "#demo")
     def action_demo(self) -> None:
@@ -93,7 +115,8 @@ class FirstRunScreen(ModalScreen[FirstRunChoice]):
     def _local(self, event: PathInput.Submitted) -> None:
         path = self.query_one("#first-run-gguf", PathInput).path
         if path is None or not path.is_file():
-            self.notify(f"{event.value!r} is not a file; type the path of a .gguf model.",
-                        severity="error")
+            self.notify(
+                f"{event.value!r} is not a file; type the path of a .gguf model.", severity="error"
+            )
             return
         self.dismiss(FirstRunChoice("local", path=str(path)))

@@ -1,5 +1,7 @@
 """The models screen: the catalog with what is on disk, downloads with progress, switching the
-model (loaded in the background) and the number of layers offloaded to the GPU."""
+model (loaded in the background) and the number of layers offloaded to the GPU; below it the
+embedding models, to download and to switch the current collection to (re-embedded in the
+background while its old index keeps answering)."""
 
 from __future__ import annotations
 
@@ -12,13 +14,20 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar
 
 from tui.commands import PaletteCommand
-from tui.messages import DownloadFailed, DownloadFinished, DownloadProgressed
+from tui.messages import (
+    DownloadFailed,
+    DownloadFinished,
+    DownloadProgressed,
+    EmbedderSwitched,
+    EmbedderSwitchFailed,
+    EmbedderSwitchProgressed,
+)
 from tui.screens.base import AppScreen, failure
 from tui.widgets.path_input import PathInput
 from tui.widgets.status_bar import describe_model
 
 if TYPE_CHECKING:
-    from assistant.service import CatalogRow
+    from assistant.service import CatalogRow, EmbedderRow, SwitchProgress
 
 GIB = 1024**3
 
@@ -47,17 +56,29 @@ class ModelsScreen(AppScreen):
         PaletteCommand("Download model", "Download the selected catalog model", "download"),
         PaletteCommand("Add a local GGUF", "Use a model file you already have", "add_local"),
         PaletteCommand("Set GPU layers", "Layers to offload to the GPU (reloads)", "gpu_layers"),
+        PaletteCommand(
+            "Use embedding model",
+            "Re-embed this collection's passages with the selected embedding model",
+            "use_embedder",
+        ),
     )
 
     def __init__(self) -> None:
         super().__init__()
         self.downloading: str | None = None
         self._rows: dict[str, CatalogRow] = {}
+        self._embedder_rows: dict[str, EmbedderRow] = {}
+        self.switching: str | None = None
+        """The embedding model the current collection is being re-embedded with."""
 
     def compose(self) -> ComposeResult:
         yield Label("", id="current-model")
         yield Label("Catalog", classes="panel-title")
         yield DataTable(id="catalog", cursor_type="row", zebra_stripes=True)
+        yield Label(
+            "Embedding models, for documents (Enter: switch the collection)", classes="panel-title"
+        )
+        yield DataTable(id="embedders", cursor_type="row", zebra_stripes=True)
         with Vertical(id="download-panel"):
             yield Label("", id="download-label", markup=False)
             yield ProgressBar(id="download-progress", show_eta=True)
@@ -73,6 +94,8 @@ class ModelsScreen(AppScreen):
     def on_mount(self) -> None:
         table = self.query_one("#catalog", DataTable)
         table.add_columns("", "Model", "Params", "Quant", "Download", "RAM", "On disk")
+        embedders = self.query_one("#embedders", DataTable)
+        embedders.add_columns("", "Model", "Languages", "Dims", "Download", "On disk")
         self.query_one("#download-panel").display = False
         layers = self.assistant_app.settings.engine.n_gpu_layers
         self.query_one("#gpu-layers", Input).value = str(layers)
@@ -112,13 +135,37 @@ class ModelsScreen(AppScreen):
             )
         if rows:
             table.move_cursor(row=min(cursor, len(rows) - 1))
+        self.refresh_embedders()
+
+    def refresh_embedders(self) -> None:
+        """The embedding models, ● on the one the current collection uses."""
+        table = self.query_one("#embedders", DataTable)
+        ok, rows = self.attempt("read the embedding models", self.service.embedders)
+        if not ok or rows is None:
+            return
+        _, in_use = self.attempt("read the collection", self.service.collection_embedder)
+        cursor = table.cursor_row
+        table.clear()
+        self._embedder_rows = {row.entry.name: row for row in rows}
+        for row in rows:
+            entry = row.entry
+            table.add_row(
+                "●" if entry.name == in_use else "",
+                entry.name,
+                entry.languages,
+                str(entry.dimensions),
+                "installed" if entry.bundled else f"{entry.size_bytes / GIB:.1f} GB",
+                "yes" if row.on_disk else "",
+                key=entry.name,
+            )
+        if rows:
+            table.move_cursor(row=min(cursor, len(rows) - 1))
 
     def _selected(self) -> CatalogRow | None:
-        table = self.query_one("#catalog", DataTable)
-        if table.row_count == 0:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self._rows.get(key or "")
+        return self._rows.get(_cursor_key(self.query_one("#catalog", DataTable)))
+
+    def _selected_embedder(self) -> EmbedderRow | None:
+        return self._embedder_rows.get(_cursor_key(self.query_one("#embedders", DataTable)))
 
     # Switching -------------------------------------------------------------------------------
 
@@ -140,8 +187,11 @@ class ModelsScreen(AppScreen):
     def _add_local(self) -> None:
         path = self.query_one("#gguf-path", PathInput).path
         if path is None or not path.is_file():
-            self.notify(f"{path or 'Nothing'} is not a file. Type the path of a .gguf model.",
-                        title="No such file", severity="error")
+            self.notify(
+                f"{path or 'Nothing'} is not a file. Type the path of a .gguf model.",
+                title="No such file",
+                severity="error",
+            )
             return
         self.assistant_app.add_local_model(path)
 
@@ -161,7 +211,10 @@ class ModelsScreen(AppScreen):
     # Downloading -----------------------------------------------------------------------------
 
     def action_download(self) -> None:
-        row = self._selected()
+        if self.query_one("#embedders", DataTable).has_focus:
+            row: CatalogRow | EmbedderRow | None = self._selected_embedder()
+        else:
+            row = self._selected()
         if row is not None:
             self.start_download(row.entry.name)
 
@@ -169,7 +222,7 @@ class ModelsScreen(AppScreen):
         if self.downloading is not None:
             self.notify(f"Already downloading {self.downloading}.")
             return
-        row = self._rows.get(name)
+        row = self._rows.get(name) or self._embedder_rows.get(name)
         if row is not None and row.on_disk:
             self.notify(f"{row.entry.title} is already on disk; press Enter to use it.")
             return
@@ -186,8 +239,10 @@ class ModelsScreen(AppScreen):
         def progress(done: int, total: int | None) -> None:
             self.post_message(DownloadProgressed(name, done, total or 0))
 
+        is_embedder = name in self._embedder_rows
+        pull = self.service.pull_embedder if is_embedder else self.service.pull_model
         try:
-            self.service.pull_model(name, progress=progress)
+            pull(name, progress=progress)
         except Exception as error:  # reported, never fatal
             self.post_message(DownloadFailed(name, *failure(error)))
         else:
@@ -222,3 +277,77 @@ class ModelsScreen(AppScreen):
             severity="error",
             timeout=10,
         )
+
+    # Switching the collection's embedding model ----------------------------------------------
+
+    @on(DataTable.RowSelected, "#embedders")
+    def action_use_embedder(self) -> None:
+        row = self._selected_embedder()
+        if row is None:
+            return
+        if self.switching is not None:
+            self.notify(f"Already re-embedding with {self.switching}.")
+            return
+        if not row.on_disk:
+            self.notify(f"{row.entry.name} is not downloaded yet: press d to download it.")
+            return
+        collection = self.assistant_app.settings.chat.collection
+        self.switching = row.entry.name
+        self.query_one("#download-panel").display = True
+        self.query_one("#download-label", Label).update(
+            f"Re-embedding {collection!r} with {row.entry.name}…"
+        )
+        bar = self.query_one("#download-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=None, progress=0)
+        self.switch_embedder(row.entry.name, collection)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="embedder-switch")
+    def switch_embedder(self, name: str, collection: str) -> None:
+        def progress(done: SwitchProgress) -> None:
+            self.post_message(EmbedderSwitchProgressed(name, collection, done.done, done.total))
+
+        try:
+            report = self.service.switch_embedder(name, collection, progress=progress)
+        except Exception as error:  # reported, never fatal: the old index still answers
+            self.post_message(EmbedderSwitchFailed(name, *failure(error)))
+        else:
+            self.post_message(EmbedderSwitched(name, collection, report.passages))
+
+    @on(EmbedderSwitchProgressed)
+    def _switch_progress(self, event: EmbedderSwitchProgressed) -> None:
+        self.query_one("#download-progress", ProgressBar).update(
+            total=event.total or None, progress=event.done
+        )
+        self.query_one("#download-label", Label).update(
+            f"Re-embedding {event.collection!r} with {event.name}: {event.done} of "
+            f"{event.total} passages (searches use the old index until it is done)"
+        )
+
+    @on(EmbedderSwitched)
+    def _switched(self, event: EmbedderSwitched) -> None:
+        self.switching = None
+        self.query_one("#download-label", Label).update(
+            f"{event.collection!r} now uses {event.name} ({event.passages} passages)."
+        )
+        self.notify(f"{event.collection!r} now searches with {event.name}.", title="Switched")
+        self.refresh_embedders()
+
+    @on(EmbedderSwitchFailed)
+    def _switch_failed(self, event: EmbedderSwitchFailed) -> None:
+        self.switching = None
+        self.query_one("#download-label", Label).update(f"Switch failed: {event.message}")
+        self.query_one("#download-progress", ProgressBar).display = False
+        self.notify(
+            f"{event.message}\nThe collection keeps its old index; try again to resume.",
+            title=event.title,
+            severity="error",
+            timeout=10,
+        )
+
+
+def _cursor_key(table: DataTable[object]) -> str:
+    """The key of the row under the cursor ("" for an empty table)."""
+    if table.row_count == 0:
+        return ""
+    return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or ""
