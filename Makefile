@@ -10,6 +10,7 @@ test: setup-dev
 # Long runs (large folders, many kill points), not part of `make test`.
 soak: setup-dev
 	SOAK=1 .venv/bin/python -m pytest -m soak
+	SOAK=1 .venv/bin/python -m pytest tests/rag/test_fuzz.py
 
 lint: setup-dev
 	.venv/bin/ruff check . && .venv/bin/mypy && .venv/bin/lint-imports

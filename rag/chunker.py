@@ -10,8 +10,9 @@ The function is pure: the same document always gives the same chunks.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from itertools import islice
 
 from rag.loaders import ExtractedDocument, OutlineEntry
 
@@ -28,6 +29,9 @@ _SENTENCE = re.compile(
     r"|$)",
     re.DOTALL,
 )
+_BLANK_LINES = re.compile(r"\n\s*\n")
+_TOKENIZE_WINDOW = 512
+"""Sentences tokenized per call: enough to keep the tokenizer busy, few enough to stay small."""
 _PARAGRAPH_END = re.compile(r"[.!?:。！？；…\"”」)]$")
 _MARKDOWN_HEADING = re.compile(r"^#{1,6}\s+(\S.*)$")
 _NUMBERED_HEADING = re.compile(
@@ -61,21 +65,24 @@ class _Unit:
 def chunk_document(
     document: ExtractedDocument, token_offsets: TokenOffsets, max_tokens: int, overlap: int
 ) -> list[Chunk]:
-    """Cut ``document`` into chunks of at most ``max_tokens`` tokens, sharing up to ``overlap``."""
-    units, counts = _split_long(_units(document), token_offsets, max_tokens, overlap)
+    """Cut ``document`` into chunks of at most ``max_tokens`` tokens, sharing up to ``overlap``.
+
+    Sentences stream through tokenizing (``_TOKENIZE_WINDOW`` at a time) and packing, so beyond
+    the document and the chunks returned, memory stays bounded however long the document is.
+    """
     labels = {page.number: page.label for page in document.pages}
+    counted = _split_long(_units(document), token_offsets, max_tokens, overlap)
     return [
-        _make_chunk(index, units[start:end], counts[start:end], labels)
-        for index, (start, end) in enumerate(_pack(units, counts, max_tokens, overlap))
+        _make_chunk(index, [unit for unit, _ in packed], [count for _, count in packed], labels)
+        for index, packed in enumerate(_pack(counted, max_tokens, overlap))
     ]
 
 
-def _units(document: ExtractedDocument) -> list[_Unit]:
+def _units(document: ExtractedDocument) -> Iterator[_Unit]:
     outline_by_page: dict[int, list[OutlineEntry]] = {}
     for entry in document.outline:
         outline_by_page.setdefault(entry.page, []).append(entry)
     heading: str | None = None
-    units: list[_Unit] = []
     for page in document.pages:
         titles = [entry.title for entry in outline_by_page.get(page.number, []) if entry.title]
         if titles:
@@ -85,11 +92,10 @@ def _units(document: ExtractedDocument) -> list[_Unit]:
             title = _heading_of(paragraph, known)
             if title is not None:
                 heading = title
-                units.append(_Unit(paragraph, page.number, heading, True, is_heading=True))
+                yield _Unit(paragraph, page.number, heading, True, is_heading=True)
                 continue
             for position, sentence in enumerate(_sentences(paragraph)):
-                units.append(_Unit(sentence, page.number, heading, position == 0))
-    return units
+                yield _Unit(sentence, page.number, heading, position == 0)
 
 
 def _normal(text: str) -> str:
@@ -107,10 +113,9 @@ def _heading_of(paragraph: str, outline_titles: set[str]) -> str | None:
     return None
 
 
-def _paragraphs(text: str) -> list[str]:
+def _paragraphs(text: str) -> Iterator[str]:
     """Blank lines split paragraphs; so does a short line that ends a sentence, and a heading."""
-    paragraphs: list[str] = []
-    for block in re.split(r"\n\s*\n", text):
+    for block in _blocks(text):
         lines = [line.strip() for line in block.split("\n") if line.strip()]
         if not lines:
             continue
@@ -119,17 +124,25 @@ def _paragraphs(text: str) -> list[str]:
         for line in lines:
             if _heading_of(line, set()) is not None:
                 if current:
-                    paragraphs.append(_join_lines(current))
-                paragraphs.append(line)
+                    yield _join_lines(current)
+                yield line
                 current = []
                 continue
             current.append(line)
             if len(line) < 0.7 * typical and _PARAGRAPH_END.search(line):
-                paragraphs.append(_join_lines(current))
+                yield _join_lines(current)
                 current = []
         if current:
-            paragraphs.append(_join_lines(current))
-    return paragraphs
+            yield _join_lines(current)
+
+
+def _blocks(text: str) -> Iterator[str]:
+    """The text between blank lines, one block at a time (``re.split`` would copy it all)."""
+    start = 0
+    for blank in _BLANK_LINES.finditer(text):
+        yield text[start : blank.start()]
+        start = blank.end()
+    yield text[start:]
 
 
 def _join_lines(lines: Sequence[str]) -> str:
@@ -153,75 +166,70 @@ def _sentences(paragraph: str) -> list[str]:
 
 
 def _split_long(
-    units: list[_Unit], token_offsets: TokenOffsets, max_tokens: int, overlap: int
-) -> tuple[list[_Unit], list[int]]:
-    """Cut sentences longer than the budget at token boundaries (tables, run-on text).
-
-    Returns the units with their token counts.
-    """
-    spans_of = token_offsets([unit.text for unit in units])
+    units: Iterable[_Unit], token_offsets: TokenOffsets, max_tokens: int, overlap: int
+) -> Iterator[tuple[_Unit, int]]:
+    """Each unit with its token count, sentences longer than the budget cut at token boundaries
+    (tables, run-on text). Tokenizes ``_TOKENIZE_WINDOW`` units per call."""
     step = max(1, max_tokens - overlap)
-    result: list[_Unit] = []
-    counts: list[int] = []
-    for unit, spans in zip(units, spans_of, strict=True):
-        if len(spans) <= max_tokens:
-            result.append(unit)
-            counts.append(len(spans))
-            continue
-        for first in range(0, len(spans), step):
-            window = spans[first : first + max_tokens]
-            piece = unit.text[window[0][0] : window[-1][1]].strip()
-            if piece:
-                result.append(
-                    _Unit(piece, unit.page, unit.heading, unit.starts_paragraph and first == 0)
-                )
-                counts.append(len(window))
-            if first + max_tokens >= len(spans):
-                break
-    return result, counts
+    iterator = iter(units)
+    while window_units := list(islice(iterator, _TOKENIZE_WINDOW)):
+        spans_of = token_offsets([unit.text for unit in window_units])
+        for unit, spans in zip(window_units, spans_of, strict=True):
+            if len(spans) <= max_tokens:
+                yield unit, len(spans)
+                continue
+            for first in range(0, len(spans), step):
+                window = spans[first : first + max_tokens]
+                piece = unit.text[window[0][0] : window[-1][1]].strip()
+                if piece:
+                    first_piece = unit.starts_paragraph and first == 0
+                    yield replace(unit, text=piece, starts_paragraph=first_piece), len(window)
+                if first + max_tokens >= len(spans):
+                    break
 
 
 def _pack(
-    units: Sequence[_Unit], counts: Sequence[int], max_tokens: int, overlap: int
-) -> list[tuple[int, int]]:
-    """Greedy packing into ``(start, end)`` unit ranges; a new range repeats a tail for overlap."""
-    ranges: list[tuple[int, int]] = []
-    start, size = 0, 0
-    for index, (unit, count) in enumerate(zip(units, counts, strict=True)):
-        closes_early = index > start and (
+    counted: Iterable[tuple[_Unit, int]], max_tokens: int, overlap: int
+) -> Iterator[list[tuple[_Unit, int]]]:
+    """Greedy packing of counted units into chunks; a new chunk repeats a tail for overlap."""
+    current: list[tuple[_Unit, int]] = []
+    size = 0
+    for unit, count in counted:
+        closes_early = bool(current) and (
             (unit.is_heading and size >= max_tokens // 4)
             or (unit.starts_paragraph and size >= 0.8 * max_tokens)
         )
-        if index > start and (size + count > max_tokens or closes_early):
-            ranges.append((start, index))
-            start, size = _overlap_start(units, counts, start, index, overlap, count, max_tokens)
+        if current and (size + count > max_tokens or closes_early):
+            yield current
+            current = _overlap_tail(current, unit, count, overlap, max_tokens)
+            size = sum(tail_count for _, tail_count in current)
+        current.append((unit, count))
         size += count
-    if start < len(units):
-        ranges.append((start, len(units)))
-    return ranges
+    if current:
+        yield current
 
 
-def _overlap_start(
-    units: Sequence[_Unit],
-    counts: Sequence[int],
-    start: int,
-    end: int,
-    overlap: int,
+def _overlap_tail(
+    previous: list[tuple[_Unit, int]],
+    next_unit: _Unit,
     next_count: int,
+    overlap: int,
     max_tokens: int,
-) -> tuple[int, int]:
-    """First unit of the next chunk: back up over whole sentences while they fit the overlap."""
-    new_start, size = end, 0
+) -> list[tuple[_Unit, int]]:
+    """Start of the next chunk: whole sentences backed up over from the end of ``previous``
+    while they fit the overlap (never its first unit, never across a heading)."""
+    if next_unit.is_heading:
+        return []
+    keep, size = len(previous), 0
     while (
-        new_start - 1 > start
-        and not units[end].is_heading
-        and not units[new_start - 1].is_heading
-        and size + counts[new_start - 1] <= overlap
-        and size + counts[new_start - 1] + next_count <= max_tokens
+        keep - 1 > 0
+        and not previous[keep - 1][0].is_heading
+        and size + previous[keep - 1][1] <= overlap
+        and size + previous[keep - 1][1] + next_count <= max_tokens
     ):
-        new_start -= 1
-        size += counts[new_start]
-    return new_start, size
+        keep -= 1
+        size += previous[keep][1]
+    return previous[keep:]
 
 
 def _make_chunk(

@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +134,8 @@ class _Preparer(threading.Thread):
             reason = f"failed: {type(error).__name__}: {error}"
             return _Parsed(found, digest, action="failed", reason=reason)
         self.indexed.add(digest)
+        # the chunks hold the text now: a queued file keeps one copy of it, not two
+        document = replace(document, pages=tuple(replace(page, text="") for page in document.pages))
         return _Parsed(found, digest, document=document, chunks=chunks)
 
 

@@ -279,9 +279,56 @@ def _decode(data: bytes) -> str:
     return data.decode("latin-1")
 
 
+def _clean_in_pieces(text: str) -> str:
+    """:func:`clean_page_text` over pieces of at most ``_CLEAN_PIECE`` characters (see
+    :func:`_piece_end`), without its whole-page temporary copies (a 100 MB text file is one page;
+    its character-by-character pass alone took gigabytes). Cleaning is line-local, so the text
+    is the same, but for the rare cut that falls inside a paragraph of text without blank lines."""
+    if len(text) <= _CLEAN_PIECE:
+        return clean_page_text(text)
+    cleaned: list[str] = []
+    start = 0
+    while start < len(text):
+        end, separator = _piece_end(text, start)
+        piece = clean_page_text(text[start:end])
+        if piece:
+            cleaned.extend((piece, separator))
+        start = end
+    return "".join(cleaned[:-1])
+
+
+def _piece_end(text: str, start: int) -> tuple[int, str]:
+    """Where the piece of ``text`` from ``start`` ends, and what stands for the cut when the
+    cleaned pieces are joined (cleaning strips the whitespace at both ends of a piece).
+
+    A blank line is cut as a blank line; a line end not after a hyphen (which cleaning would
+    join) as a line end; otherwise the cut falls between two characters that are not spaces.
+    """
+    limit = start + _CLEAN_PIECE
+    if limit >= len(text):
+        return len(text), ""
+    blank = max(_BLANK_LINE.finditer(text, start, limit), key=lambda m: m.end(), default=None)
+    if blank is not None and blank.start() > start:
+        return blank.end(), "\n\n"
+    line = text.rfind("\n", start, limit)
+    while line > start and text[line - 2 if text[line - 1] == "\r" else line - 1] in "-\xad\x02":
+        line = text.rfind("\n", start, line)
+    if line > start:
+        return line + 1, "\n"
+    cut = limit
+    while cut > start + 1 and (text[cut - 1].isspace() or text[cut].isspace()):
+        cut -= 1
+    return (cut if cut > start + 1 else limit), ""
+
+
+_CLEAN_PIECE = 1 << 20
+"""Characters cleaned at a time."""
+_BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
+
+
 def _finish(document: ExtractedDocument) -> ExtractedDocument:
     """Clean every page; drop garbage pages; refuse documents left without readable text."""
-    cleaned = remove_running_lines([clean_page_text(page.text) for page in document.pages])
+    cleaned = remove_running_lines([_clean_in_pieces(page.text) for page in document.pages])
     garbage = [garbage_ratio(text) > GARBAGE_THRESHOLD for text in cleaned]
     readable = [text if not bad else "" for text, bad in zip(cleaned, garbage, strict=True)]
     pages = tuple(

@@ -19,14 +19,14 @@ from rag.loaders import DocumentLoadError, ExtractedDocument, load_document
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _CHILD = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from rag.parse_worker import serve; serve(int(sys.argv[2]))"
+    "from rag.parse_worker import serve; serve(int(sys.argv[2]), int(sys.argv[3]))"
 )
 """The child's program. Run with ``-I`` (isolated: neither the current directory nor PYTHON*
 variables reach ``sys.path``), it puts this package's root first, so a ``rag/`` package in the
 folder the user runs from is never imported (and never runs as code)."""
 
 
-def serve(memory_bytes: int) -> None:
+def serve(memory_bytes: int, parent: int) -> None:
     """Child loop: get ``(path, password)``, answer ``("ok", document)`` or ``("error", reason)``.
 
     Requests come on stdin and answers go out on the original stdout; ``sys.stdout`` is pointed at
@@ -34,6 +34,7 @@ def serve(memory_bytes: int) -> None:
     """
     import resource
 
+    _die_with(parent)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     logging.getLogger("pypdf").setLevel(logging.CRITICAL)
     requests = Connection(os.dup(0), writable=False)
@@ -55,6 +56,19 @@ def serve(memory_bytes: int) -> None:
         answers.send(answer)
 
 
+def _die_with(parent: int) -> None:
+    """Be killed when the ingest that started this worker dies (``kill -9`` included): only that
+    ingest enforces the time limit, so an orphan would parse a pathological file forever. (On
+    Linux the signal comes when the starting *thread* ends: a worker is used by one thread.)"""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before that took effect
+        raise SystemExit(1)
+
+
 class ParseWorker:
     """One child process that parses files on request; restarted after a timeout or a crash.
 
@@ -73,7 +87,15 @@ class ParseWorker:
 
     def _start(self) -> tuple[Connection, Connection]:
         process = subprocess.Popen(
-            [sys.executable, "-I", "-c", _CHILD, _PACKAGE_ROOT, str(self.memory_bytes)],
+            [
+                sys.executable,
+                "-I",
+                "-c",
+                _CHILD,
+                _PACKAGE_ROOT,
+                str(self.memory_bytes),
+                str(os.getpid()),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )

@@ -7,9 +7,11 @@ import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,9 +22,10 @@ from rag.chunker import chunk_document
 from rag.embedder import Embedder
 from rag.indexer import chunk_budget
 from rag.library import Library
-from rag.loaders import load_document
+from rag.loaders import ExtractedDocument, ExtractedPage, load_document
 from rag.types import IngestReport
 from tests.conftest import REPO_ROOT
+from tests.rag.test_crash_consistency import CHILD
 
 ZH_NEWS = REPO_ROOT.parent / "shared" / "eval" / "zh-news"
 SOAK = pytest.mark.skipif(not os.environ.get("SOAK"), reason="a long run: `make soak`")
@@ -41,17 +44,17 @@ def _notes(folder: Path, count: int) -> Path:
     return folder
 
 
-def _parse_children() -> list[str]:
-    """Command lines of this process's children that are parse workers."""
+def _parse_children(parent: int | None = None) -> list[int]:
+    """Process ids of the parse workers started by ``parent`` (this process by default)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
             status = (entry / "status").read_text()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            command = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if f"PPid:\t{os.getpid()}\n" in status and "parse_worker" in command:
-            found.append(command)
+        if f"PPid:\t{parent or os.getpid()}\n" in status and b"parse_worker" in command:
+            found.append(int(entry.name))
     return found
 
 
@@ -121,6 +124,25 @@ def test_soak_four_hundred_chinese_news_files_in_one_ingest(
     _ingest_chinese_news(make_library(), 400)
 
 
+# 8. memory bounded whatever the size of a text file
+
+
+def test_a_long_document_is_tokenized_in_bounded_windows(embedder: Embedder) -> None:
+    """The chunker's memory beyond its output is one window of sentences, not the document's
+    token spans at once (several GB for a 100 MB text file)."""
+    text = " ".join(f"Sentence number {n} of a long text file." for n in range(1500))
+    document = ExtractedDocument((ExtractedPage(1, text),), title="long", extractor="text")
+    calls: list[int] = []
+
+    def recorded(texts: list[str]) -> list[list[tuple[int, int]]]:
+        calls.append(len(texts))
+        return embedder.token_offsets(texts)
+
+    chunks = chunk_document(document, recorded, 64, 16)
+    assert sum(calls) == 1500 and max(calls) <= 512
+    assert chunks == chunk_document(document, embedder.token_offsets, 64, 16)
+
+
 # 2. the parse worker must not import from the current directory
 
 
@@ -186,6 +208,54 @@ def test_a_failing_writer_leaves_no_preparing_thread_or_parse_process(
         make_library().ingest([folder], progress=broken_progress)
     assert not [t for t in threading.enumerate() if t.name == "rag-prepare"]
     assert _parse_children() == []
+
+
+def test_the_parse_process_of_an_ingest_killed_with_9_does_not_live_on(tmp_path: Path) -> None:
+    """Frozen mid-work, a parse worker whose ingest is killed must still go: the time limit
+    died with the ingest, and an orphan would parse a pathological file for ever."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path / "index"), str(ZH_NEWS)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert child.stdout is not None
+    worker = None
+    try:
+        child.stdout.readline()  # the ingest has started
+        worker = _serving_worker(child.pid)
+        os.kill(worker, signal.SIGSTOP)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        for _ in range(100):
+            if not _alive(worker):
+                break
+            time.sleep(0.1)
+        assert not _alive(worker)
+    finally:
+        child.kill()
+        child.wait()
+        if worker is not None and _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+def _serving_worker(parent: int) -> int:
+    """The parse worker of ``parent`` once it waits for a request (it has set itself up)."""
+    for _ in range(600):
+        for worker in _parse_children(parent):
+            if "pipe_read" in Path(f"/proc/{worker}/wchan").read_text():
+                return worker
+        time.sleep(0.1)
+    raise AssertionError("no parse worker came to wait for a request")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 # 6. only a file proven gone is removed
