@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import threading
 from dataclasses import asdict, dataclass
@@ -27,6 +28,8 @@ from models.fetch import (
     sync_to_disk,
 )
 from models.gguf_info import read_gguf_info
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ def _read_record(model: Path) -> VerifiedRecord | None:
 
 
 def _write_record(model: Path, sha256: str) -> None:
+    """Record what was verified; where it cannot be written (a read-only models folder) the
+    model still loads, and is hashed again next time."""
     info = model.stat()
     record = VerifiedRecord(sha256, info.st_size, info.st_mtime_ns)
     partial = _record_path(model).with_suffix(".tmp")
@@ -60,9 +65,7 @@ def _write_record(model: Path, sha256: str) -> None:
         partial.write_text(json.dumps(asdict(record)), encoding="utf-8")
         os.replace(partial, _record_path(model))
     except OSError as error:
-        raise ModelError(
-            f"cannot record the verified sha256 of {model} ({error.strerror or error})"
-        ) from None
+        log.warning("cannot record the verified sha256 of %s (%s)", model, error.strerror or error)
 
 
 @dataclass(frozen=True)
