@@ -174,4 +174,6 @@ class VectorStore:
             return
 
     def close(self) -> None:
+        if self._client is not None:
+            private_tree(self.directory)  # the segment files Chroma wrote during this session
         self._client = None
