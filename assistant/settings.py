@@ -183,6 +183,7 @@ def _field_path(loc: tuple[int | str, ...]) -> tuple[str, ...]:
 
 
 def _lookup(table: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    """Whether the nested ``keys`` are set in ``table`` (the config file's values)."""
     for key in keys:
         if not isinstance(table, dict) or key not in table:
             return False
