@@ -390,12 +390,12 @@ def test_workers_asking_for_the_library_at_once_open_it_once(
 ) -> None:
     opened: list[FakeLibrary] = []
 
-    def slow_library(index_dir: Path, config: object) -> FakeLibrary:
+    def slow_library(locations: Locations, config: object) -> FakeLibrary:
         time.sleep(0.05)
         opened.append(FakeLibrary(list(PASSAGES)))
         return opened[-1]
 
-    monkeypatch.setattr("assistant.service.Library", slow_library)
+    monkeypatch.setattr("assistant.service.open_library", slow_library)
     service = AssistantService(Settings(), Locations.default(), engine=FakeEngine())
     workers = [threading.Thread(target=service.collections) for _ in range(4)]
     for worker in workers:
