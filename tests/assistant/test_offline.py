@@ -10,6 +10,7 @@ for the test, the case that used to contact the hub on every load.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant.cli import main
 from tests.assistant.conftest import PLANTED
 from tests.conftest import REPO_ROOT
 
@@ -177,3 +179,40 @@ def test_no_command_touches_the_network(
     assert attempts == "", f"network attempts:\n{attempts}\nstderr:\n{output}"
     assert process.returncode == 0, output
     assert "step tui: started" in output
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(list(argv)) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_a_model_that_is_not_downloaded_says_how_to_get_it(
+    isolated_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = isolated_home / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[library]\nembedding_model = "minicpm-tests/never-downloaded"\n')
+    (tmp_path / "note.md").write_text("A note.\n")
+    assert main(["ingest", str(tmp_path / "note.md"), "--json"]) == 0
+    [result] = json.loads(capsys.readouterr().out)["files"]
+    assert result["status"] == "failed"
+    assert "'minicpm-tests/never-downloaded' is not on this machine" in result["reason"]
+    assert "`minicpm-assistant download-models minicpm-tests/never-downloaded`" in result["reason"]
+
+
+def test_download_models_offline_is_one_clear_line(
+    isolated_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The suite's HF_HUB_OFFLINE=1 stands for a machine that cannot reach the hub."""
+    line = _one_error_line(capsys, "download-models", "minicpm-tests/never-downloaded")
+    assert "cannot download 'minicpm-tests/never-downloaded'" in line
+    assert "Unset HF_HUB_OFFLINE and check the connection" in line
+
+
+def test_download_models_of_the_bundled_model_needs_nothing(
+    isolated_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["download-models"]) == 0
+    assert capsys.readouterr().out.startswith("all-MiniLM-L6-v2: ")
