@@ -73,6 +73,14 @@ class Prompt(str):
         prompt.contents = tuple(spans)
         return prompt
 
+    def __add__(self, other: str) -> Prompt:
+        """This prompt followed by ``other``: its contents stay contents, and a plain ``str``
+        (a reply, text of unknown origin) is appended as content, never as markup."""
+        tail = other.segments() if isinstance(other, Prompt) else [(other, True)]
+        return Prompt(
+            Content(text) if is_content else text for text, is_content in [*self.segments(), *tail]
+        )
+
     def segments(self) -> list[tuple[str, bool]]:
         """The text in order as ``(text, is_content)`` pieces, empty pieces left out."""
         pieces: list[tuple[str, bool]] = []

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.cli.context import CliContext
+from assistant.display import terminal_safe
 from assistant.errors import USER_ERRORS, describe
 from assistant.locations import Locations
 from assistant.settings import load_settings
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as error:
         if args.debug:
             raise
-        print(describe(error), file=sys.stderr)
+        print(terminal_safe(describe(error)), file=sys.stderr)  # messages name files, hold text
         return 1
     except BrokenPipeError:
         # The reader went away (`... | head`): stop quietly, as other command-line tools do.

@@ -25,6 +25,7 @@ from models.templates import (
     ChatMLTemplate,
     ChatTemplate,
     CompletionTemplate,
+    Content,
     JinjaTemplate,
     MiniCPM2Template,
     Prompt,
@@ -176,6 +177,14 @@ def test_template_markup_in_a_prompt_is_read_as_special_tokens(
     llm, _ = vocabularies["smollm2"]
     tokens = prompt_tokens(llm, Prompt(["<|im_start|>user\n"]), add_bos=False)
     assert _specials(llm, tokens) == ["<|im_start|>"]
+
+
+def test_text_added_to_a_prompt_is_content() -> None:
+    prompt = Prompt(["<|im_start|>user\n", Content("q"), "<|im_end|>"]) + "<|im_start|>"
+    assert prompt == "<|im_start|>user\nq<|im_end|><|im_start|>"
+    assert prompt.segments() == [
+        ("<|im_start|>user\n", False), ("q", True), ("<|im_end|>", False), ("<|im_start|>", True)
+    ]
 
 
 def test_markers_of_the_template_are_its_user_defined_tokens(
