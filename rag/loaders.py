@@ -327,7 +327,8 @@ _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
 def _finish(document: ExtractedDocument) -> ExtractedDocument:
-    """Clean every page; drop garbage pages; refuse documents left without readable text."""
+    """Clean every page and the metadata; drop garbage pages; refuse documents left without
+    readable text."""
     cleaned = remove_running_lines([_clean_in_pieces(page.text) for page in document.pages])
     garbage = [garbage_ratio(text) > GARBAGE_THRESHOLD for text in cleaned]
     readable = [text if not bad else "" for text, bad in zip(cleaned, garbage, strict=True)]
