@@ -198,3 +198,22 @@ def test_kill_9_mid_switch_leaves_the_old_index_and_the_next_run_resumes(
     assert 0 < report.embedded < report.passages
     assert survivor.store.count("default") == report.passages
     assert _chroma_collections(survivor, "default") == {vectors_name("default", tiny_spec)}
+
+
+def test_a_collection_from_before_prefixes_were_recorded_reads_the_configured_ones(
+    make_library: Callable[..., Library], tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Notes\n\nTrace trees and nested loops.\n")
+    make_library(query_prefix="q: ").ingest([notes])
+    assert make_library(query_prefix="q: ").embedding("default") == EmbeddingSpec(
+        "all-MiniLM-L6-v2", "q: ", ""
+    ), "recorded when the collection was made"
+    library = make_library()
+    library.manifest.connection.execute(
+        "UPDATE collections SET query_prefix = NULL, passage_prefix = NULL"
+    )  # as the migration leaves a collection of an older release
+    configured = make_library(query_prefix="q: ", passage_prefix="p: ")
+    assert configured.embedding("default") == EmbeddingSpec("all-MiniLM-L6-v2", "q: ", "p: ")
+    other = make_library(embedding_model="intfloat/multilingual-e5-small", query_prefix="q: ")
+    assert other.embedding("default") == EmbeddingSpec("all-MiniLM-L6-v2")
