@@ -4,13 +4,24 @@ embedding model: the multilingual models next to MiniCPM."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from assistant.cli.context import CliContext
 from assistant.display import plain
-from assistant.embedders import display_name, entry_named, open_library, spec_for
+from assistant.embedders import (
+    display_name,
+    embedder_rows,
+    entry_named,
+    open_library,
+    spec_for,
+)
 from models.embedders import EMBEDDERS, pull_embedder
 from rag.types import SwitchProgress
 
@@ -80,3 +91,33 @@ def run_pull(args: argparse.Namespace, context: CliContext) -> int:
     print(plain(f"{entry.name}: {folder}"))
     print(f"Switch a collection to it: minicpm-assistant docs embedder {entry.name}")
     return 0
+
+
+def embedders_table(models_dir: Path) -> Table:
+    """The embedding models for ``models list``."""
+    table = Table(
+        title="Embedding models, for documents (✓ = usable now)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in ("", "name", "languages", "dims", "size"):
+        table.add_column(column, no_wrap=column != "languages")
+    for row in embedder_rows(models_dir):
+        entry = row.entry
+        table.add_row(
+            "[green]✓[/green]" if row.on_disk else "",
+            entry.name,
+            entry.languages,
+            str(entry.dimensions),
+            "installed" if entry.bundled else f"{entry.size_bytes / 1024**3:.1f} GB",
+        )
+    return table
+
+
+def embedders_json(models_dir: Path) -> list[dict[str, Any]]:
+    return [
+        {**asdict(row.entry), "on_disk": row.on_disk, "bundled": row.entry.bundled}
+        for row in embedder_rows(models_dir)
+    ]

@@ -18,8 +18,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
-from assistant.cli import embedder_cmd
 
+from assistant.cli import embedder_cmd
 from assistant.cli.context import CliContext
 from assistant.display import plain, terminal_safe, to_json
 from models.catalog import CATALOG, DEMO_ENTRY, MINICPM_HINT, CatalogEntry, find_entry
@@ -75,6 +75,7 @@ def run_list(args: argparse.Namespace, context: CliContext) -> int:
                     "local": [_local_json(model) for model in extras],
                     "default": _default_name(local),
                     "models_dir": str(store.models_dir),
+                    "embedders": embedder_cmd.embedders_json(context.locations.models_dir),
                 }
             )
         )
@@ -109,6 +110,7 @@ def run_list(args: argparse.Namespace, context: CliContext) -> int:
     for model in extras:
         table.add_row("[green]✓[/green]", plain(model.name, one_line=True), "", "", "", "", "", "")
     console.print(table)
+    console.print(embedder_cmd.embedders_table(context.locations.models_dir))
     console.print("Sources", style="bold")
     for entry in CATALOG:
         if not entry.is_demo:
@@ -122,10 +124,10 @@ def run_list(args: argparse.Namespace, context: CliContext) -> int:
         )
     return 0
 
-    if find_embedder(args.name) is not None:
-        return embedder_cmd.run_pull(args, context)
 
 def run_pull(args: argparse.Namespace, context: CliContext) -> int:
+    if find_embedder(args.name) is not None:
+        return embedder_cmd.run_pull(args, context)
     store = ModelStore(context.locations.models_dir)
     source = args.source or context.settings.engine.source
     console = Console(stderr=True)

@@ -141,6 +141,13 @@ def test_pull_then_switch_a_collection_through_the_command_line(
         monkeypatch.delenv("HF_HUB_OFFLINE")
         assert main(["models", "pull", "multilingual-e5-small"]) == 0
     capsys.readouterr()
+    assert main(["models", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["embedders"]
+    assert [(e["name"], e["on_disk"]) for e in listed] == [
+        ("all-MiniLM-L6-v2", True),
+        ("multilingual-e5-small", True),
+        ("bge-m3", False),
+    ]
 
     assert main(["docs", "embedder", "multilingual-e5-small"]) == 0
     assert "default: now multilingual-e5-small" in capsys.readouterr().out
