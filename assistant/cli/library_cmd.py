@@ -17,10 +17,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-from assistant.cli.context import CliContext
-from assistant.embedders import open_library
-from assistant.display import plain, terminal_safe, to_json
 from assistant.cli import embedder_cmd
+from assistant.cli.context import CliContext
+from assistant.display import plain, terminal_safe, to_json
+from assistant.embedders import open_library
 from assistant.errors import UsageError
 from rag.library import Library
 from rag.types import FileStatus, IngestProgress, IngestReport
@@ -84,10 +84,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=run_docs_list)
     show.set_defaults(handler=run_docs_show)
     remove.set_defaults(handler=run_docs_rm)
+    embedder_cmd.register(actions)
 
     search = commands.add_parser("search", help="retrieve passages (no model involved)")
     search.add_argument("query")
-    embedder_cmd.register(actions)
     search.add_argument("--collection", default=None)
     search.add_argument("--doc", default=None, help="search only this document (path)")
     search.add_argument("-k", type=int, default=None, help="number of passages")
