@@ -43,6 +43,7 @@ _ESCAPE_SEQUENCE = re.compile(
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 """C0 controls but tab and newline, DEL, and the C1 controls (U+0080-U+009F)."""
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _C1_CONTROL = re.compile(r"[\x80-\x9f]")
 
 
@@ -50,9 +51,10 @@ def strip_controls(text: str) -> str:
     """``text`` without escape sequences and control characters; tabs and newlines stay.
 
     A complete sequence goes whole; an unterminated one loses its ESC, which leaves readable,
-    inert text (``[2J``).
+    inert text (``[2J``). A lone surrogate (a broken UTF-16 text layer or title) becomes U+FFFD:
+    SQLite could not store it, nor a terminal print it.
     """
-    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text))
+    return _LONE_SURROGATE.sub("\ufffd", _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text)))
 
 
 def clean_line(text: str | None) -> str | None:

@@ -94,6 +94,7 @@ def test_kill_9_at_many_random_points(
             kills += 1
         else:
             _change_folder(folder, rng, runs)
+        print(f"run {runs}: {kills} kills so far", flush=True)  # `make soak` shows progress
         assert _integrity(index / "manifest.sqlite3") == "ok"
         assert _integrity(index / "chroma" / "chroma.sqlite3") == "ok"
         restarted = make_library(index, batch_size=8)

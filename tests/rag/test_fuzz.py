@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rag.chunker import chunk_document
@@ -137,6 +137,7 @@ _NO_ESCAPES = st.characters(blacklist_characters="\x1b\x90\x98\x9b\x9c\x9d\x9e\x
 
 
 @FUZZ
+@example(text="caf\ud800e", piece=8)  # found by `make soak`: the writer could not store it
 @given(
     text=st.text(alphabet=st.one_of(_NO_ESCAPES, st.sampled_from("\n\n\r -ab中")), max_size=3000),
     piece=st.integers(8, 400),
