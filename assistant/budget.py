@@ -197,7 +197,8 @@ def fit_evidence(hits: Sequence[Hit], budget: int, count: TokenCounter) -> list[
 
     Whole passages are taken by rank; the first that does not fit is cut back to whole sentences
     (when enough of it fits to be useful; the best passage at a word if it must) and the
-    lower-ranked rest are left out.
+    lower-ranked rest are left out. What is left of the budget then widens the passages taken,
+    best first, with the text around them in their document (:func:`_widened`).
     """
     sources: list[Source] = []
     left = budget
@@ -212,5 +213,26 @@ def fit_evidence(hits: Sequence[Hit], budget: int, count: TokenCounter) -> list[
             trimmed = _trimmed(source, left - 2, count, best=not sources)
             if trimmed is not None:
                 sources.append(trimmed)
-        break
-    return sources
+        return sources  # the budget is spent
+    return _widened(sources, hits, left, count)
+
+
+def _widened(
+    sources: list[Source], hits: Sequence[Hit], left: int, count: TokenCounter
+) -> list[Source]:
+    """Each passage with the text after and before it while the budget lasts, best first.
+
+    Passages are small so that the embedder matches them well; an answer often needs the
+    sentences around the match. Text another passage already shows is not added twice.
+    """
+    widened = list(sources)
+    for position, (source, hit) in enumerate(zip(sources, hits, strict=False)):
+        for side, extra in (("after", hit.after), ("before", hit.before)):
+            if not extra or any(extra in other.text for other in widened):
+                continue
+            text = f"{source.text} {extra}" if side == "after" else f"{extra} {source.text}"
+            candidate = replace(source, text=text)
+            cost = count(format_passage(candidate)) - count(format_passage(widened[position]))
+            if cost <= left:
+                widened[position], source, left = candidate, candidate, left - cost
+    return widened

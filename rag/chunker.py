@@ -2,8 +2,10 @@
 
 Text is cut into sentences (Latin ``. ! ?`` and Chinese ``。！？；``) inside paragraphs, then packed
 greedily up to the token budget, preferring to close a chunk at a paragraph or a heading. Pages
-flow into each other, so short pages merge; a chunk remembers its page range and the heading in
-force where it starts. Consecutive chunks share whole trailing sentences up to the overlap budget.
+flow into each other, so short pages merge; a chunk remembers its page range, the heading in
+force where it starts and the path of headings above it ("5 Statistics > 5.2 Sample size"),
+which search matches with the passage. Consecutive chunks share whole trailing sentences up to
+the overlap budget.
 The function is pure: the same document always gives the same chunks.
 """
 
@@ -49,6 +51,8 @@ class Chunk:
     heading: str | None
     page_label: str | None
     tokens: int
+    heading_path: str | None = None
+    """The headings above the passage, outermost first, joined by " > "."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class _Unit:
     heading: str | None
     starts_paragraph: bool
     is_heading: bool = False
+    heading_path: str | None = None
 
 
 def chunk_document(
@@ -83,19 +88,49 @@ def _units(document: ExtractedDocument) -> Iterator[_Unit]:
     for entry in document.outline:
         outline_by_page.setdefault(entry.page, []).append(entry)
     heading: str | None = None
+    path = _HeadingPath()
     for page in document.pages:
         titles = [entry.title for entry in outline_by_page.get(page.number, []) if entry.title]
         if titles:
             heading = titles[0]
+            path.enter(heading, _level(heading))
         known = {_normal(title) for title in titles}
         for paragraph in _paragraphs(page.text):
             title = _heading_of(paragraph, known)
             if title is not None:
                 heading = title
-                yield _Unit(paragraph, page.number, heading, True, is_heading=True)
+                path.enter(title, _level(paragraph))
+                yield _Unit(paragraph, page.number, heading, True, True, path.text())
                 continue
             for position, sentence in enumerate(_sentences(paragraph)):
-                yield _Unit(sentence, page.number, heading, position == 0)
+                yield _Unit(sentence, page.number, heading, position == 0, False, path.text())
+
+
+class _HeadingPath:
+    """The headings in force, outermost first: a new heading closes those at its level or below."""
+
+    def __init__(self) -> None:
+        self._open: list[tuple[int, str]] = []
+
+    def enter(self, title: str, level: int) -> None:
+        while self._open and self._open[-1][0] >= level:
+            self._open.pop()
+        if not self._open or self._open[-1][1] != title:
+            self._open.append((level, title))
+
+    def text(self) -> str | None:
+        return " > ".join(title for _, title in self._open) or None
+
+
+def _level(heading: str) -> int:
+    """Depth of a heading: ``#`` count in Markdown, number parts in ``5.2.1``, else 1."""
+    markdown = re.match(r"^(#{1,6})\s", heading)
+    if markdown:
+        return len(markdown.group(1))
+    numbered = re.match(r"^(\d{1,2}(?:\.\d{1,2})*)\.?\s", heading)
+    if numbered:
+        return numbered.group(1).count(".") + 1
+    return 1
 
 
 def _normal(text: str) -> str:
@@ -247,4 +282,5 @@ def _make_chunk(
         heading=units[0].heading,
         page_label=labels.get(units[0].page),
         tokens=sum(counts),
+        heading_path=units[0].heading_path,
     )

@@ -21,9 +21,5 @@ class IngestError(LibraryError):
     title = "Ingest failed"
 
 
-class EmbeddingModelMismatchError(LibraryError):
-    title = "Embedding model changed"
-
-
 class CollectionNotFoundError(LibraryError):
     title = "No such collection"

@@ -47,7 +47,7 @@ def document_identity(document: ExtractedDocument, path: str) -> str:
     """Title, file-name words and first-page facts of ``document``, one line each, bounded."""
     lines = _first_page_lines(document)
     parts: list[str] = []
-    title = _title(document, lines)
+    title = _title(document, lines, PurePath(path).stem)
     if title:
         parts.append(title)
     name = _file_words(path)
@@ -67,11 +67,13 @@ def _first_page_lines(document: ExtractedDocument) -> list[str]:
     return []
 
 
-def _title(document: ExtractedDocument, lines: list[str]) -> str | None:
+def _title(document: ExtractedDocument, lines: list[str], stem: str) -> str | None:
+    """Metadata title unless it is generic or just the file name, else the first title-like line."""
     metadata = " ".join((document.title or "").split())
-    if metadata and not _GENERIC_TITLES.match(metadata) and len(metadata) > 3:
+    if metadata and metadata != stem and not _GENERIC_TITLES.match(metadata) and len(metadata) > 3:
         return metadata[:160]
     for line in lines[:5]:
+        line = line.lstrip("#").strip()
         if 8 <= len(line) <= 160 and re.search(rf"[A-Za-z{_CJK}]", line):
             return line
     if lines:  # one long first line (an article's lead): its opening stands for the title

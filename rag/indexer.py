@@ -24,6 +24,7 @@ from rag.chunker import Chunk, chunk_document
 from rag.config import LibraryConfig
 from rag.embedder import Embedder, Vectors
 from rag.errors import IngestError
+from rag.identity import document_identity
 from rag.loaders import DocumentLoadError, ExtractedDocument
 from rag.manifest import DocumentRow, Manifest, chunk_id
 from rag.parse_worker import ParseWorker
@@ -34,6 +35,8 @@ from rag.walker import FoundFile, WalkResult, walk
 ProgressCallback = Callable[[IngestProgress], None]
 _EMBED_SLICE = 4
 """Embedding batches per store write and progress report."""
+CONTEXT_TOKENS = 32
+"""Embedding-model tokens of document title and heading path put before each passage."""
 
 
 def content_hash(path: str) -> str:
@@ -45,14 +48,30 @@ def content_hash(path: str) -> str:
 
 
 def chunk_budget(config: LibraryConfig, embedder: Embedder) -> tuple[int, int]:
-    """Tokens per chunk and tokens of overlap: what fits the model."""
-    budget = min(config.chunk_tokens, embedder.max_tokens)
+    """Tokens per chunk and tokens of overlap: what fits the model after the passage context."""
+    budget = min(config.chunk_tokens, embedder.max_tokens - CONTEXT_TOKENS)
     return budget, min(config.chunk_overlap, budget // 2)
 
 
 def parse_limits(config: LibraryConfig) -> str:
     """The limits a parse ran under, recorded with a failure: raising one retries the file."""
     return f"parse_timeout_s={config.parse_timeout_s:g} parse_memory_mb={config.parse_memory_mb}"
+
+
+def matched_text(embedder: Embedder, identity: str, heading_path: str | None, text: str) -> str:
+    """What the embedder sees: the document's title and the heading path, then the passage.
+
+    The context is cut to :data:`CONTEXT_TOKENS` so the passage itself is never truncated.
+    Ingest and an embedding-model switch (:mod:`rag.reembed`) both embed exactly this.
+    """
+    title = identity.split("\n", 1)[0]
+    context = " · ".join(part for part in (title, heading_path) if part)
+    if not context:
+        return text
+    spans = embedder.token_offsets([context])[0]
+    if len(spans) > CONTEXT_TOKENS:
+        context = context[: spans[CONTEXT_TOKENS - 1][1]]
+    return f"{context}\n{text}"
 
 
 def recover(manifest: Manifest, store: VectorStore) -> int:
@@ -76,6 +95,7 @@ class _Parsed:
     """embed | link (content already indexed) | touch (same content, new mtime) | failed"""
     document: ExtractedDocument | None = None
     chunks: list[Chunk] = field(default_factory=list)
+    identity: str = ""
     reason: str | None = None
 
 
@@ -87,13 +107,15 @@ class _Preparer(threading.Thread):
         files: Sequence[FoundFile],
         known: dict[str, DocumentRow],
         indexed_hashes: set[str],
+        outdated: set[str],
         embedder: Embedder,
         config: LibraryConfig,
         password: str | None,
         cancel: threading.Event,
     ) -> None:
         super().__init__(name="rag-prepare", daemon=True)
-        self.files, self.known, self.indexed = files, known, set(indexed_hashes)
+        self.files, self.known = files, known
+        self.indexed, self.outdated = set(indexed_hashes) - outdated, outdated
         self.embedder, self.config, self.password, self.cancel = embedder, config, password, cancel
         self.output: queue.Queue[_Parsed | None] = queue.Queue(maxsize=3)
         self.error: BaseException | None = None
@@ -120,7 +142,7 @@ class _Preparer(threading.Thread):
         except OSError as error:
             return _Parsed(found, action="failed", reason=f"cannot read: {error.strerror}")
         previous = self.known.get(found.path)
-        if previous is not None and previous.content_hash == digest:
+        if previous is not None and previous.content_hash == digest and digest not in self.outdated:
             return _Parsed(found, digest, action="touch")
         if digest in self.indexed:
             return _Parsed(found, digest, action="link")
@@ -128,6 +150,7 @@ class _Preparer(threading.Thread):
             document = worker.parse(Path(found.path), self.password)
             budget, overlap = chunk_budget(self.config, self.embedder)
             chunks = chunk_document(document, self.embedder.token_offsets, budget, overlap)
+            identity = document_identity(document, found.path)
         except DocumentLoadError as error:
             return _Parsed(found, digest, action="failed", reason=str(error))
         except Exception as error:  # one file's surprise must not end the ingest
@@ -136,7 +159,7 @@ class _Preparer(threading.Thread):
         self.indexed.add(digest)
         # the chunks hold the text now: a queued file keeps one copy of it, not two
         document = replace(document, pages=tuple(replace(page, text="") for page in document.pages))
-        return _Parsed(found, digest, document=document, chunks=chunks)
+        return _Parsed(found, digest, document=document, chunks=chunks, identity=identity)
 
 
 class _Meter:
@@ -185,6 +208,7 @@ class Ingest:
         self.cancel = cancel or threading.Event()
         self.results: list[FileResult] = []
         self._meter = _Meter(0, 0)
+        self._outdated = manifest.outdated_contents(collection)
 
     def run(
         self, paths: Sequence[Path], password: str | None = None, retry_failed: bool = False
@@ -232,7 +256,11 @@ class Ingest:
         work: list[FoundFile] = []
         for found in files:
             row = known.get(found.path)
-            if row is not None and (row.size, row.mtime_ns) == (found.size, found.mtime_ns):
+            if (
+                row is not None
+                and (row.size, row.mtime_ns) == (found.size, found.mtime_ns)
+                and row.content_hash not in self._outdated
+            ):
                 self.results.append(FileResult(found.path, "unchanged"))
                 continue
             failure = self.manifest.failure(self.collection, found.path)
@@ -261,6 +289,7 @@ class Ingest:
             work,
             known,
             self.manifest.content_hashes(self.collection),
+            self._outdated,
             self.embedder,
             self.config,
             password,
@@ -306,7 +335,9 @@ class Ingest:
         if item.action == "link":
             return self._link(row, gone_by_hash, moved_from)
         assert item.document is not None
-        return self._embed_and_record(row, item.document, item.chunks, found.path in known)
+        return self._embed_and_record(
+            row, item.document, item.chunks, item.identity, found.path in known
+        )
 
     def _link(
         self, row: DocumentRow, gone_by_hash: dict[str, str], moved_from: set[str]
@@ -323,11 +354,22 @@ class Ingest:
         return FileResult(row.path, "indexed", reason=f"same content as {same}; not re-embedded")
 
     def _embed_and_record(
-        self, row: DocumentRow, document: ExtractedDocument, chunks: list[Chunk], existed: bool
+        self,
+        row: DocumentRow,
+        document: ExtractedDocument,
+        chunks: list[Chunk],
+        identity: str,
+        existed: bool,
     ) -> FileResult:
-        texts = [chunk.text for chunk in chunks]
+        texts = [
+            matched_text(self.embedder, identity, chunk.heading_path, chunk.text)
+            for chunk in chunks
+        ]
         text_hashes = [hashlib.sha1(text.encode()).hexdigest() for text in texts]
         self.manifest.begin_content(self.collection, row.content_hash)
+        if row.content_hash in self._outdated:  # re-indexed in the current passage format
+            self.store.delete_content(self.collection, row.content_hash)
+            self._outdated.discard(row.content_hash)
         ids = [chunk_id(row.content_hash, chunk.index) for chunk in chunks]
         for start, vectors in self._vectors(texts, text_hashes):
             if self.cancel.is_set():
@@ -339,7 +381,14 @@ class Ingest:
             self._report(row.path, None)
         warnings = "; ".join(document.warnings) or None
         released = self.manifest.commit_content(
-            self.collection, row, chunks, text_hashes, len(document.pages), document.title, warnings
+            self.collection,
+            row,
+            chunks,
+            text_hashes,
+            len(document.pages),
+            document.title,
+            warnings,
+            identity,
         )
         self._release(released)
         self._meter.pages_done += len(document.pages)

@@ -113,32 +113,42 @@ def search(
     return [(str(chunk_id), float(rank)) for chunk_id, rank in connection.execute(sql, parameters)]
 
 
-def mentions(
-    connection: sqlite3.Connection,
-    collection: str,
-    term: str,
-    contents: Sequence[str] | None = None,
-) -> bool:
-    """Whether one passage of the collection (of ``contents`` only, when given), its document
-    identity included, holds all of ``term``'s tokens: as a phrase when the term carries a
-    number (``PA-22-150``; the last token may be a prefix: ``182`` finds ``182P``), else anywhere
-    in the passage (``Arnold Palmer Regional Airport``). CJK terms are phrases of bigrams."""
+def _term_expression(term: str) -> str | None:
+    """FTS5 query for a salient term: a phrase (the last token may be a prefix when it ends in
+    a digit: ``Cessna 182`` finds ``Cessna 182P``); CJK terms are phrases of their bigrams."""
     tokens = tokenize(term)
     if not tokens:
-        return True
-    if any(char.isdigit() for char in term) or _CJK_RUN.search(term):
-        expression = '"' + " ".join(tokens) + '"' + ("*" if tokens[-1][-1].isdigit() else "")
-    else:
-        expression = " AND ".join(f'"{token}"' for token in dict.fromkeys(tokens))
-    sql = (
-        "SELECT 1 FROM chunk_fts JOIN chunks c ON c.rowid = chunk_fts.rowid "
-        "WHERE chunk_fts MATCH ? AND c.collection = ?"
+        return None
+    return '"' + " ".join(tokens) + '"' + ("*" if tokens[-1][-1].isdigit() else "")
+
+
+def passages_mentioning(connection: sqlite3.Connection, collection: str, term: str) -> int:
+    """How many passages of the collection (document identity included) hold ``term``."""
+    expression = _term_expression(term)
+    if expression is None:
+        return 0
+    row = connection.execute(
+        "SELECT count(*) FROM chunk_fts JOIN chunks c ON c.rowid = chunk_fts.rowid "
+        "WHERE chunk_fts MATCH ? AND c.collection = ?",
+        (expression, collection),
+    ).fetchone()
+    return int(row[0])
+
+
+def contents_mentioning(
+    connection: sqlite3.Connection, collection: str, term: str, contents: Sequence[str]
+) -> set[str]:
+    """Which of ``contents`` (document content hashes) hold ``term`` in some passage."""
+    expression = _term_expression(term)
+    if expression is None or not contents:
+        return set()
+    rows = connection.execute(
+        "SELECT DISTINCT c.content_hash FROM chunk_fts JOIN chunks c "
+        "ON c.rowid = chunk_fts.rowid WHERE chunk_fts MATCH ? AND c.collection = ? "
+        f"AND c.content_hash IN ({','.join('?' * len(contents))})",
+        (expression, collection, *contents),
     )
-    parameters: list[object] = [expression, collection]
-    if contents is not None:
-        sql += f" AND c.content_hash IN ({','.join('?' * len(contents))})"
-        parameters.extend(contents)
-    return connection.execute(sql + " LIMIT 1", parameters).fetchone() is not None
+    return {row[0] for row in rows}
 
 
 def document_frequencies(

@@ -7,40 +7,69 @@ own manifest connection, so a UI can search from one worker while another ingest
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rag import keyword, relevance, salience
 from rag.config import LibraryConfig
-from rag.embedder import Embedder
-from rag.errors import CollectionNotFoundError, EmbeddingModelMismatchError, LibraryError
+from rag.embedder import Embedder, resolve_model
+from rag.errors import CollectionNotFoundError, LibraryBusyError, LibraryError
 from rag.indexer import Ingest, recover
 from rag.lock import WriteLock
 from rag.manifest import Manifest
+from rag.reembed import Switch, SwitchProgressCallback
 from rag.retriever import Methods, Reranker, Retriever
-from rag.store import VectorStore
-from rag.types import DocumentRecord, Hit, IngestProgress, IngestReport, Relevance
+from rag.store import VectorStore, chroma_name
+from rag.types import (
+    DocumentRecord,
+    EmbeddingSpec,
+    Hit,
+    IngestProgress,
+    IngestReport,
+    Relevance,
+    SwitchReport,
+)
 from rag.walker import document_path
 
+_log = logging.getLogger(__name__)
 RERANK_THRESHOLD = 0.5
 """Relevance threshold on cross-encoder probabilities, used instead of the cosine one."""
+NAME_COVERAGE = 0.5
+"""Share of a question's salient terms (rarity-weighted) its best document must mention."""
 COVERS_SHOWN = 5
 """Document titles named when a refusal says what the collection does cover."""
 
 
 class Library:
-    def __init__(self, index_dir: Path, config: LibraryConfig) -> None:
+    """``locate_model`` turns the embedding model a collection records into what to load (the
+    app maps its downloaded models' hub ids to their folders); by default the name is loaded as
+    :func:`rag.embedder.resolve_model` finds it."""
+
+    def __init__(
+        self,
+        index_dir: Path,
+        config: LibraryConfig,
+        *,
+        locate_model: Callable[[str], str] = resolve_model,
+    ) -> None:
         self.index_dir = index_dir
         self.config = config
+        self._locate_model = locate_model
+        self._configured = EmbeddingSpec(
+            config.embedding_model, config.query_prefix, config.passage_prefix
+        )
+        """The model new collections are built with; an existing one keeps its own."""
+        self._embedders: dict[EmbeddingSpec, Embedder] = {}
         self._local = threading.local()
         self._manifests: list[Manifest] = []
         self._guard = threading.Lock()
         self._store: VectorStore | None = None
-        self._embedder: Embedder | None = None
         self._reranker = Reranker(config.rerank_model) if config.rerank_model else None
         self.methods = Methods()
         """Ranking methods; benchmarks switch them off one at a time."""
+        self._upgraded: set[str] = set()
 
     # lazily opened parts
 
@@ -58,26 +87,42 @@ class Library:
     def store(self) -> VectorStore:
         with self._guard:
             if self._store is None:
-                self._store = VectorStore(self.index_dir / "chroma")
+                self._store = VectorStore(self.index_dir / "chroma", self._vectors_of)
             return self._store
+
+    def _vectors_of(self, collection: str) -> str:
+        return self.manifest.vectors(collection) or chroma_name(collection)
 
     @property
     def embedder(self) -> Embedder:
+        """The configured embedding model (that of new collections)."""
+        return self._embedder_of(self._configured)
+
+    def embedder_for(self, collection: str) -> Embedder:
+        """The collection's own model and prefixes; the configured ones for a new collection."""
+        return self._embedder_of(self.embedding(collection) or self._configured)
+
+    def embedding(self, collection: str) -> EmbeddingSpec | None:
+        """What the collection's vectors are made with (None: no such collection)."""
+        recorded = self.manifest.embedding(collection, self._configured)
+        return None if recorded is None else recorded[0]
+
+    def _embedder_of(self, spec: EmbeddingSpec) -> Embedder:
         with self._guard:
-            if self._embedder is None:
-                self._embedder = Embedder(
-                    self.config.embedding_model,
-                    query_prefix=self.config.query_prefix,
-                    passage_prefix=self.config.passage_prefix,
+            if spec not in self._embedders:
+                self._embedders[spec] = Embedder(
+                    self._locate_model(spec.model),
+                    query_prefix=spec.query_prefix,
+                    passage_prefix=spec.passage_prefix,
                     batch_size=self.config.batch_size,
                 )
-            return self._embedder
+            return self._embedders[spec]
 
     def use_embedder(self, embedder: Embedder) -> None:
         """Share an already loaded embedder (tests and benchmarks load the model once)."""
-        if embedder.model_name != self.config.embedding_model:
-            raise LibraryError("the embedder given is not the configured embedding model")
-        self._embedder = embedder
+        spec = EmbeddingSpec(embedder.model_name, embedder.query_prefix, embedder.passage_prefix)
+        with self._guard:
+            self._embedders[spec] = embedder
 
     # writing
 
@@ -96,10 +141,16 @@ class Library:
         ``retry_failed`` parses again files that failed before even though they did not change.
         """
         with WriteLock(self.index_dir):
-            self._check_model(collection, create=True)
+            self._ensure_collection(collection)
             recover(self.manifest, self.store)
             run = Ingest(
-                self.manifest, self.store, self.embedder, self.config, collection, progress, cancel
+                self.manifest,
+                self.store,
+                self.embedder_for(collection),
+                self.config,
+                collection,
+                progress,
+                cancel,
             )
             return run.run(paths, password, retry_failed)
 
@@ -128,6 +179,27 @@ class Library:
             [Path(path) for path in paths], collection, progress=progress, cancel=cancel
         )
 
+    def _upgrade_once(self, collection: str) -> None:
+        """Before the first search of a collection an older release indexed, re-index it.
+
+        Skipped (and tried again at the next search) while another process is writing.
+        """
+        if collection in self._upgraded:
+            return
+        outdated = self.outdated(collection)
+        if outdated:
+            _log.warning(
+                "re-indexing %d documents of collection %r for this version's passage format "
+                "(once)",
+                len(outdated),
+                collection,
+            )
+            try:
+                self.upgrade(collection)
+            except LibraryBusyError:
+                return
+        self._upgraded.add(collection)
+
     def remove_document(self, path: str, collection: str = "default") -> int:
         """Forget one document; returns how many chunks went (0 if it was not indexed)."""
         self._require(collection)
@@ -143,7 +215,27 @@ class Library:
         self._require(name)
         with WriteLock(self.index_dir):
             self.manifest.remove_collection(name)
-            self.store.drop(name)
+            self.store.drop_others(name, set())  # its vectors, and an unfinished switch's
+
+    def switch_embedder(
+        self,
+        collection: str,
+        spec: EmbeddingSpec,
+        *,
+        progress: SwitchProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> SwitchReport:
+        """Re-embed the collection's stored passages with ``spec`` and switch to them (see
+        :mod:`rag.reembed`); searches use the old vectors until the new ones are complete."""
+        with WriteLock(self.index_dir):
+            self._require(collection)
+            recover(self.manifest, self.store)
+            if self.embedding(collection) == spec:
+                count = self.manifest.chunk_count(collection)
+                return SwitchReport(collection, spec, count, 0, 0.0)
+            embedder = self._embedder_of(spec)
+            run = Switch(self.manifest, self.store, embedder, spec, collection, progress, cancel)
+            return run.run()
 
     # reading
 
@@ -158,13 +250,12 @@ class Library:
         """Best passages for ``query``, best first; empty when the collection holds nothing."""
         if not query.strip() or self.manifest.collection_model(collection) is None:
             return []
-        self._check_model(collection, create=False)
+        self._upgrade_once(collection)
         content_hash = None
         if document is not None:
             content_hash = self._content_of(collection, document)
-        retriever = Retriever(
-            self.manifest, self.store, self.embedder, self._reranker, self.methods
-        )
+        store, embedder = self._index_of(collection)
+        retriever = Retriever(self.manifest, store, embedder, self._reranker, self.methods)
         return retriever.search(query, collection, k or self.config.top_k, content_hash)
 
     def judge(self, hits: Sequence[Hit], query: str, collection: str = "default") -> Relevance:
@@ -179,15 +270,9 @@ class Library:
         """
         if not hits:
             return self._refusal(collection, ())
-        terms = salience.salient_terms(query)
-        nowhere = [term for term in terms if not self._mentions(collection, term, None)]
-        if nowhere:
-            return self._refusal(collection, tuple(nowhere), mentioned_nowhere=True)
-        found = sorted({hit.content_hash for hit in hits if hit.content_hash})
-        if found:
-            absent = [term for term in terms if not self._mentions(collection, term, found)]
-            if absent:
-                return self._refusal(collection, tuple(absent))
+        refusal = self._missing_terms(hits, query, collection)
+        if refusal is not None:
+            return refusal
         if self._reranker:
             relevant = max(hit.score for hit in hits) >= RERANK_THRESHOLD
         elif (support := self.lexical_support(hits, query)) is not None:
@@ -196,10 +281,54 @@ class Library:
             relevant = max(hit.score for hit in hits) >= self.config.relevance_threshold
         return Relevance(True) if relevant else self._refusal(collection, ())
 
-    def _mentions(self, collection: str, term: str, contents: Sequence[str] | None) -> bool:
-        """Whether a passage (with its document identity) of the collection, or of one of
-        ``contents``, holds every word of ``term`` (as a phrase when it carries a number)."""
-        return keyword.mentions(self.manifest.connection, collection, term, contents)
+    def _missing_terms(self, hits: Sequence[Hit], query: str, collection: str) -> Relevance | None:
+        """A refusal when the documents found are not about what the question names.
+
+        An identifier (number, model, code, quote) that the collection never mentions refuses,
+        and so does a question whose identifiers no one document found holds together ("the
+        Houston accident in 2008" when the Houston report is of 2007). Names may be spelt another
+        way, so they only count towards coverage, and so do technical words the collection never
+        uses (``salience.rare_words``): that document must also hold at least
+        :data:`NAME_COVERAGE` of the question's terms, each weighted by its rarity (idf).
+        """
+        found = sorted({hit.content_hash for hit in hits if hit.content_hash})
+        connection = self.manifest.connection
+        terms = salience.salient_terms(query)
+        frequency = {
+            term: keyword.passages_mentioning(connection, collection, term.text) for term in terms
+        }
+        pieces = lambda word: len(self.embedder.token_offsets([word])[0])  # noqa: E731
+        for word in salience.rare_words(query, pieces):
+            if keyword.passages_mentioning(connection, collection, word.text) == 0:
+                terms.append(word)  # a technical word the collection never uses
+                frequency[word] = 0
+        if not terms or not found:
+            return None
+        nowhere = [term.text for term in terms if term.identifier and frequency[term] == 0]
+        if nowhere:
+            return self._refusal(collection, tuple(nowhere), mentioned_nowhere=True)
+        holders = {
+            term: keyword.contents_mentioning(connection, collection, term.text, found)
+            for term in terms
+        }
+        total = self.manifest.chunk_count(collection)
+        weight = {term: relevance.idf(frequency[term], total) for term in terms}
+        whole = sum(weight.values())
+
+        def coverage(content: str) -> tuple[bool, float]:
+            identifiers = all(content in holders[t] for t in terms if t.identifier)
+            return identifiers, sum(w for t, w in weight.items() if content in holders[t])
+
+        best = max(found, key=coverage)
+        has_identifiers, covered = coverage(best)
+        if has_identifiers and (whole <= 0 or covered / whole >= NAME_COVERAGE):
+            return None
+        missing = [term for term in terms if best not in holders[term]]
+        return self._refusal(
+            collection,
+            tuple(term.text for term in missing),
+            mentioned_nowhere=all(frequency[term] == 0 for term in missing),
+        )
 
     def _refusal(
         self, collection: str, missing: tuple[str, ...], *, mentioned_nowhere: bool = False
@@ -248,19 +377,23 @@ class Library:
 
     # helpers
 
-    def _check_model(self, collection: str, *, create: bool) -> None:
-        recorded = self.manifest.collection_model(collection)
-        wanted = self.config.embedding_model
-        if recorded is None and create:
-            self.store.create(collection, wanted)
-            self.manifest.add_collection(collection, wanted)
-        elif recorded is not None and recorded != wanted:
-            raise EmbeddingModelMismatchError(
-                f"collection {collection!r} was indexed with {recorded!r} but the embedding model "
-                f"is now {wanted!r}. Vectors of different models cannot be mixed: set "
-                f"library.embedding_model back, or re-index with `minicpm-assistant docs rm --all "
-                f"--collection {collection}` and ingest again."
-            )
+    def _ensure_collection(self, collection: str) -> None:
+        """A new collection is built with the configured model; an existing one keeps the model
+        it records (changing ``library.embedding_model`` does not touch it: see
+        :meth:`switch_embedder`)."""
+        if self.manifest.collection_model(collection) is None:
+            self.store.create(collection, self._configured.model)
+            self.manifest.add_collection(collection, self._configured)
+
+    def _index_of(self, collection: str) -> tuple[VectorStore, Embedder]:
+        """The collection's vectors and the model that made them, read together: a search
+        never embeds its query with one model and looks it up among another's vectors."""
+        recorded = self.manifest.embedding(collection, self._configured)
+        if recorded is None:
+            raise CollectionNotFoundError(f"no collection named {collection!r}")
+        spec, vectors = recorded
+        store = self.store.retargeted(collection, vectors or chroma_name(collection))
+        return store, self._embedder_of(spec)
 
     def _require(self, collection: str) -> None:
         if self.manifest.collection_model(collection) is None:

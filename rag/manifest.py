@@ -20,19 +20,22 @@ chunks are missing (its row commits only after the store has them).
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import shutil
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rag import keyword
 from rag.chunker import Chunk
 from rag.errors import LibraryError
 from rag.permissions import private_database
-from rag.types import DocumentRecord
+from rag.types import DocumentRecord, EmbeddingSpec
 
 
 def _create_tables(connection: sqlite3.Connection) -> None:
@@ -63,10 +66,37 @@ def _create_tables(connection: sqlite3.Connection) -> None:
             mtime_ns INTEGER NOT NULL, reason TEXT NOT NULL, failed_at REAL NOT NULL,
             PRIMARY KEY (collection, path));
         """
+    _run_script(connection, script)
+    connection.execute(  # the first release's keyword table; migration 2 replaces it
+        "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5("
+        "tokens, tokenize = 'porter unicode61 remove_diacritics 2')"
+    )
+
+
+def _add_passage_identity(connection: sqlite3.Connection) -> None:
+    """Passages matched with their document's identity and heading path (format 2).
+
+    Contents indexed before keep ``format = 1``: the next ingest, or :meth:`rag.library.Library.
+    upgrade`, re-indexes them once. Until then their passages stay searchable: the keyword table
+    is rebuilt with an empty context column for them.
+    """
+    _run_script(
+        connection,
+        """
+        ALTER TABLE contents ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE contents ADD COLUMN identity TEXT;
+        ALTER TABLE chunks ADD COLUMN heading_path TEXT;
+        DROP TABLE chunk_fts
+        """,
+    )
+    connection.execute(keyword.SCHEMA)
+    keyword.add(connection, connection.execute("SELECT rowid, text, '' FROM chunks").fetchall())
+
+
+def _run_script(connection: sqlite3.Connection, script: str) -> None:
     for statement in script.split(";"):  # executescript would commit the open transaction
         if statement.strip():
             connection.execute(statement)
-    connection.execute(keyword.SCHEMA)
 
 
 def _add_failure_limits(connection: sqlite3.Connection) -> None:
@@ -75,16 +105,55 @@ def _add_failure_limits(connection: sqlite3.Connection) -> None:
     connection.execute("ALTER TABLE failures ADD COLUMN limits TEXT")
 
 
+def _add_embedding_record(connection: sqlite3.Connection) -> None:
+    """A collection records its embedding prefixes and its Chroma collection, which an embedding
+    model switch replaces (``vectors`` NULL: the name :func:`rag.store.chroma_name` gives), and
+    the switch under way (JSON, see :class:`PendingSwitch`). Older collections' prefixes are
+    unknown (NULL): :meth:`Manifest.embedding` says how they are read."""
+    _run_script(
+        connection,
+        """
+        ALTER TABLE collections ADD COLUMN query_prefix TEXT;
+        ALTER TABLE collections ADD COLUMN passage_prefix TEXT;
+        ALTER TABLE collections ADD COLUMN vectors TEXT;
+        ALTER TABLE collections ADD COLUMN switching TEXT
+        """,
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _create_tables,
     _add_failure_limits,
+    _add_passage_identity,
+    _add_embedding_record,
 )
 """Schema changes in order; ``PRAGMA user_version`` records how many have run."""
+
+PASSAGE_FORMAT = 2
+"""How passages are built and matched; contents of an older format are re-indexed once."""
 
 
 def chunk_id(content_hash: str, seq: int) -> str:
     """Stable id of chunk ``seq`` of a content: the same file always gives the same ids."""
     return f"{content_hash[:32]}-{seq:05d}"
+
+
+@dataclass(frozen=True)
+class PendingSwitch:
+    """An embedding-model switch under way: the target model, the Chroma collection being
+    filled, and the fingerprint of the passages when it began (a change restarts it)."""
+
+    spec: EmbeddingSpec
+    vectors: str
+    passages: str
+
+
+@dataclass(frozen=True)
+class PassageRow:
+    chunk_id: str
+    identity: str
+    heading_path: str | None
+    text: str
 
 
 @dataclass(frozen=True)
@@ -114,6 +183,8 @@ class ChunkRow:
     page_label: str | None
     heading: str | None
     text: str
+    seq: int = 0
+    heading_path: str | None = None
 
 
 _DISK_FAILURES = frozenset(
@@ -209,12 +280,95 @@ class Manifest:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def add_collection(self, collection: str, embedding_model: str) -> None:
+    def add_collection(self, collection: str, spec: EmbeddingSpec) -> None:
         with self.transaction() as connection:
             connection.execute(
-                "INSERT OR IGNORE INTO collections VALUES (?, ?, ?)",
-                (collection, embedding_model, time.time()),
+                "INSERT OR IGNORE INTO collections(name, embedding_model, created_at, "
+                "query_prefix, passage_prefix) VALUES (?, ?, ?, ?, ?)",
+                (collection, spec.model, time.time(), spec.query_prefix, spec.passage_prefix),
             )
+
+    # embedding model (see rag.reembed)
+
+    def embedding(
+        self, collection: str, configured: EmbeddingSpec
+    ) -> tuple[EmbeddingSpec, str | None] | None:
+        """The model and prefixes the collection's vectors were made with, and their Chroma
+        collection if a switch named it; read at once, so the two always agree (None: no such
+        collection). A collection from before prefixes were recorded reads the configured ones
+        when it has the configured model, none otherwise."""
+        row = self.connection.execute(
+            "SELECT embedding_model, query_prefix, passage_prefix, vectors FROM collections "
+            "WHERE name = ?",
+            (collection,),
+        ).fetchone()
+        if row is None:
+            return None
+        model, query_prefix, passage_prefix, vectors = row
+        if query_prefix is None and model == configured.model:
+            return EmbeddingSpec(model, configured.query_prefix, configured.passage_prefix), vectors
+        return EmbeddingSpec(model, query_prefix or "", passage_prefix or ""), vectors
+
+    def vectors(self, collection: str) -> str | None:
+        """The Chroma collection holding the collection's vectors when a switch named it."""
+        row = self.connection.execute(
+            "SELECT vectors FROM collections WHERE name = ?", (collection,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def pending_switch(self, collection: str) -> PendingSwitch | None:
+        row = self.connection.execute(
+            "SELECT switching FROM collections WHERE name = ?", (collection,)
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        values = json.loads(row[0])
+        return PendingSwitch(EmbeddingSpec(**values["spec"]), values["vectors"], values["passages"])
+
+    def begin_switch(self, collection: str, switch: PendingSwitch) -> None:
+        """Note the switch before any vector of it is stored (a crash leaves it to resume)."""
+        with self.transaction() as connection:
+            connection.execute(
+                "UPDATE collections SET switching = ? WHERE name = ?",
+                (json.dumps(asdict(switch)), collection),
+            )
+
+    def finish_switch(
+        self, collection: str, switch: PendingSwitch, text_hashes: Sequence[tuple[str, str]]
+    ) -> None:
+        """Make the switch's vectors the collection's, in one transaction: model, prefixes,
+        Chroma collection and the chunks' ``(text_hash, chunk_id)`` for the new model."""
+        spec = switch.spec
+        with self.transaction() as connection:
+            connection.executemany(
+                "UPDATE chunks SET text_hash = ? WHERE collection = ? AND chunk_id = ?",
+                [(text_hash, collection, chunk) for text_hash, chunk in text_hashes],
+            )
+            connection.execute(
+                "UPDATE collections SET embedding_model = ?, query_prefix = ?, "
+                "passage_prefix = ?, vectors = ?, switching = NULL WHERE name = ?",
+                (spec.model, spec.query_prefix, spec.passage_prefix, switch.vectors, collection),
+            )
+
+    def passages(self, collection: str, content_hash: str) -> list[PassageRow]:
+        """What a content's chunks were embedded from, in order (see rag.indexer.matched_text)."""
+        rows = self.connection.execute(
+            "SELECT k.chunk_id, coalesce(c.identity, ''), k.heading_path, k.text FROM chunks k "
+            "JOIN contents c ON c.collection = k.collection AND c.content_hash = k.content_hash "
+            "WHERE k.collection = ? AND k.content_hash = ? ORDER BY k.seq",
+            (collection, content_hash),
+        )
+        return [PassageRow(*row) for row in rows]
+
+    def passages_fingerprint(self, collection: str) -> str:
+        """Changes whenever a chunk of the collection is added, removed or re-made."""
+        digest = hashlib.sha1()
+        for chunk, text_hash in self.connection.execute(
+            "SELECT chunk_id, text_hash FROM chunks WHERE collection = ? ORDER BY chunk_id",
+            (collection,),
+        ):
+            digest.update(f"{chunk} {text_hash}\n".encode())
+        return digest.hexdigest()
 
     def collections(self) -> list[str]:
         return [
@@ -335,6 +489,46 @@ class Manifest:
         )
         return {row[0] for row in rows}
 
+    def chunk_count(self, collection: str) -> int:
+        row = self.connection.execute(
+            "SELECT count(*) FROM chunks WHERE collection = ?", (collection,)
+        ).fetchone()
+        return int(row[0])
+
+    def outdated_contents(self, collection: str) -> set[str]:
+        """Contents indexed in an older passage format (re-indexed on the next ingest)."""
+        rows = self.connection.execute(
+            "SELECT content_hash FROM contents WHERE collection = ? AND format < ?",
+            (collection, PASSAGE_FORMAT),
+        )
+        return {row[0] for row in rows}
+
+    def outdated_paths(self, collection: str) -> list[str]:
+        """Paths of documents whose content is in an older passage format."""
+        rows = self.connection.execute(
+            "SELECT d.path FROM documents d JOIN contents c ON c.collection = d.collection "
+            "AND c.content_hash = d.content_hash WHERE d.collection = ? AND c.format < ? "
+            "ORDER BY d.path",
+            (collection, PASSAGE_FORMAT),
+        )
+        return [row[0] for row in rows]
+
+    def titles(self, collection: str) -> list[tuple[str, int]]:
+        """What the collection holds: each document title (its identity's title line, else its
+        metadata title, else its file name) with how many documents carry it, most first."""
+        rows = self.connection.execute(
+            "SELECT coalesce(nullif(substr(c.identity, 1, instr(c.identity || char(10), char(10)) "
+            "- 1), ''), c.title), min(d.path) FROM contents c JOIN documents d "
+            "ON d.collection = c.collection AND d.content_hash = c.content_hash "
+            "WHERE c.collection = ? GROUP BY c.content_hash",
+            (collection,),
+        )
+        counts = Counter(
+            " ".join(title.split()) if title and title.strip() else Path(path).name
+            for title, path in rows
+        )
+        return sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
+
     def chunk_ids_by_text(self, collection: str, text_hashes: Sequence[str]) -> dict[str, str]:
         """Chunks already embedded with the same text: ``text_hash -> chunk_id``."""
         found: dict[str, str] = {}
@@ -355,8 +549,8 @@ class Manifest:
             batch = list(ids[start : start + 500])
             marks = ",".join("?" * len(batch))
             rows = self.connection.execute(
-                "SELECT chunk_id, content_hash, page_start, page_end, page_label, heading, text "
-                f"FROM chunks WHERE collection = ? AND chunk_id IN ({marks})",
+                "SELECT chunk_id, content_hash, page_start, page_end, page_label, heading, text, "
+                f"seq, heading_path FROM chunks WHERE collection = ? AND chunk_id IN ({marks})",
                 (collection, *batch),
             )
             found.update({row[0]: ChunkRow(*row) for row in rows})
@@ -385,6 +579,7 @@ class Manifest:
         pages: int,
         title: str | None,
         warnings: str | None,
+        identity: str = "",
     ) -> str | None:
         """Step 3: record a fully stored content and point ``document.path`` at it.
 
@@ -395,8 +590,8 @@ class Manifest:
             self._delete_chunks(connection, collection, document.content_hash)
             connection.executemany(
                 "INSERT INTO chunks(collection, chunk_id, content_hash, seq, page_start, "
-                "page_end, page_label, heading, text, text_hash) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "page_end, page_label, heading, text, text_hash, heading_path) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         collection,
@@ -409,18 +604,30 @@ class Manifest:
                         chunk.heading,
                         chunk.text,
                         text_hash,
+                        chunk.heading_path,
                     )
                     for chunk, text_hash in zip(chunks, text_hashes, strict=True)
                 ],
             )
             rows = connection.execute(
-                "SELECT rowid, text FROM chunks WHERE collection = ? AND content_hash = ?",
-                (collection, document.content_hash),
+                "SELECT rowid, text, ? || char(10) || coalesce(heading_path, '') FROM chunks "
+                "WHERE collection = ? AND content_hash = ?",
+                (identity, collection, document.content_hash),
             ).fetchall()
             keyword.add(connection, rows)
             connection.execute(
-                "INSERT OR REPLACE INTO contents VALUES (?, ?, ?, ?, ?, ?)",
-                (collection, document.content_hash, pages, len(chunks), title, warnings),
+                "INSERT OR REPLACE INTO contents(collection, content_hash, pages, chunks, title, "
+                "warnings, format, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    collection,
+                    document.content_hash,
+                    pages,
+                    len(chunks),
+                    title,
+                    warnings,
+                    PASSAGE_FORMAT,
+                    identity,
+                ),
             )
             connection.execute(
                 "DELETE FROM pending WHERE collection = ? AND content_hash = ?",

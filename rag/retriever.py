@@ -3,11 +3,12 @@
 Three decisions shape the ranking, each measured in ``benchmarks/retrieval.py``:
 
 - **Fusion that knows its legs.** Each leg's scores are scaled to [0, 1] over its candidates
-  (min-max) and the legs are averaged. A leg that carries no signal for this query gets no
-  weight: the dense leg for a query in a script the embedding model was not trained on (an
-  English-only model asked in Chinese), the keyword leg for a query of function words only. So a
-  hybrid search is never dragged below its one useful leg. Reciprocal rank fusion (RRF) stays
-  available for comparison.
+  (min-max) and the legs are averaged, each weighted by how far its best candidate stands above
+  the rest (in standard deviations: a leg that sees one clear winner knows more than one whose
+  scores are flat). A leg that carries no signal for this query gets no weight at all: the dense
+  leg for a query in a script the embedding model was not trained on (an English-only model asked
+  in Chinese), the keyword leg for a query of function words only. Equal weights and reciprocal
+  rank fusion (RRF) stay available for comparison.
 - **Documents, then passages.** A document's score is its best passage's; every passage is
   ranked by its own score plus its document's, so the passages of the document the question is
   about come before look-alike passages of its siblings (the same report form, the next quarter's
@@ -26,14 +27,14 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from rag import keyword
 from rag.embedder import Embedder, resolve_model
-from rag.manifest import ChunkRow, Manifest
+from rag.manifest import ChunkRow, Manifest, chunk_id
 from rag.store import VectorStore
 from rag.types import Hit
 
@@ -56,10 +57,12 @@ ENGLISH_ONLY_MODELS = frozenset(
     }
 )
 """Embedding models trained on English text only: their vectors of other scripts are noise."""
+_MIN_OVERLAP = 16
+"""Characters two neighbouring passages must share to be joined as one text."""
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _LETTER = re.compile(r"[^\W\d_]")
 
-Fusion = Literal["score", "rrf"]
+Fusion = Literal["score", "rrf", "confidence"]
 Legs = Literal["hybrid", "dense", "keyword"]
 
 
@@ -68,13 +71,17 @@ class Methods:
     """Switches for the ranking methods; the defaults are the product, the rest are ablations."""
 
     legs: Legs = "hybrid"
-    fusion: Fusion = "score"
+    fusion: Fusion = "confidence"
     leg_signal: bool = True
     """Give no weight to a leg that carries no signal for the query."""
     document_stage: bool = True
     keyword_context: bool = True
     """Match the keyword leg against passages' document identity and headings too."""
     collapse: Literal["document", "collection", "off"] = "document"
+    window: int = 1
+    """Passages on each side of a hit returned with it (``Hit.before`` / ``Hit.after``): a
+    passage small enough for the embedder matches well, and the model can read it in context
+    when the prompt has room."""
 
 
 @dataclass(frozen=True)
@@ -183,7 +190,37 @@ class Retriever:
         else:
             best = self._cosine_scores(collection, vector, kept[:k], dict(lists.dense))
         paths: dict[str, str] = {}
-        return [self._hit(collection, row, score, paths) for row, score in best]
+        hits = [self._hit(collection, row, score, paths) for row, score in best]
+        return self._with_neighbours(collection, hits, {row.chunk_id: row.seq for row in kept})
+
+    def _with_neighbours(self, collection: str, hits: list[Hit], seqs: dict[str, int]) -> list[Hit]:
+        """Each hit with the text of :attr:`Methods.window` passages on each side."""
+        window = self.methods.window
+        if window <= 0 or not hits:
+            return hits
+        steps = [step for step in range(-window, window + 1) if step]
+        wanted = [
+            chunk_id(hit.content_hash, seqs[hit.chunk_id] + step) for hit in hits for step in steps
+        ]
+        rows = self.manifest.chunks(collection, wanted)
+        widened: list[Hit] = []
+        for hit in hits:
+            seq = seqs[hit.chunk_id]
+            texts = {
+                step: rows[key].text
+                for step in steps
+                if (key := chunk_id(hit.content_hash, seq + step)) in rows
+            }
+            before = _joined([*(texts[s] for s in sorted(texts) if s < 0), hit.text])
+            after = _joined([hit.text, *(texts[s] for s in sorted(texts) if s > 0)])
+            widened.append(
+                replace(
+                    hit,
+                    before=before[: len(before) - len(hit.text)].rstrip(),
+                    after=after[len(hit.text) :].lstrip(),
+                )
+            )
+        return widened
 
     def _fuse(self, query: str, lists: RankedLists) -> dict[str, float]:
         dense_weight = keyword_weight = 1.0
@@ -194,6 +231,9 @@ class Retriever:
                 keyword_weight = 0.0
             if dense_weight == keyword_weight == 0.0:  # neither leg knows better: use both
                 dense_weight = keyword_weight = 1.0
+        if self.methods.fusion == "confidence":
+            dense_weight *= _peak(lists.dense)
+            keyword_weight *= _peak(lists.keyword)
         if self.methods.fusion == "rrf":
             rankings = [
                 [chunk for chunk, _ in ranked]
@@ -258,6 +298,31 @@ class Retriever:
             page_label=row.page_label,
             content_hash=row.content_hash,
         )
+
+
+def _joined(texts: list[str]) -> str:
+    """Consecutive passages as one text, without the sentences each repeats from the one before.
+
+    The last text is always kept whole at the end, so a caller can cut it off again.
+    """
+    joined = texts[0]
+    for right in texts[1:]:
+        for start in range(max(0, len(joined) - len(right)), len(joined) - _MIN_OVERLAP + 1):
+            if right.startswith(joined[start:]):
+                joined = joined[:start] + right
+                break
+        else:
+            joined = f"{joined}\n\n{right}"
+    return joined
+
+
+def _peak(ranked: list[tuple[str, float]]) -> float:
+    """How far a leg's best score stands above its other candidates, in standard deviations
+    (at least 0.1, so a leg with a signal is never silenced by a flat list)."""
+    values = np.array([value for _, value in ranked], dtype=np.float64)
+    if len(values) < 3 or values.std() == 0:
+        return 1.0
+    return float(max(0.1, (values.max() - values.mean()) / values.std()))
 
 
 def _jaccard(left: set[str], right: set[str]) -> float:

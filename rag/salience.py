@@ -1,24 +1,30 @@
-"""The terms a question cannot be answered without: names, identifiers, numbers, periods, quotes.
+"""The terms a question cannot be answered without: names, identifiers, numbers, quotes.
 
 "What was Tesla's inventory in Q3 2022?" asked of a library of Apple filings finds Apple's
 inventory passages, and a cosine threshold happily accepts them: the question and the passages
 are about the same thing, except for the one word that matters. Here we pick out the words a
 correct answer must be about, so that the library can check that the documents mention them:
 
-- English: quoted phrases; runs of capitalised words that do not start the question ("Arnold
-  Palmer Regional Airport"); acronyms; anything with a digit (years, quarters, models such as
-  PA-22-150, registrations, NCT numbers);
+- English: capitalised words that do not start the question (names: "Tallahassee", "Arnold",
+  "Palmer"); acronyms; anything with a digit of three or more characters (years, models such as
+  PA-22-150 or "Cessna 182", registrations, NCT numbers); quoted phrases;
 - Chinese: names of people, places, organisations and other proper nouns as jieba's
   part-of-speech tagger marks them, Latin words and numbers in the question, quoted phrases.
 
-The extraction is deliberately narrow: a term that is not there only means we fall back to the
-score threshold, while a common word taken for a name would refuse answerable questions.
+Two kinds, judged differently by :meth:`rag.library.Library.judge`: an *identifier* (a number, a
+model, a code, a quoted phrase) is written the same way wherever it appears, so its absence is
+proof; a *name* may be written another way ("Florida" for "FL", "Mexican" for "Mexico"), so names
+only count towards how much of the question a document covers. The extraction is deliberately
+narrow: a term missed only means the score threshold decides, while a common word taken for a
+name would refuse answerable questions.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rag.relevance import mainly_cjk
@@ -36,54 +42,85 @@ _COMMON_CAPITALISED = frozenset(
     should would will shall may might must has have had please tell explain describe list name
     give summarize summarise compare according in on at of for to from by with and or but if i we
     you my our your this that these those there it its during after before between under over
-    about into per vs mr mrs ms dr
+    about into per vs mr mrs ms dr january february march april june july august september
+    october november december monday tuesday wednesday thursday friday saturday sunday
     """.split()
 )
-"""Capitalised words that say nothing about *which* subject (question words, English titles)."""
+"""Capitalised words that say nothing about *which* subject (question words, titles, and month
+and day names, which documents mostly write as numbers)."""
+_MODEL_NUMBER = re.compile(r"^\d{2,5}[A-Za-z]?$")
+"""``182``, ``172S``, ``737``: a model number, one identifier with the name before it."""
+_SHORT_NUMBER = re.compile(r"^\d{1,2}$")
+_LOWER_WORD = re.compile(r"(?<![\w-])[a-z]{6,}(?![\w-])")
+_RARE_PIECES = 3
 _CHINESE_PROPER = frozenset({"nr", "nrfg", "nrt", "ns", "nt", "nz", "eng"})
 _TRIM = ".,;:!?'’\")(“”"
 _tagger_lock = threading.Lock()
 _tagger: Any = None
 
 
-def salient_terms(question: str) -> list[str]:
+@dataclass(frozen=True)
+class Term:
+    text: str
+    identifier: bool
+    """Written the same way wherever it appears (number, model, code, quote), unlike a name."""
+
+
+def salient_terms(question: str) -> list[Term]:
     """The question's salient terms, in order of appearance, unique (case-insensitive)."""
     terms = [
-        next(group for group in match.groups() if group) for match in _QUOTED.finditer(question)
+        Term(next(group for group in match.groups() if group), True)
+        for match in _QUOTED.finditer(question)
     ]
     unquoted = _QUOTED.sub(" ", question)
     terms += _chinese_terms(unquoted) if mainly_cjk(unquoted) else _english_terms(unquoted)
-    unique: dict[str, str] = {}
+    unique: dict[str, Term] = {}
     for term in terms:
-        cleaned = term.strip(_TRIM + " ")
+        cleaned = term.text.strip(_TRIM + " ")
         if cleaned and cleaned.lower() not in unique:
-            unique[cleaned.lower()] = cleaned
+            unique[cleaned.lower()] = Term(cleaned, term.identifier)
     return list(unique.values())
 
 
-def _english_terms(question: str) -> list[str]:
-    terms: list[str] = []
-    run: list[str] = []
+def _english_terms(question: str) -> list[Term]:
+    terms: list[Term] = []
     for sentence in re.split(r"(?<=[.?!])\s+", question):
         words = [match.group().strip(_TRIM) for match in _WORD.finditer(sentence)]
+        previous_name: str | None = None
         for position, word in enumerate(words):
-            if _is_salient_word(word, first=position == 0):
-                run.append(_possessive(word))
+            if not _is_salient_word(word, first=position == 0):
+                previous_name = None
                 continue
-            if run:
-                terms.append(" ".join(run))
-                run = []
-        if run:
-            terms.append(" ".join(run))
-            run = []
+            word = _possessive(word)
+            if not _HAS_DIGIT.search(word):
+                terms.append(Term(word, False))
+                previous_name = word
+            elif previous_name is not None and _MODEL_NUMBER.match(word):
+                terms[-1] = Term(f"{previous_name} {word}", True)  # "Cessna 182"
+                previous_name = None
+            else:
+                terms.append(Term(word, True))
+                previous_name = None
     return terms
 
 
+def rare_words(question: str, pieces: Callable[[str], int]) -> list[Term]:
+    """Lower-case words that the embedding model's vocabulary splits into three or more pieces.
+
+    These are technical words (carfilzomib, nephrolithotomy) a question may turn on; common
+    words, paraphrases included, are one or two pieces. ``pieces`` counts a word's tokens.
+    """
+    if mainly_cjk(question):
+        return []
+    words = dict.fromkeys(_LOWER_WORD.findall(question))
+    return [Term(word, False) for word in words if pieces(word) >= _RARE_PIECES]
+
+
 def _is_salient_word(word: str, *, first: bool) -> bool:
-    if not word:
+    if len(word) < 2:
         return False
     lower = _possessive(word).lower()
-    if _PERIOD_CODE.match(word) or _NUMBER_WITH_UNIT.match(word):
+    if _PERIOD_CODE.match(word) or _NUMBER_WITH_UNIT.match(word) or _SHORT_NUMBER.match(word):
         return False
     if _HAS_DIGIT.search(word):
         return True
@@ -98,14 +135,16 @@ def _possessive(word: str) -> str:
     return re.sub(r"['’]s$", "", word)
 
 
-def _chinese_terms(question: str) -> list[str]:
-    terms: list[str] = []
+def _chinese_terms(question: str) -> list[Term]:
+    terms: list[Term] = []
     for word, flag in _tag(question):
         word = word.strip()
-        if len(word) < 2 and not _HAS_DIGIT.search(word):
+        if len(word) < 2 or _SHORT_NUMBER.match(word):
             continue
-        if flag in _CHINESE_PROPER or (flag in {"m", "t"} and _HAS_DIGIT.search(word)):
-            terms.append(word)
+        if _HAS_DIGIT.search(word) and flag in _CHINESE_PROPER | {"m", "t"}:
+            terms.append(Term(word, True))
+        elif flag in _CHINESE_PROPER:
+            terms.append(Term(word, False))
     return terms
 
 

@@ -24,6 +24,10 @@ class Hit:
     """The page's printed label (e.g. "iv") when the PDF has one."""
     content_hash: str = ""
     """The document content the passage belongs to (one content may sit at several paths)."""
+    before: str = ""
+    """The text just before the passage in its document (overlap removed), to widen it."""
+    after: str = ""
+    """The text just after it."""
 
     @property
     def page(self) -> str:

@@ -213,6 +213,11 @@ def _print_json(events: Iterator[ChatEvent]) -> int:
         elif isinstance(event, RetrievalFinished):
             result["searched_query"] = event.query
             result["relevant"] = event.relevant
+            if not event.relevant:
+                result["not_mentioned"] = list(event.relevance.missing)
+                result["collection_covers"] = [
+                    {"title": title, "documents": count} for title, count in event.relevance.covers
+                ]
         elif isinstance(event, AnswerFinished):
             cited = [source.number for source in event.sources]
             rest = [source for source in event.evidence if source.number not in cited]

@@ -283,7 +283,7 @@ def run_search(args: argparse.Namespace, context: CliContext) -> int:
         hits = library.search(
             args.query, collection=_collection(args, context), k=args.k, document=args.doc
         )
-        relevant = library.is_relevant(hits, args.query)
+        relevance = library.judge(hits, args.query, _collection(args, context))
     finally:
         library.close()
     if args.json:
@@ -304,8 +304,10 @@ def run_search(args: argparse.Namespace, context: CliContext) -> int:
         print("No passages found.")
         return 0
     console = Console()
-    if not relevant:
-        console.print("[yellow]No passage looks relevant (all scores under the threshold).")
+    if not relevance.relevant:
+        named = ", ".join(relevance.missing)
+        reason = f"they do not mention {named}" if named else "all scores under the threshold"
+        console.print(f"No passage looks relevant ({reason}).", style="yellow", markup=False)
     for rank, hit in enumerate(hits, start=1):
         where = f"{rank}. {hit.file}, p. {hit.page}" + (f" — {hit.heading}" if hit.heading else "")
         console.print(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from assistant.budget import (
@@ -15,6 +17,7 @@ from assistant.budget import (
     split_sentences,
 )
 from assistant.conversations import HistoryWindow, Message
+from assistant.events import Source
 from assistant.prompting import format_passage
 from tests.assistant.fakes import fake_tokens, hit
 
@@ -148,3 +151,27 @@ def test_a_tiny_budget_drops_all_history() -> None:
     messages, window = fit_history(_turns(2), HistoryWindow(), 5, count)
     assert messages == []
     assert window.start > 3
+
+
+def test_budget_left_over_widens_the_best_passages_with_their_neighbours() -> None:
+    matched = replace(
+        hit(1, "The fuel selector was set to the empty tank."),
+        before="The engine lost power after takeoff.",
+        after="The pilot landed in a field.",
+    )
+    other = replace(hit(2, "The weather was clear."), before="", after="Winds were calm.")
+    plain = fit_evidence([matched, other], 10_000, count)
+    assert plain[0].text == (
+        "The engine lost power after takeoff. The fuel selector was set to the empty tank. "
+        "The pilot landed in a field."
+    )
+    assert plain[1].text == "The weather was clear. Winds were calm."
+    tight = count(format_passage(Source.from_hit(1, matched))) + 2
+    assert fit_evidence([matched], tight, count)[0].text == matched.text  # no room: unwidened
+
+
+def test_a_neighbour_already_shown_as_a_passage_is_not_added_twice() -> None:
+    first = replace(hit(1, "Alpha sentence here."), after="Beta sentence here.")
+    second = hit(2, "Beta sentence here.")
+    sources = fit_evidence([first, second], 10_000, count)
+    assert [source.text for source in sources] == ["Alpha sentence here.", "Beta sentence here."]

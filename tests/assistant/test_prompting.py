@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from assistant.events import AnswerFinished, Source
 from assistant.locations import Locations
 from assistant.prompting import (
@@ -10,12 +12,14 @@ from assistant.prompting import (
     build_messages,
     format_passage,
     is_chinese,
+    not_in_documents,
     system_prompt,
     user_turn,
 )
 from assistant.service import AssistantService
 from assistant.settings import Settings
 from models.templates import ChatMLTemplate
+from rag.types import Relevance
 from tests.assistant.fakes import FakeEngine, FakeLibrary, hit
 
 PLANTED = (
@@ -99,3 +103,25 @@ def test_a_planted_instruction_does_not_change_the_answer() -> None:
     answer = next(e for e in events if isinstance(e, AnswerFinished))
     assert answer.answer == "Trace trees record loops [1]."
     assert [s.file for s in answer.sources] == ["/docs/planted.md"]
+
+
+def test_a_refusal_names_what_is_missing_and_what_the_documents_cover() -> None:
+    relevance = Relevance(
+        False,
+        missing=("Tesla",),
+        mentioned_nowhere=True,
+        covers=(("Apple Inc. Form 10-Q", 4), ("Amazon.com Form 10-Q", 3)),
+        documents=9,
+    )
+    assert not_in_documents("What was Tesla's inventory?", relevance) == (
+        'Your documents don\'t mention "Tesla". They cover: Apple Inc. Form 10-Q (4 documents); '
+        "Amazon.com Form 10-Q (3 documents); and 2 more documents."
+    )
+    chinese = not_in_documents("特斯拉的库存是多少？", replace(relevance, missing=("特斯拉",)))
+    assert chinese.startswith("你的文档中没有提到“特斯拉”。文档涉及：Apple Inc. Form 10-Q（4 篇）")
+    assert chinese.endswith("另有 2 篇。")
+    found_elsewhere = replace(relevance, mentioned_nowhere=False, covers=(), documents=0)
+    assert not_in_documents("Tesla?", found_elsewhere) == (
+        'The documents that match this question don\'t mention "Tesla".'
+    )
+    assert not_in_documents("Tesla?", Relevance(False)).startswith("I couldn't find anything")

@@ -57,18 +57,19 @@ def test_the_document_identity_is_matched_but_can_be_left_out() -> None:
     assert passages_only == []
 
 
-def test_mentions_checks_names_as_words_and_identifiers_as_phrases() -> None:
+def test_terms_are_found_as_phrases_in_passages_and_identities() -> None:
     connection = _index(
         {
             1: ("The Cessna 182P struck trees near the airport.", "Wausau Downtown Airport, WI"),
             2: ("第三季度营收增长。", "苹果公司 2022年 财报"),
+            3: ("A Cessna 152 landed long.", "Venice, FL"),
         }
     )
-    assert keyword.mentions(connection, "c", "Cessna 182")  # prefix of 182P
-    assert not keyword.mentions(connection, "c", "Cessna 172")
-    assert keyword.mentions(connection, "c", "Downtown Wausau")  # words of a name, any order
-    assert not keyword.mentions(connection, "c", "Tesla")
-    assert keyword.mentions(connection, "c", "苹果公司")
-    assert not keyword.mentions(connection, "c", "特斯拉")
-    assert keyword.mentions(connection, "c", "Cessna", ["h1"])
-    assert not keyword.mentions(connection, "c", "Cessna", ["h2"])
+    assert keyword.passages_mentioning(connection, "c", "Cessna 182") == 1  # prefix of 182P
+    assert keyword.passages_mentioning(connection, "c", "Cessna 172") == 0
+    assert keyword.passages_mentioning(connection, "c", "Cessna") == 2
+    assert keyword.passages_mentioning(connection, "c", "Wausau") == 1  # from the identity
+    assert keyword.passages_mentioning(connection, "c", "苹果公司") == 1
+    assert keyword.passages_mentioning(connection, "c", "特斯拉") == 0
+    assert keyword.contents_mentioning(connection, "c", "Cessna", ["h1", "h2"]) == {"h1"}
+    assert keyword.contents_mentioning(connection, "c", "Cessna", []) == set()

@@ -1,0 +1,61 @@
+"""Refusals on real reports: a question about something the documents do not mention is not
+answered from look-alike passages, and the refusal names what is missing and what is there."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rag.library import Library
+from tests.conftest import PDF_CORPUS
+
+REPORTS = PDF_CORPUS.parent / "eval" / "en-ntsb"
+TALLAHASSEE = "20071229X02007.pdf"  # Piper PA-22-150, Tallahassee FL, 12/08/2007
+DEATH_VALLEY = "20071231X02009.pdf"  # Beech A23, Death Valley CA, 11/29/2007
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("reports")
+    for name in (TALLAHASSEE, DEATH_VALLEY):
+        shutil.copyfile(REPORTS / name, folder / name)
+    return folder
+
+
+@pytest.fixture
+def library(make_library: Callable[..., Library], reports: Path) -> Library:
+    library = make_library()
+    library.ingest([reports])
+    return library
+
+
+def test_a_question_about_the_right_report_is_answered_from_it(library: Library) -> None:
+    question = "Why did the Piper PA-22-150 hit trees on final approach near Tallahassee?"
+    hits = library.search(question)
+    assert Path(hits[0].file).name == TALLAHASSEE
+    assert library.judge(hits, question).relevant
+
+
+def test_an_aircraft_the_reports_never_mention_is_refused_by_name(library: Library) -> None:
+    question = "What was the probable cause of the Cessna 182 accident near Tallahassee?"
+    judgement = library.judge(library.search(question), question)
+    assert not judgement.relevant
+    assert judgement.missing == ("Cessna 182",) and judgement.mentioned_nowhere
+    assert judgement.covers == (("National Transportation Safety Board", 2),)
+    assert judgement.documents == 2
+
+
+def test_identifiers_of_two_different_reports_are_not_answered_as_one(library: Library) -> None:
+    """PA-22-150 is the Tallahassee aircraft, A23 the Death Valley one: no report holds both."""
+    question = "How many hours had the Piper PA-22-150 pilot flown before the A23 landing?"
+    judgement = library.judge(library.search(question), question)
+    assert not judgement.relevant and not judgement.mentioned_nowhere
+
+
+def test_a_company_absent_from_the_collection_is_refused(library: Library) -> None:
+    question = "How did Tesla's inventory change in 2007?"
+    judgement = library.judge(library.search(question), question)
+    assert not judgement.relevant and "Tesla" in judgement.missing

@@ -1,0 +1,39 @@
+"""Salient terms: what a question cannot be answered without, in English and Chinese."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.salience import salient_terms
+
+
+@pytest.mark.parametrize(
+    ("question", "terms"),
+    [
+        ("How did Tesla's inventory change in Q3 2022?", ["Tesla", "2022*"]),
+        (
+            "What happened to the Piper PA-22-150 on approach to Tallahassee, Florida?",
+            ["Piper", "PA-22-150*", "Tallahassee", "Florida"],
+        ),
+        ("Why did the Cessna 182 lose power in December 2007?", ["Cessna 182*", "2007*"]),
+        (
+            "Where did the RV-8 crash at Arnold Palmer Regional Airport land?",
+            ["RV-8*", "Arnold", "Palmer", "Regional", "Airport"],
+        ),
+        ('What does the paper call "trace stitching"?', ["trace stitching*"]),
+        ("How many hours had the 85-year-old pilot flown in the last 90 days?", []),
+        ("What is the sample size of the trial?", []),
+        ("Which NCT number does the GVHD dressing study have?", ["NCT", "GVHD"]),
+    ],
+)
+def test_english_salient_terms(question: str, terms: list[str]) -> None:
+    """``*`` marks an identifier (its absence is proof), the rest are names."""
+    assert [t.text + ("*" if t.identifier else "") for t in salient_terms(question)] == terms
+
+
+def test_chinese_names_and_quoted_titles_are_salient() -> None:
+    terms = {term.text: term.identifier for term in salient_terms("特斯拉在上海工厂的产量是多少？")}
+    assert terms.get("特斯拉") is False and terms.get("上海") is False
+    quoted = salient_terms("《刺客信条：幻景》什么时候发售？")
+    assert [(t.text, t.identifier) for t in quoted] == [("刺客信条：幻景", True)]
+    assert salient_terms("这种疗法有什么副作用？") == []
