@@ -83,12 +83,17 @@ def download_model(name: str) -> str:
         raise LibraryError(f"{name!r} is not a Hugging Face model id") from None
     except LocalEntryNotFoundError as error:  # offline: HF_HUB_OFFLINE, or no connection
         raise LibraryError(
-            f"cannot download {name!r}: {str(error).rstrip('.')}. Unset HF_HUB_OFFLINE and check "
-            "the connection, or put the model's folder on this machine and set its path in "
+            f"cannot download {name!r}: {_one_line(error).rstrip('.')}. Unset HF_HUB_OFFLINE and "
+            "check the connection, or put the model's folder on this machine and set its path in "
             "config.toml"
         ) from None
     except (HfHubHTTPError, OSError) as error:
-        raise LibraryError(f"cannot download {name!r}: {error}") from None
+        raise LibraryError(f"cannot download {name!r}: {_one_line(error)}") from None
+
+
+def _one_line(error: Exception) -> str:
+    """The hub's messages span lines (its offline reason, then the cause); errors are one line."""
+    return " ".join(str(error).split())
 
 
 class Embedder:
