@@ -1,11 +1,11 @@
 """Retrieval quality on real collections, against the naive pipeline, with each method switched off.
 
 Run: ``.venv/bin/python -m benchmarks.retrieval [--collections en-ntsb,en-nih,zh-news,pdf-clean]
-[--work DIR]``. The gold sets in ``benchmarks/gold/`` were written from the documents before any
-retrieval change was measured, and are kept fixed: questions phrased the way a reader asks (naming
-the document's subject, never quoting the passage), each with its file and the exact answering
-sentence, plus near-miss unanswerable questions (an entity, period or product the collection
-does not contain).
+[--work DIR] [--latency 10000]``. The gold sets in ``benchmarks/gold/`` were written from the
+documents before any retrieval change was measured, and are kept fixed: questions phrased the
+way a reader asks (naming the document's subject, never quoting the passage), each with its file
+and the exact answering sentence, plus near-miss unanswerable questions (an entity, period or
+product the collection does not contain).
 
 Per collection, in one run and on one machine:
 
@@ -26,8 +26,10 @@ then skips every unchanged file).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -39,9 +41,11 @@ from typing import Protocol
 import numpy as np
 
 from rag import keyword
+from rag.chunker import Chunk
 from rag.config import LibraryConfig
 from rag.embedder import Embedder
 from rag.library import Library
+from rag.manifest import DocumentRow, chunk_id
 from rag.retriever import Methods
 
 ROOT = Path(__file__).resolve().parent
@@ -270,9 +274,70 @@ def run_collection(name: str, embedder: QueryCache, work: Path) -> dict[str, obj
     return results
 
 
+def latency_at(size: int, embedder: QueryCache, work: Path) -> dict[str, float]:
+    """Search plus judgement over ``size`` synthetic passages: random unit vectors, text drawn
+    from the gold questions' words (so every query term matches many passages, the worst case
+    for BM25), 2,000 passages per document; queried with every gold question."""
+    questions = [
+        item["question"]
+        for path in sorted(GOLD.glob("*.json"))
+        for kind in ("answerable", "unanswerable")
+        for item in json.loads(path.read_text())[kind]
+    ]
+    words = " ".join(questions).split()
+    rng = random.Random(size)
+    vectors_rng = np.random.default_rng(size)
+    library = Library(work / f"latency-{size}" / "index", LibraryConfig())
+    library.use_embedder(embedder)
+    library.ingest([])  # creates the collection
+    per_document = 2000
+    for number in range(size // per_document):
+        content = hashlib.sha256(f"synthetic {number} of {size}".encode()).hexdigest()
+        if library.manifest.has_content("default", content):
+            continue
+        chunks = [
+            Chunk(i, " ".join(rng.choices(words, k=120)), 1, 1, None, None, 200)
+            for i in range(per_document)
+        ]
+        vectors = vectors_rng.standard_normal((per_document, 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        library.manifest.begin_content("default", content)
+        ids = [chunk_id(content, chunk.index) for chunk in chunks]
+        library.store.upsert("default", ids, vectors, content)
+        library.manifest.commit_content(
+            "default",
+            DocumentRow(f"/synthetic/{number}.txt", 1, 1, content),
+            chunks,
+            [f"{content}{i}" for i in range(per_document)],
+            1,
+            None,
+            None,
+            f"Synthetic document {number}",
+        )
+    embedder.clear()
+    search = project_search(library)
+    search(questions[0])  # warm caches
+    timings = []
+    for question in questions:
+        started = time.perf_counter()
+        search(question)
+        timings.append((time.perf_counter() - started) * 1000)
+    library.close()
+    timings.sort()
+    return {
+        "passages": size,
+        "queries": len(timings),
+        "p50_ms": round(statistics.median(timings), 1),
+        "p95_ms": round(timings[int(0.95 * (len(timings) - 1))], 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--collections", default="en-ntsb,en-nih,zh-news,pdf-clean")
+    parser.add_argument(
+        "--latency", type=int, default=0, help="also time searches over this many passages"
+    )
     parser.add_argument("--work", type=Path, help="keep indexes here between runs")
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
     args = parser.parse_args()
@@ -283,9 +348,12 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)
-        for name in args.collections.split(","):
+        for name in filter(None, args.collections.split(",")):
             output[name] = run_collection(name, embedder, work)
             print(json.dumps({name: output[name]}, indent=2, ensure_ascii=False), flush=True)
+        if args.latency:
+            output["latency"] = latency_at(args.latency, embedder, work)
+            print(json.dumps({"latency": output["latency"]}, indent=2), flush=True)
     if args.out:
         args.out.write_text(json.dumps(output, indent=2, ensure_ascii=False))
 
