@@ -141,27 +141,36 @@ def build_messages(
     ]
 
 
+_REFUSALS = {
+    # language: (nowhere, not in the documents found, nothing found, term separator, quote)
+    "zh": (
+        "你的文档中没有提到{named}。",
+        "与这个问题相关的文档中没有提到{named}。",
+        "在你的文档中没有找到与这个问题相关的内容。",
+        "、",
+        "“{}”",
+    ),
+    "en": (
+        "Your documents don't mention {named}.",
+        "The documents that match this question don't mention {named}.",
+        "I couldn't find anything about this in your documents.",
+        ", ",
+        '"{}"',
+    ),
+}
+
+
 def not_in_documents(question: str, relevance: Relevance) -> str:
     """The answer when the documents do not answer the question, in the question's language:
     what they do not mention (when the question names something), then what they do cover."""
-    missing = relevance.missing
-    if is_chinese(question):
-        named = "、".join(f"“{term}”" for term in missing)
-        if missing and relevance.mentioned_nowhere:
-            text = f"你的文档中没有提到{named}。"
-        elif missing:
-            text = f"与这个问题相关的文档中没有提到{named}。"
-        else:
-            text = "在你的文档中没有找到与这个问题相关的内容。"
-        return text + _covers(relevance, chinese=True)
-    named = ", ".join(f'"{term}"' for term in missing)
-    if missing and relevance.mentioned_nowhere:
-        text = f"Your documents don't mention {named}."
-    elif missing:
-        text = f"The documents that match this question don't mention {named}."
+    chinese = is_chinese(question)
+    nowhere, not_found, nothing, separator, quote = _REFUSALS["zh" if chinese else "en"]
+    named = separator.join(quote.format(term) for term in relevance.missing)
+    if not relevance.missing:
+        text = nothing
     else:
-        text = "I couldn't find anything about this in your documents."
-    return text + _covers(relevance, chinese=False)
+        text = (nowhere if relevance.mentioned_nowhere else not_found).format(named=named)
+    return text + _covers(relevance, chinese=chinese)
 
 
 def _covers(relevance: Relevance, *, chinese: bool) -> str:
