@@ -21,7 +21,7 @@ from pydantic_settings import (
 
 from assistant.config_file import read_config_file
 from assistant.errors import ConfigError
-from models.config import EngineConfig
+from models.config import EngineConfig, ServerConfig
 from rag.config import LibraryConfig
 
 
@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     )
 
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    llm: ServerConfig = Field(default_factory=ServerConfig)
     library: LibraryConfig = Field(default_factory=LibraryConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)
     ui: UIConfig = Field(default_factory=UIConfig)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 
 class EngineConfig(BaseModel):
@@ -38,3 +38,42 @@ class EngineConfig(BaseModel):
 
     source: Literal["hf", "modelscope"] = "hf"
     """Where `models pull` downloads from: Hugging Face or ModelScope."""
+
+
+class ServerConfig(BaseModel):
+    """An OpenAI-compatible model server that generates the answers instead of local llama.cpp.
+
+    llama.cpp's ``llama-server``, llama-cpp-python's server, vLLM and Ollama's ``/v1`` all work;
+    the documents, the search and the prompt stay on this machine, only the prompt is sent.
+    """
+
+    base_url: str | None = None
+    """The server's OpenAI-compatible root, e.g. "http://gpu-box:8080/v1". Empty: llama.cpp here."""
+
+    model: str | None = None
+    """Model id on the server. Empty: the first (often the only) model the server lists."""
+
+    api_key: SecretStr | None = None
+    """Sent as "Authorization: Bearer ..." when the server requires a key."""
+
+    context_length: int | None = Field(default=None, ge=512)
+    """Context length when the server does not report one (llama-cpp-python's server, Ollama);
+    when it does, the smaller of the two is used."""
+
+    template: Literal["server", "minicpm2", "chatml", "completion"] = "server"
+    """"server": send messages and let the server apply its chat template. A named template:
+    render the prompt here and send it as a plain completion (for a server whose template is
+    wrong, e.g. llama-cpp-python's falls back to Llama 2's format for MiniCPM-2B GGUFs)."""
+
+    timeout_s: float = Field(default=120.0, gt=0)
+    """Seconds to wait for the server to connect and for each piece of an answer."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("a model server URL starts with http:// or https://")
+        return value
