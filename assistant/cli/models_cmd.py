@@ -97,24 +97,29 @@ def run_list(args: argparse.Namespace, context: CliContext) -> int:
             name += "\n[yellow]demo, not MiniCPM[/yellow]"
         elif not entry.pullable:
             name += "\n[dim]convert yourself[/dim]"
+        elif entry.can_think:
+            name += "\n[dim]can think[/dim]"
         table.add_row(
             "[green]✓[/green]" if entry.name in on_disk else "",
             name,
             entry.params,
             entry.quantization,
             _size(entry.size_bytes),
-            f"{entry.context_length // 1024}K",
+            _context(entry),
             entry.template,
             f"{entry.ram_gb:g}/{entry.vram_gb:g}",
         )
     for model in extras:
-        table.add_row("[green]✓[/green]", plain(model.name, one_line=True), "", "", "", "", "", "")
+        label = plain(model.name, one_line=True)
+        table.add_row("[green]✓[/green]", label, "", "", "", "", "", "")
     console.print(table)
     console.print(embedder_cmd.embedders_table(context.locations.models_dir))
+    console.print("ctx: trained context (the context OpenBMB's llama.cpp guide runs it with)")
     console.print("Sources", style="bold")
     for entry in CATALOG:
         if not entry.is_demo:
-            console.print(f"  {entry.name}\n{_sources(entry)}", highlight=False, soft_wrap=True)
+            details = f"{_sources(entry)}\n{_verification(entry)}"
+            console.print(f"  {entry.name}\n{details}", highlight=False, soft_wrap=True)
     console.print(plain(f"Models directory: {store.models_dir}"))
     if default_is_demo:
         console.print(
@@ -217,9 +222,12 @@ def _catalog_info(entry: CatalogEntry, as_json: bool) -> int:
         print(to_json(_entry_json(entry, None)))
         return 0
     print(f"{entry.title}: not on disk (catalog facts; the GGUF header is read once pulled)")
-    print(f"Parameters {entry.params}, {entry.quantization}, {_size(entry.size_bytes)}, "
-          f"context {entry.context_length}, prompt format {entry.template}")
+    print(
+        f"Parameters {entry.params}, {entry.quantization}, {_size(entry.size_bytes)}, "
+        f"context {_context(entry)}, prompt format {entry.template}"
+    )
     print(_sources(entry))
+    print(_verification(entry))
     print(entry.notes)
     if entry.pullable:
         print(f"Get it: minicpm-assistant models pull {entry.name}")
@@ -229,6 +237,8 @@ def _catalog_info(entry: CatalogEntry, as_json: bool) -> int:
 def _entry_json(entry: CatalogEntry, local: LocalModel | None) -> dict[str, Any]:
     data = asdict(entry)
     data["sampling"] = asdict(entry.sampling)
+    data["can_think"] = entry.can_think
+    data["pinned"] = entry.pinned
     data["on_disk"] = local is not None
     data["path"] = str(local.path) if local is not None else None
     data["is_minicpm"] = entry.is_minicpm
@@ -252,6 +262,23 @@ def _sources(entry: CatalogEntry) -> str:
     ):
         where = "none" if repo is None else f"{repo}  {file or '(no GGUF published)'}"
         lines.append(f"    {hub + ':':<14}{where}")
+    return "\n".join(lines)
+
+
+def _context(entry: CatalogEntry) -> str:
+    """``128K`` or, with the guide's default cap, ``128K (8K)``."""
+    trained = f"{entry.trained_context // 1024}K"
+    cap = entry.default_context_cap
+    return trained if cap is None else f"{trained} ({cap // 1024}K)"
+
+
+def _verification(entry: CatalogEntry) -> str:
+    """Where the entry's facts come from, and which ones no source confirmed."""
+    lines = [f"    {'Checked:':<14}{'; '.join(entry.verified_from)}"]
+    if entry.unverified:
+        lines.append(f"    {'Unverified:':<14}{', '.join(entry.unverified)}")
+    if not entry.pinned:
+        lines.append(f"    {'Not pinned:':<14}follows the hub's moving revision")
     return "\n".join(lines)
 
 

@@ -6,10 +6,14 @@ Other packages can use the same files through the plain functions in ``tests.fix
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+import models.catalog
+import models.store
+from models.catalog import CatalogEntry, find_entry
 from models.config import EngineConfig
 from models.runtime import LlamaEngine
 from models.store import LocalModel, ModelStore
@@ -58,3 +62,20 @@ def demo_engine(demo_model_path: Path) -> Iterator[LlamaEngine]:
     engine = LlamaEngine.load(local(demo_model_path), EngineConfig(seed=1, max_context=2048))
     yield engine
     engine.close()
+
+
+@pytest.fixture
+def unpinned_minicpm3(monkeypatch: pytest.MonkeyPatch) -> CatalogEntry:
+    """MiniCPM3-4B as an unpinned entry (no sha256, moving revisions) for the hub stand-ins.
+
+    They serve tiny test files under its names, which the real, pinned entry rightly refuses.
+    """
+    pinned = find_entry("minicpm3-4b")
+    assert pinned is not None and pinned.pinned
+    entry = replace(
+        pinned, sha256=None, size_exact=False, hf_revision="main", modelscope_revision="master"
+    )
+    catalog = tuple(entry if e.name == entry.name else e for e in models.catalog.CATALOG)
+    monkeypatch.setattr(models.catalog, "CATALOG", catalog)
+    monkeypatch.setattr(models.store, "CATALOG", catalog)
+    return entry

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant.cli import main
-from models.catalog import MINICPM_HINT
+from models.catalog import MINICPM_HINT, CatalogEntry
 from tests.models.hub_server import running_hub
 
 
@@ -18,8 +18,12 @@ def test_list_json_marks_the_demo_and_what_is_on_disk(
     assert main(["models", "list", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     by_name = {entry["name"]: entry for entry in listing["catalog"]}
-    assert {"minicpm5-1b", "minicpm4.1-8b", "minicpm3-4b", "minicpm-2b-sft", "minicpm-2b-dpo",
-            "minicpm-1b"} <= set(by_name)
+    assert {"minicpm5-1b", "minicpm5-2b", "minicpm4.1-8b", "minicpm4-8b", "minicpm3-4b",
+            "minicpm-2b-sft", "minicpm-2b-dpo", "minicpm-1b"} <= set(by_name)
+    assert by_name["minicpm5-1b"]["trained_context"] == 131_072
+    assert by_name["minicpm5-1b"]["default_context_cap"] == 8192
+    assert by_name["minicpm4.1-8b"]["can_think"] and not by_name["minicpm4-8b"]["can_think"]
+    assert "hf_file" in by_name["minicpm4-8b"]["unverified"]
     demo = by_name["gemma3-270m-demo"]
     assert demo["is_demo"] and not demo["is_minicpm"] and "NOT MiniCPM" in demo["title"]
     assert listing["default"] == "gemma3-270m-demo"
@@ -64,6 +68,7 @@ def test_bad_file_is_one_clear_line(capsys: pytest.CaptureFixture[str], tmp_path
 
 
 def test_pull_from_a_stand_in_modelscope(
+    unpinned_minicpm3: CatalogEntry,
     capsys: pytest.CaptureFixture[str],
     model_files: dict[str, Path],
     monkeypatch: pytest.MonkeyPatch,

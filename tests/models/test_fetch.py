@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from models.catalog import find_entry
+from models.catalog import CatalogEntry, find_entry
 from models.errors import ModelDownloadError
 from models.fetch import download_file, source_url
 from models.store import ModelStore
@@ -139,7 +139,8 @@ def test_hub_urls_honour_endpoint_overrides(monkeypatch: pytest.MonkeyPatch) -> 
     entry = find_entry("minicpm3-4b")
     assert entry is not None
     assert source_url(entry, "hf") == (
-        "https://huggingface.co/openbmb/MiniCPM3-4B-GGUF/resolve/main/minicpm3-4b-q4_k_m.gguf"
+        "https://huggingface.co/openbmb/MiniCPM3-4B-GGUF/resolve/"
+        "816dc79b35f92827e0d2d87aacea3567e49661a8/minicpm3-4b-q4_k_m.gguf"
     )
     monkeypatch.setenv("HF_ENDPOINT", "http://mirror.local/")
     monkeypatch.setenv("MODELSCOPE_ENDPOINT", "http://ms.local")
@@ -159,6 +160,7 @@ def test_entry_without_modelscope_file_says_what_to_do() -> None:
 @pytest.mark.parametrize("source", ["hf", "modelscope"])
 def test_store_pull_through_stand_in_hubs(
     source: str,
+    unpinned_minicpm3: CatalogEntry,
     model_files: dict[str, Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.catalog import CATALOG
+from models.catalog import CATALOG, CatalogEntry
 from models.errors import ModelDownloadError, ModelLoadError
 from models.fetch import download_file
 from models.store import ModelStore
@@ -19,7 +19,9 @@ UNPINNED_PATH = "/openbmb/MiniCPM3-4B-GGUF/resolve/main/minicpm3-4b-q4_k_m.gguf"
 
 @pytest.fixture
 def hub(
-    model_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    model_files: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    unpinned_minicpm3: CatalogEntry,
 ) -> Iterator[tuple[str, HubState, bytes]]:
     payload = model_files["q4_k_m"].read_bytes()
     with running_hub() as (base, state):
@@ -93,7 +95,7 @@ def test_a_catalog_file_from_before_the_records_is_checked_against_the_published
 
 def test_the_catalog_says_which_entries_are_not_pinned() -> None:
     unpinned = [entry.name for entry in CATALOG if entry.pullable and not entry.pinned]
-    assert unpinned == ["minicpm4.1-8b", "minicpm3-4b", "minicpm-2b-dpo", "minicpm-2b-sft"]
+    assert unpinned == ["minicpm4-8b", "minicpm-2b-dpo", "minicpm-2b-sft"]
     import models.catalog
 
     assert all(name in (models.catalog.__doc__ or "") for name in unpinned)
