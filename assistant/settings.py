@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -55,6 +55,28 @@ class ChatConfig(BaseModel):
     """Sampling temperature; empty uses the model family's recommendation."""
 
 
+class ServeConfig(BaseModel):
+    """``minicpm-assistant serve``: the grounded chat as an OpenAI-compatible local API."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on. Anything but loopback is reachable from other machines and needs a
+    token."""
+
+    port: int = Field(default=8765, ge=0, le=65535)
+    """TCP port; 0 takes a free one (printed at start)."""
+
+    token: SecretStr | None = None
+    """Bearer token every request must carry (``Authorization: Bearer ...``); required when
+    ``host`` is not loopback. Prefer this or ``MINICPM_ASSISTANT_SERVE__TOKEN`` to ``--token``,
+    which other users can see in the process list."""
+
+    max_waiting: int = Field(default=8, ge=0)
+    """Requests that may wait while the model answers another; further ones get HTTP 429."""
+
+    max_request_kb: int = Field(default=1024, ge=1)
+    """Largest request body accepted, in KiB; larger ones get HTTP 413."""
+
+
 class UIConfig(BaseModel):
     """The terminal app."""
 
@@ -75,6 +97,7 @@ class Settings(BaseSettings):
     llm: ServerConfig = Field(default_factory=ServerConfig)
     library: LibraryConfig = Field(default_factory=LibraryConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     ui: UIConfig = Field(default_factory=UIConfig)
 
     @classmethod
