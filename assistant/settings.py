@@ -43,6 +43,10 @@ class ChatConfig(BaseModel):
     answer_tokens: int = Field(default=512, ge=16)
     """Tokens reserved for the answer."""
 
+    thinking_tokens: int = Field(default=1024, ge=0)
+    """Tokens reserved, on top of the answer's, for a model's thinking when a question asks for
+    it (`ask --think`); at most a quarter of the context, and given up first when it is short."""
+
     evidence_share: float = Field(default=0.5, gt=0, lt=1)
     """Share of the context (after the answer reserve) given to retrieved evidence."""
 
