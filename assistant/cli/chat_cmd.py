@@ -13,6 +13,7 @@ from contextlib import closing, contextmanager
 from dataclasses import asdict
 from typing import Any, TextIO
 
+from assistant.answer_json import retrieval_json, sources_json
 from assistant.cli.context import CliContext
 from assistant.display import terminal_safe, to_json
 from assistant.errors import UsageError
@@ -193,17 +194,6 @@ def _file(source: Source) -> str:
     return terminal_safe(source.file, one_line=True)
 
 
-def _source_json(source: Source, cited: bool) -> dict[str, Any]:
-    return {
-        "number": source.number,
-        "file": source.file,
-        "page": source.page,
-        "score": round(source.score, 4),
-        "text": source.text,
-        "cited": cited,
-    }
-
-
 def _print_json(events: Iterator[ChatEvent]) -> int:
     result: dict[str, Any] = {"answer": "", "conversation_id": None, "searched_query": None}
     code = 0
@@ -211,20 +201,11 @@ def _print_json(events: Iterator[ChatEvent]) -> int:
         if isinstance(event, TurnStarted):
             result["conversation_id"] = event.conversation_id
         elif isinstance(event, RetrievalFinished):
-            result["searched_query"] = event.query
-            result["relevant"] = event.relevant
-            if not event.relevant:
-                result["not_mentioned"] = list(event.relevance.missing)
-                result["collection_covers"] = [
-                    {"title": title, "documents": count} for title, count in event.relevance.covers
-                ]
+            result.update(retrieval_json(event))
         elif isinstance(event, AnswerFinished):
-            cited = [source.number for source in event.sources]
-            rest = [source for source in event.evidence if source.number not in cited]
             result.update(
                 answer=event.answer.strip(),
-                sources=[_source_json(s, True) for s in event.sources]
-                + [_source_json(s, False) for s in rest],
+                sources=sources_json(event),
                 usage={
                     "prompt_tokens": event.usage.prompt_tokens,
                     "prompt_tokens_evaluated": event.usage.prompt_tokens_evaluated,
