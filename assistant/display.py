@@ -33,7 +33,8 @@ def plain(text: str, *, one_line: bool = False, style: str = "") -> Text:
     return Text(terminal_safe(text, one_line=one_line), style=style)
 
 
-def to_json(data: object) -> str:
-    """``data`` as indented JSON, readable (CJK as is) and with every control escaped."""
-    text = json.dumps(data, ensure_ascii=False, indent=2)
+def to_json(data: object, *, indent: int | None = 2) -> str:
+    """``data`` as JSON, readable (CJK as is) and with every control escaped; ``indent=None``
+    keeps it on one line (a server-sent event)."""
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
     return _UNESCAPED_BY_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
