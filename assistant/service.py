@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from assistant.config_file import save_setting
-from assistant.conversations import Conversation, ConversationStore, ConversationSummary
+from assistant.conversations import (
+    Conversation,
+    ConversationStore,
+    ConversationSummary,
+    Role,
+)
 from assistant.embedders import (
     EmbedderRow,
     display_name,
@@ -292,6 +297,27 @@ class AssistantService:
 
     def new_conversation(self, title: str | None = None) -> str:
         return self._store.create(title)
+
+    def conversation_from(self, history: Sequence[tuple[Role, str]]) -> str:
+        """A new conversation holding ``history``, earlier questions and answers as an API client
+        sends them, so that ``ask`` in it treats the next question as a follow-up."""
+        conversation_id = self._store.create()
+        for role, text in history:
+            if role == "user":
+                self._store.add_user_message(conversation_id, text)
+                continue
+            answer_id = self._store.start_answer(conversation_id, model=None)
+            self._store.finish_answer(
+                answer_id,
+                text=text,
+                incomplete=False,
+                grounded=False,
+                usage=None,
+                timings=None,
+                evidence=[],
+                cited=[],
+            )
+        return conversation_id
 
     def list_conversations(self, query: str | None = None) -> list[ConversationSummary]:
         """Newest first; ``query`` searches the full text of every message."""
