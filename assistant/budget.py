@@ -57,6 +57,13 @@ class ContextBudget:
     fixed: int
     evidence: int
     history: int
+    thinking: int = 0
+    """Output reserved for the model's thinking before its answer."""
+
+    @property
+    def output(self) -> int:
+        """Tokens the model may generate: its thinking and its answer."""
+        return self.thinking + self.answer
 
 
 def evidence_bound(setting: int | Literal["auto"], gpu_layers: int) -> int | None:
@@ -74,13 +81,21 @@ def split_context(
     fixed_tokens: int,
     use_evidence: bool,
     evidence_limit: int | None = None,
+    thinking_tokens: int = 0,
 ) -> ContextBudget:
     """Shares of ``n_ctx``; the answer reserve shrinks to a floor before a question is refused.
 
-    Evidence gets its share, at most ``evidence_limit`` tokens; what it leaves goes to history.
+    Thinking, when asked for, gets its own reserve (at most a quarter of the context, like the
+    answer), given up first when the prompt leaves too little. Evidence gets its share, at most
+    ``evidence_limit`` tokens; what it leaves goes to history.
     """
-    answer = min(answer_tokens, max(MIN_ANSWER_TOKENS, n_ctx // 4))
-    spare = n_ctx - answer - fixed_tokens
+    quarter = max(MIN_ANSWER_TOKENS, n_ctx // 4)
+    answer = min(answer_tokens, quarter)
+    thinking = min(thinking_tokens, quarter)
+    spare = n_ctx - answer - thinking - fixed_tokens
+    if spare < 0:  # thinking gives way first
+        thinking = max(0, thinking + spare)
+        spare = n_ctx - answer - thinking - fixed_tokens
     if spare < 0:
         answer = max(MIN_ANSWER_TOKENS, n_ctx - fixed_tokens)
         spare = n_ctx - answer - fixed_tokens
@@ -92,7 +107,7 @@ def split_context(
     evidence = int(spare * evidence_share) if use_evidence else 0
     if evidence_limit is not None:
         evidence = min(evidence, evidence_limit)
-    return ContextBudget(n_ctx, answer, fixed_tokens, evidence, spare - evidence)
+    return ContextBudget(n_ctx, answer, fixed_tokens, evidence, spare - evidence, thinking)
 
 
 @dataclass(frozen=True)

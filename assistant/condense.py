@@ -19,6 +19,7 @@ from models.engine import TextEngine
 from models.errors import GenerationError
 from models.events import TokenEvent
 from models.templates import ChatMessage
+from models.thinking import prompt_opens_thinking, split_reply
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,8 @@ def rewrite_with_model(
         return None
     if cancel is not None and cancel.is_set():
         return None  # a rewrite cut short is half a query
-    return _clean("".join(pieces), question)
+    _, reply = split_reply("".join(pieces), inside=prompt_opens_thinking(prompt))
+    return _clean(reply, question)  # a model that thinks unasked: its thinking is no query
 
 
 def standalone_query(

@@ -64,6 +64,15 @@ class RetrievalFinished:
 
 @dataclass(frozen=True)
 class TokenReceived:
+    """Answer text as it streams."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ThinkingReceived:
+    """The model's thinking as it streams: shown apart from the answer, never saved as it."""
+
     text: str
 
 
@@ -84,6 +93,12 @@ class AnswerFinished:
     """Every passage that was put in the prompt."""
     searched_query: str | None = None
     """What the library was searched for; None when documents were not used."""
+    thinking: str = ""
+    """The model's thinking before the answer (kept out of ``answer``, citations and history)."""
+    thinking_tokens: int = 0
+    """Tokens the thinking took (part of ``usage.completion_tokens``)."""
+    thinking_mode: bool = False
+    """Thinking was switched on in the prompt (False when the model has no thinking mode)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,7 @@ ChatEvent = (
     TurnStarted
     | RetrievalStarted
     | RetrievalFinished
+    | ThinkingReceived
     | TokenReceived
     | AnswerFinished
     | AnswerFailed

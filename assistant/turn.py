@@ -35,6 +35,7 @@ from assistant.events import (
     RetrievalFinished,
     RetrievalStarted,
     Source,
+    ThinkingReceived,
     TokenReceived,
 )
 from assistant.prompting import (
@@ -47,7 +48,9 @@ from assistant.prompting import (
 from models.engine import TextEngine
 from models.errors import GenerationError, ModelError
 from models.events import DoneEvent, Timings, TokenEvent, Usage
+from models.sampling import SamplingParams
 from models.templates import ChatMessage
+from models.thinking import Piece, ThinkingSplitter, prompt_opens_thinking
 from rag.errors import LibraryError
 from rag.textclean import strip_controls
 from rag.types import Hit, Relevance
@@ -73,6 +76,10 @@ class TurnOptions:
     evidence_share: float
     evidence_tokens: int | Literal["auto"]
     temperature: float | None
+    think: bool = False
+    """Let a model with a thinking mode think before it answers (this question only)."""
+    thinking_tokens: int = 0
+    """Output tokens reserved for the thinking, on top of ``answer_tokens``."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +113,12 @@ class ChatTurn:
         self.options = options
         self.cancel = cancel
         self.style = PromptStyle.for_template(engine.template.name)
+        self.template = engine.template.with_thinking(options.think)
+        self.thinks = options.think and self.template.can_think
+        """Thinking is switched on in the prompt (a model may still think unasked)."""
         self.answer_id: str | None = None
         self.answer_text = ""
+        self.thinking_text = ""
         self.query: str | None = None
         self.evidence: list[Source] = []
 
@@ -153,8 +164,9 @@ class ChatTurn:
         budget = split_context(
             self.engine.n_ctx,
             answer_tokens=options.answer_tokens,
+            thinking_tokens=options.thinking_tokens if self.thinks else 0,
             evidence_share=options.evidence_share,
-            fixed_tokens=count(self.engine.template.render(framed)) + SAFETY_TOKENS,
+            fixed_tokens=count(self.template.render(framed)) + SAFETY_TOKENS,
             use_evidence=options.use_documents,
             evidence_limit=evidence_bound(
                 options.evidence_tokens, self.engine.offload.n_gpu_layers
@@ -245,11 +257,11 @@ class ChatTurn:
         history_budget = budget.history
         while True:
             current = user_turn(self.question, evidence, mode, self.style)
-            text = self.engine.template.render(build_messages(self.style, history, current))
+            text = self.template.render(build_messages(self.style, history, current))
             tokens = count(text)
             room = self.engine.n_ctx - tokens - SAFETY_TOKENS
-            if room >= budget.answer:
-                return _Prompt(text, current, budget.answer), window, evidence
+            if room >= budget.output:
+                return _Prompt(text, current, budget.output), window, evidence
             if len(evidence) > 1:
                 evidence = evidence[:-1]
             elif history:
@@ -291,35 +303,48 @@ class ChatTurn:
             searched_query=query,
         )
 
+    def _sampling(self, max_tokens: int) -> SamplingParams:
+        """The family's recommended sampling for the mode, with the turn's overrides."""
+        entry = self.engine.model.entry
+        recommended = self.engine.default_sampling
+        if self.thinks and entry is not None and entry.thinking_sampling is not None:
+            recommended = entry.thinking_sampling
+        return recommended.with_overrides(
+            max_tokens=max_tokens,
+            temperature=self.options.temperature,
+            stop=_merged(self.engine.default_sampling.stop, self.template.stop),
+        )
+
     def _generate(
         self, prompt: _Prompt, evidence: list[Source], *, grounded: bool
     ) -> Iterator[ChatEvent]:
-        sampling = self.engine.default_sampling.with_overrides(
-            max_tokens=prompt.max_tokens,
-            temperature=self.options.temperature,
-            stop=_merged(self.engine.default_sampling.stop, self.engine.template.stop),
-        )
+        """Stream the reply; its thinking block goes to :class:`ThinkingReceived` only.
+
+        Only the answer is saved, cited and shown as the answer, so thinking never reaches the
+        conversation's history either. A model that thinks unasked is split the same way.
+        """
+        sampling = self._sampling(prompt.max_tokens)
         self.evidence = evidence
         self.answer_id = self.store.start_answer(self.conversation.id, model=self.engine.model.name)
-        pieces: list[str] = []
+        splitter = ThinkingSplitter(inside=prompt_opens_thinking(prompt.text))
+        answer: list[str] = []
+        thinking: list[str] = []
         last_save = time.monotonic()
         done: DoneEvent | None = None
         for event in self.engine.stream(prompt.text, sampling, self.cancel):
             if isinstance(event, TokenEvent):
-                # a model can write escape sequences too: shown without control characters, and
-                # kept without the whole sequences, which often span tokens
-                pieces.append(event.text)
-                self.answer_text = strip_controls("".join(pieces))
-                yield TokenReceived(strip_controls(event.text))
+                yield from self._route(splitter.feed(event.text), answer, thinking)
                 if time.monotonic() - last_save >= PARTIAL_SAVE_S:
                     self.store.save_partial(self.answer_id, self.answer_text)
                     last_save = time.monotonic()
             else:
                 done = event
+        yield from self._route(splitter.finish(), answer, thinking)
         if done is None:
             raise GenerationError("the model stopped without finishing the answer")
         answer_id, self.answer_id = self.answer_id, None
-        incomplete = done.stop_reason != "stop"
+        # a reply that ends inside its thinking has no answer yet
+        incomplete = done.stop_reason != "stop" or splitter.thinking
         self.store.finish_answer(
             answer_id,
             text=self.answer_text,
@@ -341,7 +366,25 @@ class ChatTurn:
             grounded=grounded,
             evidence=evidence,
             searched_query=self.query,
+            thinking=self.thinking_text,
+            thinking_tokens=self.engine.count_tokens(self.thinking_text),
+            thinking_mode=self.thinks,
         )
+
+    def _route(
+        self, pieces: list[Piece], answer: list[str], thinking: list[str]
+    ) -> Iterator[ChatEvent]:
+        """Each piece to its side. A model can write escape sequences too: shown without
+        control characters, and kept without the whole sequences, which often span tokens."""
+        for piece in pieces:
+            if piece.thinking:
+                thinking.append(piece.text)
+                self.thinking_text = strip_controls("".join(thinking))
+                yield ThinkingReceived(strip_controls(piece.text))
+            else:
+                answer.append(piece.text)
+                self.answer_text = strip_controls("".join(answer))
+                yield TokenReceived(strip_controls(piece.text))
 
 
 def _merged(*stops: tuple[str, ...]) -> tuple[str, ...]:

@@ -102,6 +102,15 @@ class ChatTemplate(ABC):
     stop: tuple[str, ...]
     end_of_turn: str | None
     """Text that closes an assistant turn in :meth:`render`; ``None`` if prefixes are unstable."""
+    can_think: bool = False
+    """The format has a switch for the model's thinking mode (``<think>``, ``enable_thinking``).
+
+    Templates render with thinking off; :meth:`with_thinking` gives the one that lets it think.
+    """
+
+    def with_thinking(self, enabled: bool) -> ChatTemplate:
+        """This format with the model's thinking on or off (itself when it has no switch)."""
+        return self
 
     def render(
         self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True
@@ -136,19 +145,42 @@ class MiniCPM2Template(ChatTemplate):
         return parts
 
 
+NO_THINKING = "<think>\n\n</think>\n\n"
+"""An empty thinking block: MiniCPM4.1's and MiniCPM5's templates answer with it when thinking
+is off (``enable_thinking=False``), so the model goes straight to the answer."""
+
+
 class ChatMLTemplate(ChatTemplate):
-    """ChatML, used by MiniCPM-2B-128k, MiniCPM3, MiniCPM4/4.1 and MiniCPM5."""
+    """ChatML, used by MiniCPM-2B-128k, MiniCPM3, MiniCPM4/4.1 and MiniCPM5.
+
+    With ``can_think`` (a model with a thinking mode), thinking off puts :data:`NO_THINKING`
+    after the generation prompt. Earlier assistant turns carry the same empty block, whatever
+    was thought then: thinking never enters the history, and the prefix stays stable.
+    """
 
     name = "chatml"
     stop = ("<|im_end|>", "<|im_start|>")
     end_of_turn = "<|im_end|>\n"
 
+    def __init__(self, *, can_think: bool = False, thinking: bool = False) -> None:
+        self.can_think = can_think
+        self._thinking = can_think and thinking
+
+    def with_thinking(self, enabled: bool) -> ChatTemplate:
+        if not self.can_think:
+            return self
+        return ChatMLTemplate(can_think=True, thinking=enabled)
+
     def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> list[Part]:
+        empty_block = NO_THINKING if self.can_think else ""
         parts: list[Part] = []
         for message in messages:
-            parts += [f"<|im_start|>{message.role}\n", Content(message.content), "<|im_end|>\n"]
+            opening = f"<|im_start|>{message.role}\n"
+            if message.role == "assistant":
+                opening += empty_block
+            parts += [opening, Content(message.content), "<|im_end|>\n"]
         if add_generation_prompt:
-            parts.append("<|im_start|>assistant\n")
+            parts.append("<|im_start|>assistant\n" + ("" if self._thinking else empty_block))
         return parts
 
 
@@ -192,13 +224,18 @@ _KNOWN_END_MARKERS = (
 class JinjaTemplate(ChatTemplate):
     """The GGUF's own ``tokenizer.chat_template``, rendered like ``transformers`` does.
 
-    Thinking is switched off (``enable_thinking=False``) where a template supports it, because
-    answers are shown as they stream and reasoning traces would bury them.
+    Thinking is off (``enable_thinking=False``) unless asked for with :meth:`with_thinking`:
+    a thinking trace is shown apart from the answer, and only when the user wants one.
     """
 
     name = "gguf"
 
-    def __init__(self, source: str, *, bos_token: str = "", eos_token: str = "") -> None:
+    def __init__(
+        self, source: str, *, bos_token: str = "", eos_token: str = "", thinking: bool = False
+    ) -> None:
+        self._source = source
+        self.can_think = "enable_thinking" in source
+        self._thinking = self.can_think and thinking
         environment = ImmutableSandboxedEnvironment(
             trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
         )
@@ -212,6 +249,13 @@ class JinjaTemplate(ChatTemplate):
             markers.append(eos_token)
         self.stop = tuple(markers)
         self.end_of_turn = self._probe_end_of_turn()
+
+    def with_thinking(self, enabled: bool) -> ChatTemplate:
+        if not self.can_think or enabled == self._thinking:
+            return self
+        return JinjaTemplate(
+            self._source, bos_token=self._bos_token, eos_token=self._eos_token, thinking=enabled
+        )
 
     def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> list[Part]:
         """The template's text, split into its markup and the message contents.
@@ -249,7 +293,7 @@ class JinjaTemplate(ChatTemplate):
                 add_generation_prompt=add_generation_prompt,
                 bos_token=self._bos_token,
                 eos_token=self._eos_token,
-                enable_thinking=False,
+                enable_thinking=self._thinking,
             )
         except (jinja2.TemplateError, TypeError, ValueError) as error:
             raise GenerationError(
@@ -330,10 +374,11 @@ def select_template(
             return JinjaTemplate(gguf_template, bos_token=bos_token, eos_token=eos_token)
         except (jinja2.TemplateError, GenerationError) as error:
             log.warning("the GGUF's chat template is broken (%s); using a built-in one", error)
+    chatml = ChatMLTemplate(can_think=bool(gguf_template and "enable_thinking" in gguf_template))
     if architecture == "minicpm":
-        return MiniCPM2Template() if kind is None else ChatMLTemplate()
+        return MiniCPM2Template() if kind is None else chatml
     if architecture == "minicpm3" or kind == "gguf":
-        return ChatMLTemplate()
+        return chatml
     return CompletionTemplate()
 
 
