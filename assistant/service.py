@@ -205,6 +205,7 @@ class AssistantService:
         document: str | None = None,
         use_documents: bool | None = None,
         allow_general: bool | None = None,
+        think: bool = False,
         cancel: threading.Event | None = None,
     ) -> Generator[ChatEvent, None, None]:
         """Answer ``question``, continuing ``conversation_id`` or starting a new conversation.
@@ -212,6 +213,7 @@ class AssistantService:
         The question is saved before anything else; model and library failures end the stream
         with ``AnswerFailed`` (the partial answer kept, marked incomplete) instead of raising.
         Options left ``None`` come from the conversation's last turn, then from the settings.
+        ``think`` lets a model with a thinking mode think first, for this question only.
         """
         question = question.strip()
         if not question:
@@ -225,6 +227,7 @@ class AssistantService:
             document=document,
             use_documents=use_documents,
             allow_general=allow_general,
+            think=think,
         )
         question_id = self._store.add_user_message(conversation.id, question)
         yield TurnStarted(conversation_id=conversation.id, user_message_id=question_id)
@@ -263,6 +266,7 @@ class AssistantService:
         document: str | None,
         use_documents: bool | None,
         allow_general: bool | None,
+        think: bool = False,
     ) -> TurnOptions:
         """Explicit arguments, else what the conversation last used, else the settings."""
         chat = self.settings.chat
@@ -281,6 +285,8 @@ class AssistantService:
             evidence_share=chat.evidence_share,
             evidence_tokens=chat.evidence_tokens,
             temperature=chat.temperature,
+            think=think,
+            thinking_tokens=chat.thinking_tokens,
         )
 
     def _search(self, query: str, options: TurnOptions) -> tuple[list[Hit], Relevance]:
