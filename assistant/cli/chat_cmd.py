@@ -24,6 +24,7 @@ from assistant.events import (
     RetrievalFinished,
     RetrievalStarted,
     Source,
+    ThinkingReceived,
     TokenReceived,
     TurnStarted,
 )
@@ -35,6 +36,7 @@ CHAT_HELP = """Commands:
   /new            start a new conversation
   /id             show this conversation's id (resume with `chat --conversation ID`)
   /sources        show the passages the last answer was given
+  /think          let the model think before it answers (again: stop), if it can
   /quit           leave (Ctrl-D works too)"""
 
 
@@ -91,6 +93,12 @@ def _add_turn_options(parser: argparse.ArgumentParser) -> None:
         help="when nothing relevant is found, let the model answer from general knowledge",
     )
     parser.add_argument("--conversation", metavar="ID", help="continue this conversation")
+    parser.add_argument(
+        "--think",
+        action="store_true",
+        help="let a model with a thinking mode (MiniCPM4.1, MiniCPM5) think before it answers; "
+        "the thinking goes to stderr, apart from the answer, and is not saved",
+    )
 
 
 @contextmanager
@@ -124,6 +132,7 @@ def _turn(
         document=args.doc,
         use_documents=args.use_documents,
         allow_general=args.allow_general,
+        think=args.think,
     )
 
 
@@ -135,7 +144,37 @@ def run_ask(args: argparse.Namespace, context: CliContext) -> int:
         with closing(_turn(service, question, args)) as events:
             if args.json:
                 return _print_json(events)
-            return _print_text(events, sys.stdout)
+            return _print_text(events, sys.stdout, think=args.think)
+
+
+class _ThinkingPrinter:
+    """Writes the model's thinking to stderr as a labelled block, dimmed on a terminal: never
+    mixed with the answer on stdout, so a pipe gets the answer alone."""
+
+    def __init__(self, err: TextIO) -> None:
+        self.err = err
+        self.dim = err.isatty()
+        self.open = False
+
+    def write(self, text: str) -> None:
+        text = terminal_safe(text)
+        if not self.open:
+            text = text.lstrip()
+            if not text:
+                return
+            self.err.write(("\x1b[2m" if self.dim else "") + "Thinking: ")
+            self.open = True
+        self.err.write(text)
+        self.err.flush()
+
+    def close(self, finished: AnswerFinished | None = None, asked: bool = False) -> None:
+        """End the block; say so when thinking was asked of a model that cannot."""
+        if self.open:
+            self.err.write(("\x1b[0m" if self.dim else "") + "\n(end of thinking)\n")
+            self.open = False
+        if asked and finished is not None and not finished.thinking_mode:
+            print("(this model has no thinking mode; it answered directly)", file=self.err)
+        self.err.flush()
 
 
 class _AnswerPrinter:
@@ -154,21 +193,28 @@ class _AnswerPrinter:
         self.out.flush()
 
 
-def _print_text(events: Iterator[ChatEvent], out: TextIO) -> int:
-    """Stream the answer; searched query and failures go to stderr. Returns the exit code."""
+def _print_text(events: Iterator[ChatEvent], out: TextIO, think: bool = False) -> int:
+    """Stream the answer; thinking, searched query and failures go to stderr. Returns the exit
+    code."""
     finished: AnswerFinished | None = None
     answer = _AnswerPrinter(out)
+    thinking = _ThinkingPrinter(sys.stderr)
     for event in events:
         if isinstance(event, RetrievalStarted) and event.rewritten:
             print(f"(searching for: {terminal_safe(event.query, one_line=True)})", file=sys.stderr)
+        elif isinstance(event, ThinkingReceived):
+            thinking.write(event.text)
         elif isinstance(event, TokenReceived):
+            thinking.close()
             answer.write(event.text)
         elif isinstance(event, AnswerFinished):
             finished = event
         elif isinstance(event, AnswerFailed):
+            thinking.close()
             out.write("\n")
             print(terminal_safe(f"{event.title}: {event.message}"), file=sys.stderr)
             return 1
+    thinking.close(finished, asked=think)
     out.write("\n")
     if finished is not None:
         _print_sources(finished, out)
@@ -214,7 +260,10 @@ def _print_json(events: Iterator[ChatEvent]) -> int:
                 timings={key: round(value, 4) for key, value in asdict(event.timings).items()},
                 grounded=event.grounded,
                 incomplete=event.incomplete,
+                thinking=event.thinking.strip(),
+                thinking_mode=event.thinking_mode,
             )
+            result["usage"]["thinking_tokens"] = event.thinking_tokens
         elif isinstance(event, AnswerFailed):
             result.update(
                 answer=event.partial_answer.strip(),
@@ -275,7 +324,12 @@ def _chat_command(
         args.conversation = None
         print("(new conversation)")
         return None
-    if command == "/id":
+    if command == "/think":
+        args.think = not args.think
+        print(
+            "(thinking on: the model thinks before it answers)" if args.think else "(thinking off)"
+        )
+    elif command == "/id":
         print(args.conversation or "(no conversation yet)")
     elif command == "/sources":
         for source in last.evidence if last else []:
@@ -291,18 +345,24 @@ def _chat_answer(
 ) -> tuple[AnswerFinished | None, bool]:
     finished: AnswerFinished | None = None
     answer = _AnswerPrinter(sys.stdout)
+    thinking = _ThinkingPrinter(sys.stderr)
     for event in events:
         if isinstance(event, TurnStarted):
             args.conversation = event.conversation_id
         elif isinstance(event, RetrievalStarted) and event.rewritten:
             print(f"(searching for: {terminal_safe(event.query, one_line=True)})")
+        elif isinstance(event, ThinkingReceived):
+            thinking.write(event.text)
         elif isinstance(event, TokenReceived):
+            thinking.close()
             answer.write(event.text)
         elif isinstance(event, AnswerFinished):
             finished = event
         elif isinstance(event, AnswerFailed):
+            thinking.close()
             print(terminal_safe(f"\n{event.title}: {event.message}"), file=sys.stderr)
             return None, True
+    thinking.close(finished, asked=args.think)
     sys.stdout.write("\n")
     if finished is not None:
         _print_sources(finished, sys.stdout)

@@ -55,7 +55,13 @@ def test_ask_json_reads_the_question_from_stdin(
             "cited": True,
         }
     ]
-    assert set(result["usage"]) == {"prompt_tokens", "prompt_tokens_evaluated", "completion_tokens"}
+    assert set(result["usage"]) == {
+        "prompt_tokens",
+        "prompt_tokens_evaluated",
+        "completion_tokens",
+        "thinking_tokens",
+    }
+    assert result["thinking"] == "" and result["thinking_mode"] is False
     assert {"ttft_s", "prefill_tok_s", "decode_tok_s"} <= set(result["timings"])
 
 
