@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, field_validator
 
 
 class LibraryConfig(BaseModel):
@@ -54,3 +56,30 @@ class LibraryConfig(BaseModel):
     follow_symlinks: bool = False
     """Follow symbolic links while walking folders (links leaving the folder are still skipped). A
     document is known by its path with links resolved, so a link and its target are one document."""
+
+
+class StoreConfig(BaseModel):
+    """Where the library keeps its passages: on this machine, or on a shared Chroma server."""
+
+    url: str | None = None
+    """A Chroma server (``chroma run``) holding the library for several machines, e.g.
+    ``http://host:8000``; empty keeps everything in the embedded store under the data dir."""
+
+    token: str | None = None
+    """Sent as ``Authorization: Bearer`` when the server requires a token."""
+
+    tenant: str = "default_tenant"
+    """Chroma tenant on the server."""
+
+    database: str = "default_database"
+    """Chroma database on the server: one per team library."""
+
+    @field_validator("url")
+    @classmethod
+    def _server_url(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not a server address; write it as http://host:8000")
+        return url.rstrip("/")

@@ -23,3 +23,7 @@ class IngestError(LibraryError):
 
 class CollectionNotFoundError(LibraryError):
     title = "No such collection"
+
+
+class ServerUnavailableError(LibraryError):
+    title = "Library server unreachable"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
+from contextlib import closing
+from typing import Protocol
 
 _WORD = re.compile(r"[^\W_]+")
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+")
@@ -22,9 +24,10 @@ _QUERY_STOPWORDS = frozenset(
 """English function words left out of keyword *queries*: they match nearly every chunk, so they
 cost a scan of the whole index and add next to nothing to BM25. Documents keep them."""
 
+TOKENIZER = "porter unicode61 remove_diacritics 2"
 SCHEMA = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5("
-    "tokens, context, tokenize = 'porter unicode61 remove_diacritics 2')"
+    f"tokens, context, tokenize = '{TOKENIZER}')"
 )
 """``tokens``: the passage; ``context``: its document's identity and heading path
 (:mod:`rag.identity`), so "Apple ... Q3 2022 ... inventory" matches an inventory passage of that
@@ -50,6 +53,29 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+def stems(texts: Sequence[str]) -> list[list[str]]:
+    """Each text's terms exactly as the FTS5 index holds them (our tokens, then FTS5's Porter
+    stemming and case and diacritic folding), in order: what a keyword index kept elsewhere
+    (:mod:`rag.shared_keyword`) must store and look up to rank as this one does."""
+    with closing(sqlite3.connect(":memory:")) as scratch:
+        scratch.execute(f"CREATE VIRTUAL TABLE t USING fts5(x, tokenize = '{TOKENIZER}')")
+        scratch.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, instance)")
+        scratch.executemany(
+            "INSERT INTO t(rowid, x) VALUES (?, ?)",
+            ((row, " ".join(tokenize(text))) for row, text in enumerate(texts)),
+        )
+        found: list[list[str]] = [[] for _ in texts]
+        for row, term in scratch.execute("SELECT doc, term FROM v ORDER BY doc, offset"):
+            found[row].append(term)
+    return found
+
+
+def query_terms(query: str) -> list[str]:
+    """The terms a keyword query looks for: content terms, or every token when the query is
+    function words only (at most :data:`_QUERY_TERMS`)."""
+    return (content_terms(query) or list(dict.fromkeys(tokenize(query))))[:_QUERY_TERMS]
+
+
 def content_terms(query: str) -> list[str]:
     """The query's distinct tokens without English function words."""
     return [token for token in dict.fromkeys(tokenize(query)) if token not in _QUERY_STOPWORDS]
@@ -65,7 +91,7 @@ def match_expression(query: str, with_context: bool = True) -> str | None:
 
     Without ``with_context`` only the passage column is searched, not the document identity.
     """
-    terms = (content_terms(query) or list(dict.fromkeys(tokenize(query))))[:_QUERY_TERMS]
+    terms = query_terms(query)
     if not terms:
         return None
     expression = " OR ".join(f'"{term}"' for term in terms)
@@ -113,13 +139,19 @@ def search(
     return [(str(chunk_id), float(rank)) for chunk_id, rank in connection.execute(sql, parameters)]
 
 
+def is_prefix_term(tokens: Sequence[str]) -> bool:
+    """Whether a salient term's last token also matches longer words: one ending in a digit
+    (``Cessna 182`` finds ``Cessna 182P``)."""
+    return bool(tokens) and tokens[-1][-1].isdigit()
+
+
 def _term_expression(term: str) -> str | None:
     """FTS5 query for a salient term: a phrase (the last token may be a prefix when it ends in
     a digit: ``Cessna 182`` finds ``Cessna 182P``); CJK terms are phrases of their bigrams."""
     tokens = tokenize(term)
     if not tokens:
         return None
-    return '"' + " ".join(tokens) + '"' + ("*" if tokens[-1][-1].isdigit() else "")
+    return '"' + " ".join(tokens) + '"' + ("*" if is_prefix_term(tokens) else "")
 
 
 def passages_mentioning(connection: sqlite3.Connection, collection: str, term: str) -> int:
@@ -165,3 +197,52 @@ def document_frequencies(
         frequencies[term] = int(found[0]) if found else 0
     total = int(connection.execute("SELECT count(*) FROM chunks").fetchone()[0])
     return frequencies, total
+
+
+class KeywordIndex(Protocol):
+    """The keyword leg and the term counts the relevance judge asks for, wherever the index
+    lives: this machine's FTS5 (:class:`LocalKeywords`) or a shared server
+    (:class:`rag.shared_keyword.ServerKeywords`)."""
+
+    def search(
+        self,
+        query: str,
+        collection: str,
+        limit: int,
+        content_hash: str | None = None,
+        with_context: bool = True,
+    ) -> list[tuple[str, float]]: ...
+
+    def passages_mentioning(self, collection: str, term: str) -> int: ...
+
+    def contents_mentioning(
+        self, collection: str, term: str, contents: Sequence[str]
+    ) -> set[str]: ...
+
+    def document_frequencies(self, terms: Iterable[str]) -> tuple[dict[str, int], int]: ...
+
+
+class LocalKeywords:
+    """:class:`KeywordIndex` over the manifest's FTS5 table (one connection, one thread)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def search(
+        self,
+        query: str,
+        collection: str,
+        limit: int,
+        content_hash: str | None = None,
+        with_context: bool = True,
+    ) -> list[tuple[str, float]]:
+        return search(self.connection, query, collection, limit, content_hash, with_context)
+
+    def passages_mentioning(self, collection: str, term: str) -> int:
+        return passages_mentioning(self.connection, collection, term)
+
+    def contents_mentioning(self, collection: str, term: str, contents: Sequence[str]) -> set[str]:
+        return contents_mentioning(self.connection, collection, term, contents)
+
+    def document_frequencies(self, terms: Iterable[str]) -> tuple[dict[str, int], int]:
+        return document_frequencies(self.connection, terms)

@@ -12,15 +12,20 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rag import keyword, relevance, salience
-from rag.config import LibraryConfig
+from rag import relevance, salience
+from rag.chroma_server import connect, machine_id
+from rag.config import LibraryConfig, StoreConfig
 from rag.embedder import Embedder, resolve_model
 from rag.errors import CollectionNotFoundError, LibraryBusyError, LibraryError
 from rag.indexer import Ingest, recover
+from rag.keyword import KeywordIndex, LocalKeywords
 from rag.lock import WriteLock
 from rag.manifest import Manifest
 from rag.reembed import Switch, SwitchProgressCallback
 from rag.retriever import Methods, Reranker, Retriever
+from rag.shared import ServerVectorStore, SharedIndex
+from rag.shared_keyword import ServerKeywords
+from rag.shared_manifest import SharedManifest
 from rag.store import VectorStore, chroma_name
 from rag.types import (
     DocumentRecord,
@@ -45,7 +50,9 @@ COVERS_SHOWN = 5
 class Library:
     """``locate_model`` turns the embedding model a collection records into what to load (the
     app maps its downloaded models' hub ids to their folders); by default the name is loaded as
-    :func:`rag.embedder.resolve_model` finds it."""
+    :func:`rag.embedder.resolve_model` finds it. With ``server`` (a ``[store] url``) the
+    passages, both search legs and who owns what are on a Chroma server shared with other
+    machines (:mod:`rag.shared`); this machine's bookkeeping stays in ``index_dir``."""
 
     def __init__(
         self,
@@ -53,8 +60,11 @@ class Library:
         config: LibraryConfig,
         *,
         locate_model: Callable[[str], str] = resolve_model,
+        server: StoreConfig | None = None,
     ) -> None:
         self.index_dir = index_dir
+        self._server = server if server is not None and server.url else None
+        self._shared: SharedIndex | None = None
         self.config = config
         self._locate_model = locate_model
         self._configured = EmbeddingSpec(
@@ -77,7 +87,9 @@ class Library:
     def manifest(self) -> Manifest:
         manifest: Manifest | None = getattr(self._local, "manifest", None)
         if manifest is None:
-            manifest = Manifest(self.index_dir / "manifest.sqlite3")
+            path = self.index_dir / "manifest.sqlite3"
+            shared = self.shared
+            manifest = Manifest(path) if shared is None else SharedManifest(path, shared)
             self._local.manifest = manifest
             with self._guard:
                 self._manifests.append(manifest)
@@ -86,9 +98,31 @@ class Library:
     @property
     def store(self) -> VectorStore:
         with self._guard:
-            if self._store is None:
+            if self._store is None and self._shared is not None:
+                self._store = ServerVectorStore(self._shared)
+            elif self._store is None:
                 self._store = VectorStore(self.index_dir / "chroma", self._vectors_of)
             return self._store
+
+    @property
+    def shared(self) -> SharedIndex | None:
+        """The Chroma server side of a shared library (None: the library is on this machine)."""
+        if self._server is not None and self._shared is None:
+            client = connect(self._server)
+            with self._guard:
+                if self._shared is None:
+                    self._shared = SharedIndex(
+                        client, machine_id(self.index_dir), str(self._server.url)
+                    )
+        return self._shared
+
+    @property
+    def keywords(self) -> KeywordIndex:
+        """The keyword index: the manifest's FTS5, or the shared passages on the server."""
+        shared = self.shared
+        if shared is None:
+            return LocalKeywords(self.manifest.connection)
+        return ServerKeywords(shared, self.manifest.collections)
 
     def _vectors_of(self, collection: str) -> str:
         return self.manifest.vectors(collection) or chroma_name(collection)
@@ -255,7 +289,9 @@ class Library:
         if document is not None:
             content_hash = self._content_of(collection, document)
         store, embedder = self._index_of(collection)
-        retriever = Retriever(self.manifest, store, embedder, self._reranker, self.methods)
+        retriever = Retriever(
+            self.manifest, store, embedder, self._reranker, self.methods, self.keywords
+        )
         return retriever.search(query, collection, k or self.config.top_k, content_hash)
 
     def judge(self, hits: Sequence[Hit], query: str, collection: str = "default") -> Relevance:
@@ -292,14 +328,12 @@ class Library:
         :data:`NAME_COVERAGE` of the question's terms, each weighted by its rarity (idf).
         """
         found = sorted({hit.content_hash for hit in hits if hit.content_hash})
-        connection = self.manifest.connection
+        keywords = self.keywords
         terms = salience.salient_terms(query)
-        frequency = {
-            term: keyword.passages_mentioning(connection, collection, term.text) for term in terms
-        }
+        frequency = {term: keywords.passages_mentioning(collection, term.text) for term in terms}
         pieces = lambda word: len(self.embedder.token_offsets([word])[0])  # noqa: E731
         for word in salience.rare_words(query, pieces):
-            if keyword.passages_mentioning(connection, collection, word.text) == 0:
+            if keywords.passages_mentioning(collection, word.text) == 0:
                 terms.append(word)  # a technical word the collection never uses
                 frequency[word] = 0
         if not terms or not found:
@@ -308,8 +342,7 @@ class Library:
         if nowhere:
             return self._refusal(collection, tuple(nowhere), mentioned_nowhere=True)
         holders = {
-            term: keyword.contents_mentioning(connection, collection, term.text, found)
-            for term in terms
+            term: keywords.contents_mentioning(collection, term.text, found) for term in terms
         }
         total = self.manifest.chunk_count(collection)
         weight = {term: relevance.idf(frequency[term], total) for term in terms}
@@ -348,7 +381,7 @@ class Library:
         terms = relevance.content_terms(query) if relevance.mainly_cjk(query) else []
         if not terms:
             return None
-        frequencies, total = keyword.document_frequencies(self.manifest.connection, terms)
+        frequencies, total = self.keywords.document_frequencies(terms)
         return relevance.support(terms, [hit.text for hit in hits], frequencies, total)
 
     def documents(

@@ -149,8 +149,10 @@ class Retriever:
         embedder: Embedder,
         reranker: Reranker | None = None,
         methods: Methods | None = None,
+        keywords: keyword.KeywordIndex | None = None,
     ) -> None:
         self.manifest, self.store, self.embedder = manifest, store, embedder
+        self.keywords = keywords or keyword.LocalKeywords(manifest.connection)
         self.reranker = reranker
         self.methods = methods or Methods()
 
@@ -163,8 +165,7 @@ class Retriever:
             dense = self.store.query(collection, vector, limit, content_hash)
         lexical = []
         if self.methods.legs != "dense":
-            found = keyword.search(
-                self.manifest.connection,
+            found = self.keywords.search(
                 query,
                 collection,
                 limit,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.chroma_server import ChromaServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PDF_CORPUS = REPO_ROOT.parent / "shared" / "pdf-corpus"
@@ -32,3 +35,13 @@ def pdf_corpus() -> Path:
     if not PDF_CORPUS.is_dir():
         pytest.fail(f"the shared PDF corpus is missing at {PDF_CORPUS}")
     return PDF_CORPUS
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    """A real ``chroma run`` on a free loopback port for the whole session (bounded start,
+    stopped at the end); tests take a database of their own with ``new_database()``."""
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-server"))
+    server.start()
+    yield server
+    server.stop()
