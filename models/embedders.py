@@ -21,18 +21,15 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from models.errors import ModelDownloadError, ModelNotFoundError
-from models.fetch import (
-    HF_DEFAULT_ENDPOINT,
-    ProgressCallback,
-    _fetch_with_retries,
-    _only_pull_of,
-    _refuse_if_offline,
-    _version_file,
-    sync_to_disk,
-)
+
+# models.fetch (and the gguf package under it) is imported by the pull alone: every search reads
+# this catalog and would pay for the downloader's imports on each start.
+if TYPE_CHECKING:
+    from models.fetch import ProgressCallback
 
 _ST_FILES = ("modules.json", "sentence_bert_config.json", "config.json", "1_Pooling/config.json")
 """What makes a folder a sentence-transformers model: module list, max length, pooling."""
@@ -166,6 +163,8 @@ def _present(folder: Path, files: tuple[str, ...]) -> list[Path]:
 
 
 def _url(entry: EmbedderEntry, file: str) -> str:
+    from models.fetch import HF_DEFAULT_ENDPOINT
+
     base = os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT
     return f"{base.rstrip('/')}/{entry.model_id}/resolve/{quote(entry.revision)}/{quote(file)}"
 
@@ -175,6 +174,14 @@ def _download(
 ) -> None:
     """:func:`models.fetch.download_file` without its GGUF check (these files are not GGUFs):
     the same locked, resumable ``.part``, renamed only when it has the announced size."""
+    from models.fetch import (
+        _fetch_with_retries,
+        _only_pull_of,
+        _refuse_if_offline,
+        _version_file,
+        sync_to_disk,
+    )
+
     _refuse_if_offline(url)
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)

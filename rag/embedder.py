@@ -10,6 +10,10 @@ embedding call (padding to the longest) leaves the batch ragged and sentence-tra
 "Unable to create tensor ... activate truncation and/or padding". Chunking therefore gets its own
 tokenizer instance, and each of the two instances is used under its own lock: an ingest chunks one
 file while it embeds another, and a search can embed a query while an ingest embeds passages.
+
+Queries are embedded by :mod:`rag.numpy_encoder` where it reproduces the model (the bundled one
+does), and chunking tokenizes with the ``tokenizers`` library straight from ``tokenizer.json``:
+a search then imports neither torch nor transformers, which cost several seconds per command.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rag.errors import LibraryError
+from rag.numpy_encoder import NumpyEncoder, load_encoder
 
 Vectors = npt.NDArray[np.float32]
 _BUNDLED_NAMES = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
@@ -113,11 +118,15 @@ class Embedder:
         self.batch_size = batch_size
         self._model: Any = None
         self._tokenizer: Any = None
+        self._query_encoder: NumpyEncoder | None = None
+        self._query_encoder_read = False
         self._lock = threading.Lock()
         self._encoding = threading.Lock()
         """Held while the model (and its own tokenizer) encodes."""
         self._tokenizing = threading.Lock()
         """Held while the chunking tokenizer runs."""
+        self._querying = threading.Lock()
+        """Held while the query encoder runs (it limits BLAS threads process-wide)."""
 
     @property
     def model(self) -> Any:
@@ -145,16 +154,24 @@ class Embedder:
             ) from error
 
     @property
-    def tokenizer(self) -> Any:
-        """A fast tokenizer for chunking, loaded without the weights (cheap).
+    def query_encoder(self) -> NumpyEncoder | None:
+        """The torch-free encoder for queries, or None where it cannot reproduce the model."""
+        with self._lock:
+            if not self._query_encoder_read:
+                self._query_encoder = load_encoder(Path(resolve_model(self.model_name)))
+                self._query_encoder_read = True
+            return self._query_encoder
 
-        Never the model's own instance, which :meth:`_encode` uses: see the module docstring.
+    @property
+    def tokenizer(self) -> Any:
+        """A ``tokenizers.Tokenizer`` for chunking, loaded without the weights (cheap).
+
+        Never the model's own instance, which :meth:`_encode` uses: see the module docstring. A
+        folder without ``tokenizer.json`` gets the one transformers converts from its files.
         """
         with self._lock:
             if self._tokenizer is None:
-                from transformers import AutoTokenizer
-
-                self._tokenizer = AutoTokenizer.from_pretrained(resolve_model(self.model_name))
+                self._tokenizer = _chunking_tokenizer(Path(resolve_model(self.model_name)))
             return self._tokenizer
 
     @property
@@ -169,16 +186,18 @@ class Embedder:
             return []
         tokenizer = self.tokenizer
         with self._tokenizing:
-            encoded = tokenizer(
-                texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-            )
-        return [[(int(a), int(b)) for a, b in spans] for spans in encoded["offset_mapping"]]
+            encoded = tokenizer.encode_batch(texts, add_special_tokens=False)
+        return [[(int(a), int(b)) for a, b in encoding.offsets] for encoding in encoded]
 
     def embed_passages(self, texts: list[str]) -> Vectors:
         return self._encode([self.passage_prefix + text for text in texts])
 
     def embed_query(self, text: str) -> Vectors:
-        return self._encode([self.query_prefix + text])[0]
+        encoder = self.query_encoder
+        if encoder is None:
+            return self._encode([self.query_prefix + text])[0]
+        with self._querying:
+            return encoder.encode([self.query_prefix + text])[0]
 
     def _encode(self, texts: list[str]) -> Vectors:
         if not texts:
@@ -193,3 +212,18 @@ class Embedder:
                 show_progress_bar=False,
             )
         return np.asarray(vectors, dtype=np.float32)
+
+
+def _chunking_tokenizer(folder: Path) -> Any:
+    """The model's tokenizer with no padding or truncation (``tokenizer.json`` may set both)."""
+    if (folder / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    else:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(folder)).backend_tokenizer
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
