@@ -17,7 +17,7 @@ from assistant.errors import UsageError
 from assistant.locations import Locations
 from models.embedders import EMBEDDERS, EmbedderEntry, find_embedder, local_path
 from models.errors import ModelNotFoundError
-from rag.config import LibraryConfig
+from rag.config import LibraryConfig, StoreConfig
 from rag.library import Library
 from rag.types import EmbeddingSpec
 
@@ -69,6 +69,11 @@ def locator(models_dir: Path) -> Callable[[str], str]:
     return locate
 
 
-def open_library(locations: Locations, config: LibraryConfig) -> Library:
-    """The library as the app uses it: collections load the models ``models pull`` fetched."""
-    return Library(locations.index_dir, config, locate_model=locator(locations.models_dir))
+def open_library(
+    locations: Locations, config: LibraryConfig, store: StoreConfig | None = None
+) -> Library:
+    """The library as the app uses it: collections load the models ``models pull`` fetched;
+    with ``[store] url`` set, the library is the one shared on that Chroma server."""
+    return Library(
+        locations.index_dir, config, locate_model=locator(locations.models_dir), server=store
+    )

@@ -350,7 +350,9 @@ class AssistantService:
         """Opened once, on first use, even when TUI workers ask for it at the same time."""
         with self._opening_library:
             if self._library is None:
-                self._library = open_library(self.locations, self.settings.library)
+                self._library = open_library(
+                    self.locations, self.settings.library, self.settings.store
+                )
             return self._library
 
     def ingest(

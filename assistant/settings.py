@@ -22,7 +22,7 @@ from pydantic_settings import (
 from assistant.config_file import read_config_file
 from assistant.errors import ConfigError
 from models.config import EngineConfig, ServerConfig
-from rag.config import LibraryConfig
+from rag.config import LibraryConfig, StoreConfig
 
 
 class ChatConfig(BaseModel):
@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     llm: ServerConfig = Field(default_factory=ServerConfig)
     library: LibraryConfig = Field(default_factory=LibraryConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     ui: UIConfig = Field(default_factory=UIConfig)

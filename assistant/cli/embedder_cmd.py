@@ -44,7 +44,7 @@ def register(actions: argparse._SubParsersAction) -> None:
 
 
 def run_switch(args: argparse.Namespace, context: CliContext) -> int:
-    library = open_library(context.locations, context.settings.library)
+    library = open_library(context.locations, context.settings.library, context.settings.store)
     collection = str(args.collection or context.settings.chat.collection)
     if args.name is None:
         spec = library.embedding(collection)

@@ -111,7 +111,7 @@ class _PasswordAction(argparse.Action):
 
 
 def _library(context: CliContext) -> Library:
-    return open_library(context.locations, context.settings.library)
+    return open_library(context.locations, context.settings.library, context.settings.store)
 
 
 def _collection(args: argparse.Namespace, context: CliContext) -> str:
