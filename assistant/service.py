@@ -40,6 +40,12 @@ from models.embedders import pull_embedder
 from models.engine import TextEngine
 from models.errors import ModelError
 from models.fetch import ProgressCallback
+from models.server_engine import (
+    SERVER_MODEL_PREFIX,
+    ServerEngine,
+    list_server_models,
+    server_model_name,
+)
 from models.store import LocalModel, ModelStore
 from rag.errors import CollectionNotFoundError
 from rag.library import Library
@@ -88,6 +94,8 @@ class ModelStatus:
     total_layers: int
     backend: str
     offload_reason: str
+    server_url: str | None = None
+    """The model server generating the answers; ``None`` for llama.cpp in this process."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,7 @@ class AssistantService:
         self._owns_library = library is None
         self._models = ModelStore(self.locations.models_dir)
         self._store = ConversationStore(self.locations.database_file)
-        self._model_choice = settings.engine.model
+        self._model_choice = _configured_model(settings)
         self._loading = threading.RLock()
         self._opening_library = threading.Lock()
 
@@ -167,8 +175,10 @@ class AssistantService:
         if n_gpu_layers is not None:
             config = config.model_copy(update={"n_gpu_layers": n_gpu_layers})
         with self._loading:
-            if self._engine is not None and _same_file(
-                self._engine.model.path, self._models.resolve(name_or_path).path
+            if (
+                self._engine is not None
+                and not _is_server(name_or_path)
+                and _same_file(self._engine.model.path, self._models.resolve(name_or_path).path)
             ):
                 self._drop_engine()
             engine = self._load(name_or_path, progress, config)
@@ -190,9 +200,19 @@ class AssistantService:
     def _load(
         self, name_or_path: str | None, progress: Progress | None, config: EngineConfig
     ) -> TextEngine:
+        if name_or_path is not None and _is_server(name_or_path):
+            model_id = name_or_path.removeprefix(SERVER_MODEL_PREFIX)
+            return ServerEngine.connect(self.settings.llm, model_id or None)
         from models.runtime import LlamaEngine  # loads llama.cpp: only when a model is needed
 
         return LlamaEngine.load(self._models.resolve(name_or_path), config, progress)
+
+    def server_models(self) -> list[str]:
+        """Names (``server:<id>``) of the models the configured server serves; [] with none
+        configured. Raises :class:`ModelError` naming the URL when the server does not answer."""
+        if self.settings.llm.base_url is None:
+            return []
+        return [server_model_name(model_id) for model_id in list_server_models(self.settings.llm)]
 
     # Chat
 
@@ -459,6 +479,19 @@ def _first(*values: Any) -> Any:
     return next(value for value in values if value is not None)
 
 
+def _configured_model(settings: Settings) -> str | None:
+    """With ``[llm] base_url`` set, a server model: ``--model server:ID``, else ``[llm] model``,
+    else the server's first."""
+    chosen = settings.engine.model
+    if settings.llm.base_url is not None and not (chosen and _is_server(chosen)):
+        return server_model_name(settings.llm.model or "")
+    return chosen
+
+
+def _is_server(name_or_path: str) -> bool:
+    return name_or_path.startswith(SERVER_MODEL_PREFIX)
+
+
 def _same_file(left: Path, right: Path) -> bool:
     """Models are often reached through a symlink in the models directory."""
     return left.resolve() == right.resolve()
@@ -476,4 +509,5 @@ def _status_of(engine: TextEngine) -> ModelStatus:
         total_layers=engine.offload.total_layers,
         backend=engine.offload.backend,
         offload_reason=engine.offload.reason,
+        server_url=engine.client.base_url if isinstance(engine, ServerEngine) else None,
     )
