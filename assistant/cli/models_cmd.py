@@ -1,4 +1,5 @@
-"""``models list|pull|add|info``: the MiniCPM catalog and the GGUFs on this machine."""
+"""``models list|pull|add|info`` (``scan|rm`` in :mod:`scan_cmd`): the MiniCPM catalog and the
+GGUFs on this machine."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from assistant.cli import embedder_cmd
+from assistant.cli import embedder_cmd, scan_cmd
 from assistant.cli.context import CliContext
 from assistant.display import plain, terminal_safe, to_json
 from models.catalog import CATALOG, DEMO_ENTRY, MINICPM_HINT, CatalogEntry, find_entry
@@ -30,7 +31,7 @@ from models.templates import template_for_gguf
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add ``models`` with its four actions."""
+    """Add ``models`` with its actions."""
     models = commands.add_parser("models", help="list, download, add and inspect models")
     actions = models.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -59,6 +60,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     info.add_argument("model", help="catalog or local name, or a path to a .gguf file")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=run_info)
+    scan_cmd.register(actions)
 
 
 def run_list(args: argparse.Namespace, context: CliContext) -> int:
@@ -75,6 +77,10 @@ def run_list(args: argparse.Namespace, context: CliContext) -> int:
                     "local": [_local_json(model) for model in extras],
                     "default": _default_name(local),
                     "models_dir": str(store.models_dir),
+                    "broken_references": [
+                        {"name": name, "missing_file": str(target)}
+                        for name, target in store.broken_references()
+                    ],
                     "embedders": embedder_cmd.embedders_json(context.locations.models_dir),
                 }
             )
@@ -121,6 +127,14 @@ def run_list(args: argparse.Namespace, context: CliContext) -> int:
             details = f"{_sources(entry)}\n{_verification(entry)}"
             console.print(f"  {entry.name}\n{details}", highlight=False, soft_wrap=True)
     console.print(plain(f"Models directory: {store.models_dir}"))
+    for name, target in store.broken_references():
+        console.print(
+            plain(
+                f"{name}: its file {target} is gone (moved or deleted); `models add` it from "
+                f"where it is now, or `models rm {name}`",
+                style="yellow",
+            )
+        )
     if default_is_demo:
         console.print(
             "[yellow]No MiniCPM model on disk: the assistant uses the offline demo model "
