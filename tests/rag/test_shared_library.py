@@ -1,0 +1,338 @@
+"""The library on the embedded store and on a real Chroma server, with the same assertions; then
+what only a shared library has: two machines, a server restart mid-ingest, a server that is down.
+
+"Machines" are libraries with separate local state (their own index folder, so their own
+manifest and machine id) using one server database.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.config import LibraryConfig, StoreConfig
+from rag.embedder import Embedder
+from rag.errors import ServerUnavailableError
+from rag.library import Library
+from rag.manifest import Manifest, PassageRow
+from rag.retriever import Methods
+from rag.shared_manifest import SharedManifest
+from tests.chroma_server import ChromaServer, free_port
+from tests.conftest import REPO_ROOT
+
+TOPICS = {
+    "piper.md": "# Piper PA-28 accident\n\nThe Piper PA-28 crashed near Tallahassee after fuel "
+    "starvation: the fuel selector was set to an empty tank during the approach.",
+    "glacier.md": "# Glacier retreat\n\nThe Aletsch glacier lost forty metres of ice thickness; "
+    "meltwater lakes formed along its tongue as summers grew warmer.",
+    "sourdough.md": "# Sourdough baking\n\nA sourdough starter ferments flour and water with wild "
+    "yeast and lactobacilli; the dough rises slowly overnight in the fridge.",
+    "tracing.md": "# Trace compilation\n\nA tracing JIT records hot loops as trace trees and "
+    "compiles them to machine code, with guards where the types could change.",
+}
+Make = Callable[..., Library]
+
+
+@pytest.fixture(params=["embedded", "server"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(backend: str, request: pytest.FixtureRequest) -> StoreConfig | None:
+    """None for the embedded store; else a fresh database on the session's Chroma server."""
+    if backend == "embedded":
+        return None
+    server: ChromaServer = request.getfixturevalue("chroma_server")
+    return server.new_database()
+
+
+@pytest.fixture
+def machines(tmp_path: Path, embedder: Embedder, store: StoreConfig | None) -> Iterator[Make]:
+    """``machines("a")``: a library with its own local state on the backend under test."""
+    made: list[Library] = []
+
+    def make(name: str = "a", **settings: object) -> Library:
+        library = Library(tmp_path / f"index-{name}", LibraryConfig(**settings), server=store)
+        library.use_embedder(embedder)
+        made.append(library)
+        return library
+
+    yield make
+    for library in made:
+        library.close()
+
+
+@pytest.fixture
+def folder(tmp_path: Path, pdf_corpus: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in TOPICS.items():
+        (docs / name).write_text(text)
+    shutil.copy(pdf_corpus / "clean" / "pdflatex-4-pages.pdf", docs)
+    return docs
+
+
+def _names(library: Library, query: str, **options: object) -> list[str]:
+    return [Path(hit.file).name for hit in library.search(query, **options)]  # type: ignore[arg-type]
+
+
+def _assert_consistent(library: Library) -> None:
+    """What the manifest records is complete in the store (and, shared, published on the
+    server); the store holds nothing that no record or pending row accounts for."""
+    manifest, store = library.manifest, library.store
+    recorded: set[str] = set()
+    for content_hash in manifest.content_hashes("default"):
+        ids = {p.chunk_id for p in _recorded(manifest, content_hash)}
+        assert ids and set(store.ids_of("default", content_hash)) == ids
+        if isinstance(manifest, SharedManifest):
+            assert set(manifest.chunks("default", sorted(ids))) == ids, "not published"
+        recorded |= ids
+    pending = {content_hash for _, content_hash in manifest.pending()}
+    if isinstance(manifest, SharedManifest):  # every machine's contents: count the server's
+        published = sum(content.chunks for content in manifest.shared.contents("default"))
+        assert store.count("default") == _server_passages(library) == published or pending
+    else:
+        assert store.count("default") == len(recorded) or pending
+
+
+def _recorded(manifest: Manifest, content_hash: str) -> list[PassageRow]:
+    """This machine's own record of a content's passages (not the server's)."""
+    return Manifest.passages(manifest, "default", content_hash)
+
+
+# the same assertions on both backends
+
+
+def test_ingest_then_search_both_legs_and_refusals(machines: Make, folder: Path) -> None:
+    library = machines()
+    report = library.ingest([folder])
+    assert report.count("indexed") == 5 and report.count("failed") == 0
+    assert _names(library, "What caused the Piper accident near Tallahassee?", k=1) == ["piper.md"]
+    assert _names(library, "ice loss of an alpine glacier", k=1) == ["glacier.md"]
+    library.methods = Methods(legs="keyword")
+    assert _names(library, "lactobacilli starter", k=1) == ["sourdough.md"]
+    assert _names(library, "fuel selector", k=5) == ["piper.md"]
+    library.methods = Methods(legs="dense")
+    assert _names(library, "bread that rises overnight", k=1) == ["sourdough.md"]
+    library.methods = Methods()
+    scoped = library.search("guards", document=str(folder / "tracing.md"))
+    assert {Path(hit.file).name for hit in scoped} == {"tracing.md"}
+    pdf = library.search("pdflatex", document=str(folder / "pdflatex-4-pages.pdf"), k=1)
+    assert pdf and pdf[0].page_start >= 1 and pdf[0].text
+    question = "What did the Cessna 172 report say?"
+    refusal = library.judge(library.search(question), question)
+    assert not refusal.relevant and refusal.mentioned_nowhere and refusal.missing == ("Cessna 172",)
+    assert refusal.documents == 5
+    question = "Why did the Piper PA-28 crash?"
+    assert library.judge(library.search(question), question).relevant
+    _assert_consistent(library)
+
+
+def test_rerun_update_removal_and_manifest(machines: Make, folder: Path) -> None:
+    library = machines()
+    library.ingest([folder])
+    again = library.ingest([folder])
+    assert again.count("unchanged") == 5
+    (folder / "glacier.md").write_text("# Volcano\n\nBasalt lava flows cooled into columns.")
+    (folder / "sourdough.md").unlink()
+    shutil.copy(folder / "piper.md", folder / "piper-copy.md")
+    report = library.ingest([folder])
+    statuses = {Path(r.path).name: r.status for r in report.results}
+    assert statuses["glacier.md"] == "updated" and statuses["sourdough.md"] == "removed"
+    assert statuses["piper-copy.md"] == "indexed"  # same content: linked, not re-embedded
+    library.methods = Methods(legs="keyword")
+    assert _names(library, "lactobacilli", k=5) == []
+    assert _names(library, "Aletsch meltwater", k=5) == []
+    assert _names(library, "basalt columns", k=1) == ["glacier.md"]
+    assert library.remove_document(str(folder / "tracing.md")) > 0
+    assert _names(library, "trace trees", k=5) == []
+    assert {Path(d.path).name for d in library.documents()} == {
+        "glacier.md",
+        "piper.md",
+        "piper-copy.md",
+        "pdflatex-4-pages.pdf",
+    }
+    _assert_consistent(library)
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from rag.config import LibraryConfig, StoreConfig
+from rag.library import Library
+from rag.manifest import Manifest, PassageRow
+
+server = StoreConfig.model_validate_json(sys.argv[3]) if sys.argv[3] != "null" else None
+library = Library(Path(sys.argv[1]), LibraryConfig(batch_size=2), server=server)
+def report(progress):
+    print(progress.files_done, progress.chunks_done, flush=True)
+library.ingest([Path(sys.argv[2])], progress=report)
+print("finished", flush=True)
+"""
+
+
+def test_kill_9_mid_ingest_then_rerun(
+    machines: Make, folder: Path, tmp_path: Path, store: StoreConfig | None
+) -> None:
+    config = "null" if store is None else store.model_dump_json()
+    index = tmp_path / "index-a"
+    kills = 0
+    for lines_before_kill in (3,):
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(index), str(folder), config],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert child.stdout is not None
+        for seen, line in enumerate(child.stdout, start=1):
+            if line.startswith("finished"):
+                break
+            if seen == lines_before_kill:
+                child.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+        child.wait()
+        inspector = machines("a", batch_size=2)
+        _assert_consistent(inspector)
+        inspector.close()
+    assert kills == 1
+    library = machines("a", batch_size=2)
+    assert library.ingest([folder]).count("failed") == 0
+    assert library.manifest.pending() == []
+    _assert_consistent(library)
+    assert len(library.documents()) == 5
+    total = sum(
+        len(_recorded(library.manifest, h)) for h in library.manifest.content_hashes("default")
+    )
+    assert library.store.count("default") == total  # no duplicates, no orphans
+
+
+# only a shared library
+
+
+@pytest.fixture
+def shared(chroma_server: ChromaServer, tmp_path: Path, embedder: Embedder) -> Iterator[Make]:
+    store = chroma_server.new_database()
+    made: list[Library] = []
+
+    def make(name: str, **settings: object) -> Library:
+        library = Library(tmp_path / f"index-{name}", LibraryConfig(**settings), server=store)
+        library.use_embedder(embedder)
+        made.append(library)
+        return library
+
+    yield make
+    for library in made:
+        library.close()
+
+
+def _server_passages(library: Library) -> int:
+    shared = library.shared
+    assert shared is not None
+    passages = shared.passages_of("default")
+    return 0 if passages is None else int(passages.count())
+
+
+def test_two_machines_ingesting_at_once_share_one_library(shared: Make, folder: Path) -> None:
+    names = sorted(TOPICS)
+    a_folder, b_folder = folder / "a", folder / "b"
+    a_folder.mkdir()
+    b_folder.mkdir()
+    for name in names[:3]:
+        shutil.copy(folder / name, a_folder / name)
+    for name in names[1:]:  # two files in both folders: the same contents
+        shutil.copy(folder / name, b_folder / name)
+    a, b = shared("a"), shared("b")
+    errors: list[BaseException] = []
+
+    def ingest(library: Library, where: Path) -> None:
+        try:
+            assert library.ingest([where]).count("failed") == 0
+        except BaseException as error:  # handed to the test thread
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=ingest, args=(a, a_folder)),
+        threading.Thread(target=ingest, args=(b, b_folder)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors
+    chunks = {h: len(_recorded(a.manifest, h)) for h in a.manifest.content_hashes("default")}
+    chunks |= {h: len(_recorded(b.manifest, h)) for h in b.manifest.content_hashes("default")}
+    assert len(chunks) == len(TOPICS)  # four distinct contents
+    assert _server_passages(a) == sum(chunks.values()) == a.store.count("default")  # no duplicates
+    only_a, only_b = names[0], names[-1]
+    assert _names(b, TOPICS[only_a].split("\n\n")[1], k=1) == [only_a]  # B finds what A ingested
+    assert _names(a, TOPICS[only_b].split("\n\n")[1], k=1) == [only_b]
+    b.methods = Methods(legs="keyword")
+    assert _names(b, "Aletsch" if only_a == "glacier.md" else TOPICS[only_a].split()[1], k=1) == [
+        only_a
+    ]
+    c = shared("c")  # a machine that never ingested sees the collection and everything in it
+    assert c.collections() == ["default"] and c.judge(c.search("PA-28 fuel"), "PA-28 fuel").relevant
+    both = names[1]
+    a.remove_document(str(a_folder / both))  # B still has it: its passages stay
+    assert _names(c, TOPICS[both].split("\n\n")[1], k=1) == [both]
+    b.remove_document(str(b_folder / both))  # its last owner: gone for everyone
+    c.methods = Methods(legs="keyword")
+    assert _names(c, TOPICS[both].split("\n\n")[1], k=5) == []
+    _assert_consistent(a)
+    _assert_consistent(b)
+
+
+def test_server_restart_mid_ingest_resumes(
+    tmp_path: Path, folder: Path, embedder: Embedder
+) -> None:
+    server = ChromaServer(tmp_path / "restarted")
+    (tmp_path / "restarted").mkdir()
+    server.start()
+    try:
+        store = server.new_database()
+        library = Library(tmp_path / "index", LibraryConfig(batch_size=2), server=store)
+        library.use_embedder(embedder)
+
+        def kill_after_first_file(progress: object) -> None:
+            if getattr(progress, "files_done", 0) >= 1:
+                server.kill()
+
+        with pytest.raises(ServerUnavailableError, match=server.url):
+            library.ingest([folder], progress=kill_after_first_file)
+        kept = len(library.documents())
+        assert 1 <= kept < 5  # what was stored before the crash is recorded, nothing more
+        server.start()
+        report = library.ingest([folder])
+        assert report.count("failed") == 0 and report.count("unchanged") == kept
+        _assert_consistent(library)
+        assert library.manifest.pending() == []
+        assert _names(library, "sourdough starter", k=1) == ["sourdough.md"]
+        library.close()
+    finally:
+        server.stop()
+
+
+def test_server_down_is_one_clear_error_and_loses_nothing(
+    tmp_path: Path, folder: Path, embedder: Embedder
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    library = Library(tmp_path / "index", LibraryConfig(), server=StoreConfig(url=url))
+    library.use_embedder(embedder)
+    for action in (lambda: library.ingest([folder]), lambda: library.search("glacier")):
+        with pytest.raises(
+            ServerUnavailableError, match=f"cannot reach the Chroma server at {url}"
+        ):
+            action()
+    assert not (tmp_path / "index" / "manifest.sqlite3").exists()  # nothing half-recorded
+    assert all(path.exists() for path in folder.iterdir())
