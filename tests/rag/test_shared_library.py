@@ -336,3 +336,26 @@ def test_server_down_is_one_clear_error_and_loses_nothing(
             action()
     assert not (tmp_path / "index" / "manifest.sqlite3").exists()  # nothing half-recorded
     assert all(path.exists() for path in folder.iterdir())
+
+
+def test_server_keyword_ranking_equals_the_local_index(
+    shared: Make, make_library: Make, tmp_path: Path
+) -> None:
+    """Same passages, same BM25: the server's keyword leg ranks and scores as FTS5 does."""
+    docs = tmp_path / "keyword-docs"
+    docs.mkdir()
+    for name, text in TOPICS.items():
+        (docs / name).write_text(text + " " + text.split("\n\n")[1])  # term frequencies vary
+    (docs / "zh.md").write_text("# 版权法\n\n自由文化运动关心版权法和公共领域。冰川融化。")
+    server, local = shared("a"), make_library(tmp_path / "local-index")
+    server.ingest([docs])
+    local.ingest([docs])
+    queries = ["fuel tank", "trace trees guards", "glacier meltwater ice", "版权法", "the and of"]
+    for query in queries:
+        expected = local.keywords.search(query, "default", 10)
+        found = server.keywords.search(query, "default", 10)
+        assert [chunk for chunk, _ in found] == [chunk for chunk, _ in expected], query
+        assert [s for _, s in found] == pytest.approx([s for _, s in expected], rel=1e-6)
+        assert server.keywords.passages_mentioning("default", query) == (
+            local.keywords.passages_mentioning("default", query)
+        )
