@@ -69,6 +69,13 @@ class TokensArrived(Message):
 
 
 @dataclass
+class ThinkingArrived(Message):
+    """The model's thinking as it streams (shown folded, apart from the answer)."""
+
+    text: str
+
+
+@dataclass
 class AnswerCompleted(Message):
     finished: AnswerFinished
 

@@ -20,6 +20,7 @@ from assistant.events import (
     RetrievalFinished,
     RetrievalStarted,
     Source,
+    ThinkingReceived,
     TokenReceived,
     TurnStarted,
 )
@@ -128,6 +129,9 @@ class FakeService:
     ingested: list[list[Path]] = field(default_factory=list)
     switched_to: list[str] = field(default_factory=list)
     saved_themes: list[str] = field(default_factory=list)
+    thinking_tokens: list[str] = field(default_factory=list)
+    """Streamed as thinking before the answer when a question is asked with ``think``."""
+    asked_think: list[bool] = field(default_factory=list)
     embedder_in_use: str = "all-MiniLM-L6-v2"
     switched_embedders: list[tuple[str, str | None]] = field(default_factory=list)
 
@@ -207,11 +211,13 @@ class FakeService:
         *,
         conversation_id: str | None = None,
         collection: str | None = None,
+        think: bool = False,
         cancel: threading.Event | None = None,
         **_: object,
     ) -> Iterator[ChatEvent]:
         self.asked.append(question)
         self.asked_collections.append(collection)
+        self.asked_think.append(think)
         conversation_id = conversation_id or self.store.create()
         question_id = self.store.add_user_message(conversation_id, question)
         yield TurnStarted(conversation_id, question_id)
@@ -220,6 +226,9 @@ class FakeService:
         if self.fail_with is not None:
             raise self.fail_with
         answer_id = self.store.start_answer(conversation_id, model=self.status.name)
+        thought = self.thinking_tokens if think else []
+        for token in thought:
+            yield ThinkingReceived(token)
         written: list[str] = []
         for token in self.answer_tokens:
             if cancel is not None and cancel.is_set():
@@ -253,6 +262,9 @@ class FakeService:
             timings,
             incomplete=incomplete,
             evidence=evidence,
+            thinking="".join(thought),
+            thinking_tokens=len(thought),
+            thinking_mode=think,
         )
 
     # Conversations (real store)

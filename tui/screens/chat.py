@@ -20,6 +20,7 @@ from assistant.events import (
     AnswerFinished,
     RetrievalFinished,
     Source,
+    ThinkingReceived,
     TokenReceived,
     TurnStarted,
 )
@@ -34,6 +35,7 @@ from tui.messages import (
     RenameRequested,
     ResponseFailed,
     SourceChosen,
+    ThinkingArrived,
     TokensArrived,
 )
 from tui.screens.base import AppScreen, failure
@@ -81,6 +83,7 @@ class ChatScreen(AppScreen):
         Binding("ctrl+f", "search_conversations", "Search"),
         Binding("ctrl+b", "toggle_conversations", "Chats"),
         Binding("ctrl+o", "toggle_sources", "Sources"),
+        Binding("ctrl+t", "toggle_thinking", "Think", show=False),
     ]
 
     PALETTE = (
@@ -92,6 +95,11 @@ class ChatScreen(AppScreen):
         PaletteCommand("Show/hide conversations", "Toggle the sidebar", "toggle_conversations"),
         PaletteCommand("Show/hide sources", "Toggle the sources panel", "toggle_sources"),
         PaletteCommand("Copy conversation", "Copy it as Markdown to the clipboard", "copy"),
+        PaletteCommand(
+            "Think before answering",
+            "Let a model with a thinking mode think first (on/off; Ctrl+T)",
+            "toggle_thinking",
+        ),
         PaletteCommand("Focus prompt", "Type a question", "focus_prompt"),
     )
 
@@ -99,6 +107,8 @@ class ChatScreen(AppScreen):
         super().__init__()
         self.conversation_id: str | None = None
         self.generating = False
+        self.think = False
+        """Let a model with a thinking mode think before it answers (Ctrl+T)."""
         self._cancel = threading.Event()
         self._answer: AnswerView | None = None
 
@@ -215,6 +225,16 @@ class ChatScreen(AppScreen):
     def action_toggle_sources(self) -> None:
         self.query_one(SourcesPanel).toggle_class("-toggled")
 
+    def action_toggle_thinking(self) -> None:
+        self.think = not self.think
+        self.query_one(StatusBar).thinking = self.think
+        self.notify(
+            "Thinking on: models that can think (MiniCPM4.1, MiniCPM5) think before answering; "
+            "the thinking is shown folded above the answer."
+            if self.think
+            else "Thinking off."
+        )
+
     def action_focus_prompt(self) -> None:
         self.query_one(PromptInput).focus()
 
@@ -300,7 +320,13 @@ class ChatScreen(AppScreen):
         self.query_one(SourcesPanel).show([], note="Searching your documents…")
         self.generating = True
         self._cancel = threading.Event()
-        self.generate(event.text, self.conversation_id, self.assistant_app.collection, self._cancel)
+        self.generate(
+            event.text,
+            self.conversation_id,
+            self.assistant_app.collection,
+            self.think,
+            self._cancel,
+        )
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="generation")
     def generate(
@@ -308,19 +334,26 @@ class ChatScreen(AppScreen):
         question: str,
         conversation_id: str | None,
         collection: str,
+        think: bool,
         cancel: threading.Event,
     ) -> None:
         """Run one turn in a thread and post what happens as messages."""
         worker = get_current_worker()
         try:
             events = self.service.ask(
-                question, conversation_id=conversation_id, collection=collection, cancel=cancel
+                question,
+                conversation_id=conversation_id,
+                collection=collection,
+                think=think,
+                cancel=cancel,
             )
             for event in events:
                 if worker.is_cancelled:
                     cancel.set()
                 if isinstance(event, TokenReceived):
                     self.post_message(TokensArrived(event.text))
+                elif isinstance(event, ThinkingReceived):
+                    self.post_message(ThinkingArrived(event.text))
                 elif isinstance(event, TurnStarted):
                     self.post_message(AnswerStarted(event.conversation_id))
                 elif isinstance(event, RetrievalFinished):
@@ -353,6 +386,11 @@ class ChatScreen(AppScreen):
         if self._answer is not None:
             self._answer.set_note("writing…")
 
+    @on(ThinkingArrived)
+    async def _thinking(self, event: ThinkingArrived) -> None:
+        if self._answer is not None:
+            await self._answer.add_thinking(event.text)
+
     @on(TokensArrived)
     async def _tokens(self, event: TokensArrived) -> None:
         if self._answer is not None:
@@ -363,6 +401,7 @@ class ChatScreen(AppScreen):
         finished = event.finished
         self.conversation_id = finished.conversation_id
         if self._answer is not None:
+            self._answer.finish_thinking(finished.thinking_tokens)
             await self._answer.finish(
                 answer_note(
                     model=self.assistant_app.model_name,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.markdown import Markdown as RichMarkdown
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Label, Markdown, Static
+from textual.widgets import Collapsible, Label, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from assistant.display import plain, terminal_safe
@@ -46,6 +46,22 @@ class FrozenMarkdown(Static):
         self.source = source
 
 
+class ThinkingBlock(Collapsible):
+    """The model's thinking above its answer: folded, plain text, never part of the answer."""
+
+    def __init__(self) -> None:
+        self._body = Static("", classes="thinking-body", markup=False)
+        super().__init__(self._body, title="Thinking…", collapsed=True, classes="thinking")
+        self._parts: list[str] = []
+
+    def append(self, fragment: str) -> None:
+        self._parts.append(terminal_safe(fragment))
+        self._body.update("".join(self._parts).strip())
+
+    def finish(self, tokens: int) -> None:
+        self.title = f"Thought for {tokens} tokens" if tokens else "Thought"
+
+
 class AnswerView(Vertical):
     """One answer: its Markdown plus a one-line note (speed, sources, stopped).
 
@@ -64,6 +80,7 @@ class AnswerView(Vertical):
         self._stream: MarkdownStream | None = None
         self._live_chars = 0
         self._live_fences = 0
+        self._thinking: ThinkingBlock | None = None
 
     @property
     def text(self) -> str:
@@ -74,6 +91,17 @@ class AnswerView(Vertical):
         if self.text:
             yield FrozenMarkdown(self.text)
         yield Label(self._initial_note, classes="answer-note", markup=False)
+
+    async def add_thinking(self, fragment: str) -> None:
+        """Add streamed thinking to the folded block above the answer (made on first use)."""
+        if self._thinking is None:
+            self._thinking = ThinkingBlock()
+            await self.mount(self._thinking, before=0)
+        self._thinking.append(fragment)
+
+    def finish_thinking(self, tokens: int) -> None:
+        if self._thinking is not None:
+            self._thinking.finish(tokens)
 
     async def append(self, fragment: str) -> None:
         """Add streamed text at the end of the answer."""

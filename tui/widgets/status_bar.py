@@ -41,6 +41,8 @@ class StatusBar(Static):
     collection: reactive[str] = reactive("default")
     context_used: reactive[int] = reactive(0)
     tokens_per_s: reactive[float | None] = reactive(None)
+    thinking: reactive[bool] = reactive(False)
+    """The model is let to think before it answers (Ctrl+T)."""
 
     def on_mount(self) -> None:
         self.watch(self.app, "model_status", self._follow_model)
@@ -67,6 +69,8 @@ class StatusBar(Static):
         if self.tokens_per_s is not None:
             text.append(f" · {self.tokens_per_s:.1f} tok/s")
         text.append(f" · docs: {self.collection}")
+        if self.thinking:
+            text.append(" · thinking on", style="bold")
         for activity in (self.model_activity, self.ingest_activity):
             if activity:
                 text.append(f" · {activity}", style="bold")

@@ -1,0 +1,41 @@
+"""The thinking toggle (Ctrl+T) and the folded thinking block above the answer."""
+
+from __future__ import annotations
+
+from textual.widgets import Collapsible
+
+from tests.tui.fakes import FakeService
+from tests.tui.test_chat_ui import ask, chat
+from tui.app import MiniCPMApp
+from tui.widgets.chat_log import AnswerView, ThinkingBlock
+from tui.widgets.status_bar import StatusBar
+
+THOUGHT = ["The passages ", "say [2] ", "\x1b[31mmatters\x1b[0m."]
+
+
+async def test_ctrl_t_lets_the_model_think_and_shows_it_folded(fake_app: MiniCPMApp) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    service.thinking_tokens = list(THOUGHT)
+    async with fake_app.run_test(size=(120, 36)) as pilot:
+        await ask(pilot, fake_app, "without thinking")
+        first = fake_app.screen.query(AnswerView).last()
+        assert not first.query(ThinkingBlock)
+
+        await pilot.press("ctrl+t")
+        assert chat(fake_app).think
+        assert "thinking on" in str(fake_app.screen.query_one(StatusBar).render())
+        await ask(pilot, fake_app, "with thinking")
+        assert service.asked_think == [False, True]
+
+        answer = fake_app.screen.query(AnswerView).last()
+        block = answer.query_one(ThinkingBlock)
+        assert isinstance(block, Collapsible) and block.collapsed
+        assert block.title == "Thought for 3 tokens"
+        shown = str(block.query_one(".thinking-body").render())
+        assert "The passages say [2]" in shown and "\x1b" not in shown
+        assert answer.text == "".join(service.answer_tokens)  # the answer alone
+        assert answer.children[0] is block  # above the answer
+
+        await pilot.press("ctrl+t")
+        assert not chat(fake_app).think
+        assert "thinking on" not in str(fake_app.screen.query_one(StatusBar).render())
