@@ -46,6 +46,8 @@ from models.server_engine import (
     list_server_models,
     server_model_name,
 )
+from models.scan import FoundModel
+from models.scan import scan as scan_other_apps
 from models.store import LocalModel, ModelStore
 from rag.errors import CollectionNotFoundError
 from rag.library import Library
@@ -422,8 +424,12 @@ class AssistantService:
         source = source or self.settings.engine.source
         return self._models.pull(name, source, progress=progress, cancel=cancel)
 
-    def add_model(self, path: Path) -> LocalModel:
-        return self._models.add(path)
+    def add_model(self, path: Path, name: str | None = None) -> LocalModel:
+        return self._models.add(path, name)
+
+    def found_models(self) -> list[FoundModel]:
+        """GGUFs of other apps on this machine (``models scan``); reads every file's header."""
+        return scan_other_apps()
 
     def embedders(self) -> list[EmbedderRow]:
         """The embedding-model catalog with what is on disk."""

@@ -52,6 +52,12 @@ class FoundModel:
         return "minicpm" in f"{self.architecture or ''} {self.name} {self.path.name}".lower()
 
     @property
+    def link_name(self) -> str | None:
+        """The name to add it under: Ollama's blobs are named by hash, so by the model's name;
+        None keeps the file's own name."""
+        return self.name if self.source == "Ollama" else None
+
+    @property
     def parameters_label(self) -> str:
         return format_count(self.parameters) if self.parameters else ""
 

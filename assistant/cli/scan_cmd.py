@@ -41,7 +41,7 @@ def run_scan(args: argparse.Namespace, context: CliContext) -> int:
     store = ModelStore(context.locations.models_dir)
     found = scan()
     chosen = _chosen(found, args.add) if args.add else []
-    added = {model.path: store.add(model.path, _link_name(model)).name for model in chosen}
+    added = {model.path: store.add(model.path, model.link_name).name for model in chosen}
     linked = {model.path.resolve(): model.name for model in store.references()}
     if args.json:
         print(to_json([_json(number, model, linked) for number, model in _numbered(found)]))
@@ -94,11 +94,6 @@ def _chosen(found: list[FoundModel], picks: list[str]) -> list[FoundModel]:
                 '"minicpm" or "all"'
             )
     return list(dict.fromkeys(chosen))
-
-
-def _link_name(model: FoundModel) -> str | None:
-    """Ollama's blobs are named by hash: their link takes the model's name; others keep theirs."""
-    return model.name if model.source == "Ollama" else None
 
 
 def _table(found: list[FoundModel], linked: dict[Path, str]) -> Table:

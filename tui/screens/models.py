@@ -1,7 +1,8 @@
 """The models screen: the catalog with what is on disk, downloads with progress, switching the
 model (loaded in the background) and the number of layers offloaded to the GPU; below it the
 embedding models, to download and to switch the current collection to (re-embedded in the
-background while its old index keeps answering)."""
+background while its old index keeps answering), and, after a scan (s), the GGUFs other apps
+downloaded, to link and use without a copy."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar
 
+from assistant.display import plain
 from tui.commands import PaletteCommand
 from tui.messages import (
     DownloadFailed,
@@ -27,7 +29,7 @@ from tui.widgets.path_input import PathInput
 from tui.widgets.status_bar import describe_model
 
 if TYPE_CHECKING:
-    from assistant.service import CatalogRow, EmbedderRow, SwitchProgress
+    from assistant.service import CatalogRow, EmbedderRow, FoundModel, SwitchProgress
 
 GIB = 1024**3
 
@@ -48,6 +50,7 @@ class ModelsScreen(AppScreen):
         Binding("d", "download", "Download"),
         Binding("a", "add_local", "Add GGUF"),
         Binding("g", "gpu_layers", "GPU layers"),
+        Binding("s", "scan", "Scan other apps"),
         Binding("escape", "app.switch_mode('chat')", "Chat", show=False),
     ]
 
@@ -56,6 +59,11 @@ class ModelsScreen(AppScreen):
         PaletteCommand("Download model", "Download the selected catalog model", "download"),
         PaletteCommand("Add a local GGUF", "Use a model file you already have", "add_local"),
         PaletteCommand("Set GPU layers", "Layers to offload to the GPU (reloads)", "gpu_layers"),
+        PaletteCommand(
+            "Find models of other apps",
+            "GGUFs of LM Studio, Ollama, GPT4All, llama.cpp and the Hugging Face cache",
+            "scan",
+        ),
         PaletteCommand(
             "Use embedding model",
             "Re-embed this collection's passages with the selected embedding model",
@@ -70,6 +78,7 @@ class ModelsScreen(AppScreen):
         self._embedder_rows: dict[str, EmbedderRow] = {}
         self.switching: str | None = None
         """The embedding model the current collection is being re-embedded with."""
+        self._found: list[FoundModel] = []
 
     def compose(self) -> ComposeResult:
         yield Label("", id="current-model")
@@ -79,6 +88,8 @@ class ModelsScreen(AppScreen):
             "Embedding models, for documents (Enter: switch the collection)", classes="panel-title"
         )
         yield DataTable(id="embedders", cursor_type="row", zebra_stripes=True)
+        yield Label("GGUFs of other apps (Enter: link and use)", id="found-title")
+        yield DataTable(id="found", cursor_type="row", zebra_stripes=True)
         with Vertical(id="download-panel"):
             yield Label("", id="download-label", markup=False)
             yield ProgressBar(id="download-progress", show_eta=True)
@@ -97,6 +108,10 @@ class ModelsScreen(AppScreen):
         embedders = self.query_one("#embedders", DataTable)
         embedders.add_columns("", "Model", "Languages", "Dims", "Download", "On disk")
         self.query_one("#download-panel").display = False
+        found = self.query_one("#found", DataTable)
+        found.add_columns("Model", "Architecture", "Quant", "Size", "App")
+        for hidden in (found, self.query_one("#found-title")):
+            hidden.display = False
         layers = self.assistant_app.settings.engine.n_gpu_layers
         self.query_one("#gpu-layers", Input).value = str(layers)
         self.watch(self.app, "model_status", self._model_changed)
@@ -207,6 +222,59 @@ class ModelsScreen(AppScreen):
             self.notify(str(error), title="Bad value", severity="error")
             return
         self.assistant_app.set_gpu_layers(layers)
+
+    # Models of other apps --------------------------------------------------------------------
+
+    def action_scan(self) -> None:
+        self.notify("Looking for GGUFs of other apps…")
+        self.scan_other_apps()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
+    def scan_other_apps(self) -> None:
+        """Reads a header per file found, so it runs off the UI thread."""
+        try:
+            found = self.service.found_models()
+        except Exception as error:  # reported, never fatal
+            title, message = failure(error)
+            self.app.call_from_thread(self.notify, message, title=title, severity="error")
+        else:
+            self.app.call_from_thread(self._show_found, found)
+
+    def _show_found(self, found: list[FoundModel]) -> None:
+        self._found = found
+        table = self.query_one("#found", DataTable)
+        table.clear()
+        for index, model in enumerate(found):
+            table.add_row(
+                plain(model.name, one_line=True),
+                plain(model.architecture or f"unreadable: {model.problem}", one_line=True),
+                plain(model.quantization or "", one_line=True),
+                f"{model.size_bytes / GIB:.1f} GB",
+                model.source,
+                key=str(index),
+            )
+        title = self.query_one("#found-title", Label)
+        title.display = table.display = True
+        if not found:
+            title.update("No GGUFs found in the folders of other apps.")
+        else:
+            table.focus()
+
+    @on(DataTable.RowSelected, "#found")
+    def _use_found(self) -> None:
+        key = _cursor_key(self.query_one("#found", DataTable))
+        if not key:
+            return
+        model = self._found[int(key)]
+        if model.problem is not None:
+            self.notify(model.problem, title="Cannot use this file", severity="error")
+            return
+        ok, added = self.attempt(
+            "add the model", lambda: self.service.add_model(model.path, model.link_name)
+        )
+        if ok and added is not None:
+            self.notify(f"Linked {added.name} (no copy); loading it.", title="Added")
+            self.assistant_app.load_model(str(added.path))
 
     # Downloading -----------------------------------------------------------------------------
 
