@@ -206,6 +206,7 @@ def run_info(args: argparse.Namespace, context: CliContext) -> int:
         "size_bytes": info.size_bytes,
         "chat_template": info.chat_template,
         "template_used": template.name,
+        "can_think": template.can_think,
         "is_minicpm": model.is_minicpm,
         "is_demo": model.is_demo,
     }
@@ -223,6 +224,7 @@ def run_info(args: argparse.Namespace, context: CliContext) -> int:
         ("Size", _size(info.size_bytes)),
         ("Chat template", _template_summary(info.chat_template)),
         ("Prompt format used", template.name),
+        ("Thinking mode", "yes (ask --think)" if template.can_think else "no"),
     ]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:

@@ -1,11 +1,17 @@
-"""The catalog's facts: trained context apart from a guide's default cap, sources, thinking."""
+"""The catalog's facts (trained context apart from a guide's default cap, sources, thinking)
+and what `models info` says about a GGUF's thinking mode."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
 from assistant.cli import main
 from models.catalog import CATALOG, find_entry
+from tests.fixtures_models import CHATML_PIECES, MINICPM_CHATML_TEMPLATE, build_minicpm_gguf
+from tests.models.test_thinking import THINKING_JINJA
 
 
 def test_trained_context_is_the_model_cards_and_the_guide_cap_is_separate() -> None:
@@ -48,3 +54,23 @@ def test_models_list_shows_what_could_not_be_verified(capsys: pytest.CaptureFixt
     block = out[out.index("  minicpm4-8b\n") :]
     block = block[: block.index("  minicpm3-4b\n")]
     assert "Unverified:" in block and "hf_file" in block and "Not pinned:" in block
+
+
+def test_models_info_says_whether_a_gguf_can_think(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    thinking = build_minicpm_gguf(
+        tmp_path / "thinks.gguf",
+        chat_template=THINKING_JINJA,
+        control_pieces=CHATML_PIECES,
+    )
+    plain = build_minicpm_gguf(
+        tmp_path / "plain.gguf",
+        chat_template=MINICPM_CHATML_TEMPLATE,
+        control_pieces=CHATML_PIECES,
+    )
+    for path, can_think in ((thinking, True), (plain, False)):
+        assert main(["models", "info", str(path), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["can_think"] is can_think
+    assert main(["models", "info", str(thinking)]) == 0
+    assert "Thinking mode       yes (ask --think)" in capsys.readouterr().out
