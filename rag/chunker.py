@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
 
-from rag.loaders import ExtractedDocument, OutlineEntry
+from rag.loaders import ExtractedDocument, ExtractedPage, OutlineEntry
 
 TokenOffsets = Callable[[list[str]], list[list[tuple[int, int]]]]
 """Character spans of the tokens of each text, e.g. :meth:`rag.embedder.Embedder.token_offsets`."""
@@ -70,31 +70,50 @@ class _Unit:
 def chunk_document(
     document: ExtractedDocument, token_offsets: TokenOffsets, max_tokens: int, overlap: int
 ) -> list[Chunk]:
-    """Cut ``document`` into chunks of at most ``max_tokens`` tokens, sharing up to ``overlap``.
+    """Cut ``document`` into chunks of at most ``max_tokens`` tokens, sharing up to ``overlap``."""
+    return list(chunk_pages(document.pages, document.outline, token_offsets, max_tokens, overlap))
 
-    Sentences stream through tokenizing (``_TOKENIZE_WINDOW`` at a time) and packing, so beyond
-    the document and the chunks returned, memory stays bounded however long the document is.
+
+def chunk_pages(
+    pages: Iterable[ExtractedPage],
+    outline: Sequence[OutlineEntry],
+    token_offsets: TokenOffsets,
+    max_tokens: int,
+    overlap: int,
+) -> Iterator[Chunk]:
+    """The chunks of a document given page by page (parts of one page may come one after the
+    other with the same number), each as soon as it is complete.
+
+    Sentences stream through tokenizing (``_TOKENIZE_WINDOW`` at a time) and packing, so memory
+    stays bounded however long the document is: a caller that consumes the chunks as they come
+    never holds the document or all its chunks.
     """
-    labels = {page.number: page.label for page in document.pages}
-    counted = _split_long(_units(document), token_offsets, max_tokens, overlap)
-    return [
-        _make_chunk(index, [unit for unit, _ in packed], [count for _, count in packed], labels)
-        for index, packed in enumerate(_pack(counted, max_tokens, overlap))
-    ]
+    labels: dict[int, str | None] = {}
+    counted = _split_long(_units(pages, outline, labels), token_offsets, max_tokens, overlap)
+    for index, packed in enumerate(_pack(counted, max_tokens, overlap)):
+        yield _make_chunk(
+            index, [unit for unit, _ in packed], [count for _, count in packed], labels
+        )
 
 
-def _units(document: ExtractedDocument) -> Iterator[_Unit]:
+def _units(
+    pages: Iterable[ExtractedPage], outline: Sequence[OutlineEntry], labels: dict[int, str | None]
+) -> Iterator[_Unit]:
+    """The sentences and headings of the pages in order; records each page's label."""
     outline_by_page: dict[int, list[OutlineEntry]] = {}
-    for entry in document.outline:
+    for entry in outline:
         outline_by_page.setdefault(entry.page, []).append(entry)
     heading: str | None = None
     path = _HeadingPath()
-    for page in document.pages:
-        titles = [entry.title for entry in outline_by_page.get(page.number, []) if entry.title]
-        if titles:
-            heading = titles[0]
-            path.enter(heading, _level(heading))
-        known = {_normal(title) for title in titles}
+    known: set[str] = set()
+    for page in pages:
+        if page.number not in labels:  # the first part of a page
+            labels[page.number] = page.label
+            titles = [entry.title for entry in outline_by_page.get(page.number, []) if entry.title]
+            if titles:
+                heading = titles[0]
+                path.enter(heading, _level(heading))
+            known = {_normal(title) for title in titles}
         for paragraph in _paragraphs(page.text):
             title = _heading_of(paragraph, known)
             if title is not None:

@@ -1,11 +1,15 @@
 """Incremental ingest: walk, decide what changed, parse in a worker, embed here, record.
 
-Two stages run at once so both cores work: a thread hashes files and has the parse worker process
-extract and chunk them, while the calling thread embeds and writes. Files are compared with the
-manifest by size and mtime, then by content hash: unchanged files are skipped, moved or copied
+Two stages run at once so both cores work: a thread hashes files, has the parse worker process
+extract them and chunks them, while the calling thread embeds and writes. Files are compared with
+the manifest by size and mtime, then by content hash: unchanged files are skipped, moved or copied
 files are re-pointed without embedding, changed files replace their chunks, and documents under
 the walked folders that were not found are removed. Chunks whose exact text is already embedded
 reuse that vector. See :mod:`rag.manifest` for the write order that survives ``kill -9``.
+
+A file flows through both stages in bounded batches of chunks (pages from the worker, chunks to
+the writer, vectors and passages to the store and the manifest), so the memory of an ingest does
+not grow with the size of a file; the file counts as indexed only when its last batch is in.
 """
 
 from __future__ import annotations
@@ -15,17 +19,24 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
-from rag.chunker import Chunk, chunk_document
+from rag.chunker import Chunk, chunk_pages
 from rag.config import LibraryConfig
 from rag.embedder import Embedder, Vectors
 from rag.errors import IngestError
 from rag.identity import document_identity
-from rag.loaders import DocumentLoadError, ExtractedDocument
+from rag.loaders import (
+    DocumentEnd,
+    DocumentLoadError,
+    DocumentPart,
+    ExtractedDocument,
+    ExtractedPage,
+)
 from rag.manifest import DocumentRow, Manifest, chunk_id
 from rag.parse_worker import ParseWorker
 from rag.store import VectorStore
@@ -34,7 +45,11 @@ from rag.walker import FoundFile, WalkResult, walk
 
 ProgressCallback = Callable[[IngestProgress], None]
 _EMBED_SLICE = 4
-"""Embedding batches per store write and progress report."""
+"""Embedding batches per batch of chunks: one store write, one manifest write, one report."""
+_QUEUED_EVENTS = 8
+"""What the preparing thread may run ahead of the writer: a few batches, never a whole file."""
+_IDENTITY_PAGES = 8
+"""Pages read ahead, at most, to find the first one with text for the document's identity."""
 CONTEXT_TOKENS = 32
 """Embedding-model tokens of document title and heading path put before each passage."""
 
@@ -75,28 +90,101 @@ def matched_text(embedder: Embedder, identity: str, heading_path: str | None, te
 
 
 def recover(manifest: Manifest, store: VectorStore) -> int:
-    """Delete vectors a crash left without a manifest record; returns how many contents."""
-    swept = 0
-    for collection, pending_hash in manifest.pending():
-        if manifest.drop_unrecorded(collection, pending_hash):
-            store.delete_content(collection, pending_hash)
-            swept += 1
-        manifest.content_deleted(collection, pending_hash)
+    """Delete vectors and passages a crash left without a manifest record; returns how many
+    contents."""
+    return sum(
+        _sweep(manifest, store, collection, pending_hash)
+        for collection, pending_hash in manifest.pending()
+    )
+
+
+def _sweep(manifest: Manifest, store: VectorStore, collection: str, content_hash: str) -> bool:
+    """Delete what was stored of a pending content unless it turned out fully recorded."""
+    swept = manifest.drop_unrecorded(collection, content_hash)
+    if swept:
+        store.delete_content(collection, content_hash)
+    manifest.content_deleted(collection, content_hash)
     return swept
 
 
 @dataclass
 class _Parsed:
-    """What the preparing thread hands to the writer for one file."""
+    """What the preparing thread hands to the writer first for one file."""
 
     found: FoundFile
     content_hash: str = ""
     action: str = "embed"
-    """embed | link (content already indexed) | touch (same content, new mtime) | failed"""
+    """embed (its chunks follow) | link (content already indexed) | touch (same content, new
+    mtime) | failed"""
     document: ExtractedDocument | None = None
-    chunks: list[Chunk] = field(default_factory=list)
+    """For embed: the document's metadata, without its pages."""
     identity: str = ""
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class _Chunks:
+    """The next batch of chunks of the file being embedded."""
+
+    chunks: list[Chunk]
+
+
+@dataclass(frozen=True)
+class _Done:
+    """The file being embedded has no more chunks."""
+
+    pages: int
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """The file being embedded failed after some of its chunks were handed on."""
+
+    reason: str
+
+
+_Event = _Parsed | _Chunks | _Done | _Failed
+
+
+class _PageStream:
+    """A document as the parse worker streams it: metadata first, then pages, then warnings."""
+
+    def __init__(self, parts: Iterator[DocumentPart]) -> None:
+        head = next(parts)
+        assert isinstance(head, ExtractedDocument), "a document's parts start with its metadata"
+        self.head = head
+        self.warnings: tuple[str, ...] = ()
+        self.pages_seen: set[int] = set()
+        self._parts = parts
+        self._ahead: list[ExtractedPage] = []
+
+    def identity(self, path: str) -> str:
+        """The document's identity, from the first page with text (read ahead, kept for
+        :meth:`pages`)."""
+        while len(self._ahead) < _IDENTITY_PAGES and not any(p.text for p in self._ahead):
+            page = self._next_page()
+            if page is None:
+                break
+            self._ahead.append(page)
+        return document_identity(replace(self.head, pages=tuple(self._ahead)), path)
+
+    def pages(self) -> Iterator[ExtractedPage]:
+        yield from self._ahead
+        self._ahead = []
+        while (page := self._next_page()) is not None:
+            yield page
+
+    def _next_page(self) -> ExtractedPage | None:
+        part = next(self._parts, None)
+        if part is None:  # the worker ended the stream without its last part
+            raise DocumentLoadError("the parser's answer ended early")
+        if isinstance(part, DocumentEnd):
+            self.warnings = part.warnings
+            return None
+        assert isinstance(part, ExtractedPage)
+        self.pages_seen.add(part.number)
+        return part
 
 
 class _Preparer(threading.Thread):
@@ -117,49 +205,89 @@ class _Preparer(threading.Thread):
         self.files, self.known = files, known
         self.indexed, self.outdated = set(indexed_hashes) - outdated, outdated
         self.embedder, self.config, self.password, self.cancel = embedder, config, password, cancel
-        self.output: queue.Queue[_Parsed | None] = queue.Queue(maxsize=3)
+        self.output: queue.Queue[_Event | None] = queue.Queue(maxsize=_QUEUED_EVENTS)
         self.error: BaseException | None = None
         self.stop = threading.Event()
-        """Set by the writer when it stops taking files: finish the current one, then exit."""
+        """Set by the writer when it stops taking files: finish the current batch, then exit."""
 
     def run(self) -> None:
         try:
             with ParseWorker(self.config.parse_timeout_s, self.config.parse_memory_mb) as worker:
                 for found in self.files:
-                    if self.cancel.is_set() or self.stop.is_set():
+                    if self._stopping():
                         break
-                    self.output.put(self._prepare(found, worker))
+                    self._prepare(found, worker)
         except BaseException as error:  # handed to the writer thread, which raises it
             self.error = error
         finally:
             self.output.put(None)
 
-    def _prepare(self, found: FoundFile, worker: ParseWorker) -> _Parsed:
+    def events(self) -> Iterator[_Event]:
+        """What it hands on, in order, until it has finished (exhausted for good then)."""
+        while (event := self.output.get()) is not None:
+            yield event
+
+    def _stopping(self) -> bool:
+        return self.cancel.is_set() or self.stop.is_set()
+
+    def _prepare(self, found: FoundFile, worker: ParseWorker) -> None:
         try:
             digest = content_hash(found.path)
         except FileNotFoundError:
-            return _Parsed(found, action="failed", reason="file vanished before it could be read")
+            reason = "file vanished before it could be read"
+            self.output.put(_Parsed(found, action="failed", reason=reason))
+            return
         except OSError as error:
-            return _Parsed(found, action="failed", reason=f"cannot read: {error.strerror}")
+            reason = f"cannot read: {error.strerror}"
+            self.output.put(_Parsed(found, action="failed", reason=reason))
+            return
         previous = self.known.get(found.path)
         if previous is not None and previous.content_hash == digest and digest not in self.outdated:
-            return _Parsed(found, digest, action="touch")
-        if digest in self.indexed:
-            return _Parsed(found, digest, action="link")
+            self.output.put(_Parsed(found, digest, action="touch"))
+        elif digest in self.indexed:
+            self.output.put(_Parsed(found, digest, action="link"))
+        else:
+            self._parse_and_chunk(found, digest, worker)
+
+    def _parse_and_chunk(self, found: FoundFile, digest: str, worker: ParseWorker) -> None:
+        """Hand on the file's chunks a batch at a time as the worker's pages come in. A failure
+        before the first batch is the file's only event; after it, the last one."""
+        parts = worker.stream(Path(found.path), self.password)
+        started = False
         try:
-            document = worker.parse(Path(found.path), self.password)
+            document = _PageStream(parts)
+            identity = document.identity(found.path)
             budget, overlap = chunk_budget(self.config, self.embedder)
-            chunks = chunk_document(document, self.embedder.token_offsets, budget, overlap)
-            identity = document_identity(document, found.path)
+            chunks = chunk_pages(
+                document.pages(),
+                document.head.outline,
+                self.embedder.token_offsets,
+                budget,
+                overlap,
+            )
+            header = _Parsed(found, digest, document=document.head, identity=identity)
+            while batch := list(islice(chunks, self.config.batch_size * _EMBED_SLICE)):
+                if not started:
+                    self.output.put(header)
+                    started = True
+                self.output.put(_Chunks(batch))
+                if self._stopping():
+                    return
+            if not started:
+                self.output.put(header)
+                started = True
+            self.indexed.add(digest)
+            self.output.put(_Done(len(document.pages_seen), document.warnings))
+            return
         except DocumentLoadError as error:
-            return _Parsed(found, digest, action="failed", reason=str(error))
+            reason = str(error)
         except Exception as error:  # one file's surprise must not end the ingest
             reason = f"failed: {type(error).__name__}: {error}"
-            return _Parsed(found, digest, action="failed", reason=reason)
-        self.indexed.add(digest)
-        # the chunks hold the text now: a queued file keeps one copy of it, not two
-        document = replace(document, pages=tuple(replace(page, text="") for page in document.pages))
-        return _Parsed(found, digest, document=document, chunks=chunks, identity=identity)
+        finally:
+            parts.close()  # stops a worker still sending this file
+        self.output.put(
+            _Failed(reason) if started else _Parsed(found, digest, action="failed", reason=reason)
+        )
 
 
 class _Meter:
@@ -296,11 +424,13 @@ class Ingest:
             self.cancel,
         )
         preparer.start()
+        events = preparer.events()
         try:
-            for item in iter(preparer.output.get, None):
+            for item in events:
                 if self.cancel.is_set():
                     break
-                result = self._write(item, known, gone_by_hash, moved_from)
+                assert isinstance(item, _Parsed), "a file's events start with _Parsed"
+                result = self._write(item, events, known, gone_by_hash, moved_from)
                 self._finish_file(item, result)
         finally:  # also when writing raised: no preparing thread or parse process left behind
             preparer.stop.set()
@@ -312,6 +442,7 @@ class Ingest:
     def _write(
         self,
         item: _Parsed,
+        events: Iterator[_Event],
         known: dict[str, DocumentRow],
         gone_by_hash: dict[str, str],
         moved_from: set[str],
@@ -319,25 +450,19 @@ class Ingest:
         found = item.found
         row = DocumentRow(found.path, found.size, found.mtime_ns, item.content_hash)
         if item.action == "failed":
-            reason = item.reason or "unknown error"
-            self.manifest.record_failure(
-                self.collection,
-                found.path,
-                found.size,
-                found.mtime_ns,
-                reason,
-                parse_limits(self.config),
-            )
-            return FileResult(found.path, "failed", reason=reason)
+            return self._record_failure(row, item.reason or "unknown error")
         if item.action == "touch":
             self.manifest.touch(self.collection, found.path, found.size, found.mtime_ns)
             return FileResult(found.path, "unchanged")
         if item.action == "link":
             return self._link(row, gone_by_hash, moved_from)
-        assert item.document is not None
-        return self._embed_and_record(
-            row, item.document, item.chunks, item.identity, found.path in known
+        return self._embed_and_record(row, item, events, found.path in known)
+
+    def _record_failure(self, row: DocumentRow, reason: str) -> FileResult:
+        self.manifest.record_failure(
+            self.collection, row.path, row.size, row.mtime_ns, reason, parse_limits(self.config)
         )
+        return FileResult(row.path, "failed", reason=reason)
 
     def _link(
         self, row: DocumentRow, gone_by_hash: dict[str, str], moved_from: set[str]
@@ -354,62 +479,77 @@ class Ingest:
         return FileResult(row.path, "indexed", reason=f"same content as {same}; not re-embedded")
 
     def _embed_and_record(
-        self,
-        row: DocumentRow,
-        document: ExtractedDocument,
-        chunks: list[Chunk],
-        identity: str,
-        existed: bool,
+        self, row: DocumentRow, header: _Parsed, events: Iterator[_Event], existed: bool
     ) -> FileResult:
+        """Store the file's batches of chunks as they come; record the file after the last.
+
+        Interrupted (cancel, ``kill -9``), the content stays pending and :func:`recover` sweeps
+        it; a file failing part way is swept at once, then recorded as failed.
+        """
+        assert header.document is not None
+        self.manifest.begin_content(self.collection, row.content_hash)
+        if row.content_hash in self._outdated:  # re-indexed in the current passage format
+            self.store.delete_content(self.collection, row.content_hash)
+            self._outdated.discard(row.content_hash)
+        chunks = 0
+        for event in events:
+            if self.cancel.is_set():
+                break
+            if isinstance(event, _Chunks):
+                self._store_batch(row, header.identity, event.chunks)
+                chunks += len(event.chunks)
+            elif isinstance(event, _Failed):
+                _sweep(self.manifest, self.store, self.collection, row.content_hash)
+                return self._record_failure(row, event.reason)
+            else:
+                assert isinstance(event, _Done), "a file's chunks end with _Done or _Failed"
+                return self._record(row, header.document, header.identity, event, chunks, existed)
+        return FileResult(row.path, "failed", reason="cancelled")
+
+    def _store_batch(self, row: DocumentRow, identity: str, chunks: list[Chunk]) -> None:
+        """Step 2 of the write order for one batch: vectors into the store, then the passages."""
         texts = [
             matched_text(self.embedder, identity, chunk.heading_path, chunk.text)
             for chunk in chunks
         ]
         text_hashes = [hashlib.sha1(text.encode()).hexdigest() for text in texts]
-        self.manifest.begin_content(self.collection, row.content_hash)
-        if row.content_hash in self._outdated:  # re-indexed in the current passage format
-            self.store.delete_content(self.collection, row.content_hash)
-            self._outdated.discard(row.content_hash)
         ids = [chunk_id(row.content_hash, chunk.index) for chunk in chunks]
-        for start, vectors in self._vectors(texts, text_hashes):
-            if self.cancel.is_set():
-                return FileResult(row.path, "failed", reason="cancelled")
-            self.store.upsert(
-                self.collection, ids[start : start + len(vectors)], vectors, row.content_hash
-            )
-            self._meter.chunks_done += len(vectors)
-            self._report(row.path, None)
-        warnings = "; ".join(document.warnings) or None
+        vectors = self._vectors(texts, text_hashes)
+        self.store.upsert(self.collection, ids, vectors, row.content_hash)
+        self.manifest.stage_chunks(self.collection, row.content_hash, chunks, text_hashes)
+        self._meter.chunks_done += len(chunks)
+        self._report(row.path, None)
+
+    def _record(
+        self,
+        row: DocumentRow,
+        document: ExtractedDocument,
+        identity: str,
+        done: _Done,
+        chunks: int,
+        existed: bool,
+    ) -> FileResult:
+        warnings = "; ".join(done.warnings) or None
         released = self.manifest.commit_content(
-            self.collection,
-            row,
-            chunks,
-            text_hashes,
-            len(document.pages),
-            document.title,
-            warnings,
-            identity,
+            self.collection, row, (), (), done.pages, document.title, warnings, identity
         )
         self._release(released)
-        self._meter.pages_done += len(document.pages)
+        self._meter.pages_done += done.pages
         status: FileStatus = "updated" if existed else "indexed"
-        return FileResult(row.path, status, len(document.pages), len(chunks), warnings)
+        return FileResult(row.path, status, done.pages, chunks, warnings)
 
-    def _vectors(self, texts: list[str], text_hashes: list[str]) -> Iterator[tuple[int, Vectors]]:
-        """Vectors slice by slice, reusing stored ones for texts embedded before."""
+    def _vectors(self, texts: list[str], text_hashes: list[str]) -> Vectors:
+        """Vectors of one batch, reusing stored ones for texts embedded before."""
         reusable = self.manifest.chunk_ids_by_text(self.collection, text_hashes)
         stored = self.store.vectors(self.collection, sorted(set(reusable.values())))
-        step = self.config.batch_size * _EMBED_SLICE
-        for start in range(0, len(texts), step):
-            hashes = text_hashes[start : start + step]
-            missing = [i for i, h in enumerate(hashes) if reusable.get(h) not in stored]
-            fresh = self.embedder.embed_passages([texts[start + i] for i in missing])
-            vectors: list[Vectors] = [
-                stored[reusable[h]] if reusable.get(h) in stored else fresh[0] for h in hashes
-            ]
-            for position, index in enumerate(missing):
-                vectors[index] = fresh[position]
-            yield start, np.stack(vectors)
+        missing = [i for i, h in enumerate(text_hashes) if reusable.get(h) not in stored]
+        fresh = self.embedder.embed_passages([texts[i] for i in missing])
+        vectors: list[Vectors] = [
+            stored[reusable[h]] if reusable.get(h) in stored else fresh[0] for h in text_hashes
+        ]
+        for position, index in enumerate(missing):
+            vectors[index] = fresh[position]
+        return np.stack(vectors)
 
     def _release(self, content: str | None) -> None:
         """Delete the vectors of a content the manifest no longer references."""

@@ -4,15 +4,20 @@ PDF extraction is pluggable (:class:`PdfExtractor`). PDFium (pypdfium2) is the p
 order of magnitude faster than pypdf and opens files pypdf refuses. pypdf is the fallback when
 PDFium fails on a file. Plain text and Markdown files are read directly. Every problem with one file
 becomes a :class:`DocumentLoadError` whose message is the reason shown to the user.
+
+:func:`stream_document` gives a document as parts (its metadata, then its pages, then the warnings
+found on the way), so an ingest never holds a whole large document: a text file over
+:data:`STREAM_TEXT_BYTES` is read, decoded and cleaned a piece at a time.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol, TextIO
 
 from rag.textclean import (
     GARBAGE_THRESHOLD,
@@ -65,6 +70,19 @@ class ExtractedDocument:
     @property
     def has_text(self) -> bool:
         return any(page.text.strip() for page in self.pages)
+
+
+@dataclass(frozen=True)
+class DocumentEnd:
+    """The last part of a streamed document: what was found only by reading all of it."""
+
+    warnings: tuple[str, ...] = ()
+
+
+DocumentPart = ExtractedDocument | ExtractedPage | DocumentEnd
+"""A streamed document is its metadata (an :class:`ExtractedDocument` without pages), its pages
+in order (a long text page may come in several parts with the same number), then a
+:class:`DocumentEnd`."""
 
 
 class PdfExtractor(Protocol):
@@ -206,6 +224,17 @@ def load_document(
     extractors: Sequence[PdfExtractor] = DEFAULT_EXTRACTORS,
 ) -> ExtractedDocument:
     """Read one file into cleaned pages, or raise :class:`DocumentLoadError` saying why not."""
+    return collect(stream_document(path, password, extractors))
+
+
+def stream_document(
+    path: Path,
+    password: str | None = None,
+    extractors: Sequence[PdfExtractor] = DEFAULT_EXTRACTORS,
+) -> Iterator[DocumentPart]:
+    """The parts of one file (see :data:`DocumentPart`); a problem raises
+    :class:`DocumentLoadError`, possibly after some pages (a large text file is judged as it is
+    read). PDFs and smaller text files are read whole first, as running headers need all pages."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise DocumentLoadError(f"unsupported file type {suffix or '(none)'}")
@@ -217,11 +246,34 @@ def load_document(
         raise DocumentLoadError(f"cannot read: {error.strerror}") from error
     if size == 0:
         raise DocumentLoadError("empty file (0 bytes)")
-    if suffix in PDF_SUFFIXES:
-        document = _load_pdf(path, password, extractors)
-    else:
-        document = _load_text(path)
-    return _finish(document)
+    if suffix in TEXT_SUFFIXES and size > STREAM_TEXT_BYTES:
+        yield from _stream_text(path)
+        return
+    document = _finish(
+        _load_pdf(path, password, extractors) if suffix in PDF_SUFFIXES else _load_text(path)
+    )
+    yield replace(document, pages=(), warnings=())
+    yield from document.pages
+    yield DocumentEnd(document.warnings)
+
+
+def collect(parts: Iterable[DocumentPart]) -> ExtractedDocument:
+    """The whole document from its parts; parts of one page are joined as paragraphs."""
+    head: ExtractedDocument | None = None
+    pages: list[ExtractedPage] = []
+    for part in parts:
+        if isinstance(part, ExtractedDocument):
+            head = part
+        elif isinstance(part, ExtractedPage):
+            if pages and pages[-1].number == part.number:
+                joined = "\n\n".join(text for text in (pages[-1].text, part.text) if text)
+                pages[-1] = replace(pages[-1], text=joined)
+            else:
+                pages.append(part)
+        else:
+            assert head is not None, "a document's parts start with its metadata"
+            return replace(head, pages=tuple(pages), warnings=part.warnings)
+    raise DocumentLoadError("the document ended before its last part")
 
 
 def _load_pdf(
@@ -261,15 +313,22 @@ def _load_text(path: Path) -> ExtractedDocument:
         data = path.read_bytes()
     except OSError as error:
         raise DocumentLoadError(f"cannot read: {error.strerror}") from error
-    if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DocumentLoadError("binary content in a text file")
+    _refuse_binary(data[:4096])
     text = _decode(data)
     pages = tuple(ExtractedPage(number, part) for number, part in enumerate(text.split("\f"), 1))
     return ExtractedDocument(pages, title=path.stem, extractor="text")
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _refuse_binary(head: bytes) -> None:
+    if b"\x00" in head and not head.startswith(_UTF16_BOMS):
+        raise DocumentLoadError("binary content in a text file")
+
+
 def _decode(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if data.startswith(_UTF16_BOMS):
         return data.decode("utf-16")
     for encoding in _TEXT_ENCODINGS:
         try:
@@ -348,14 +407,7 @@ def _finish(document: ExtractedDocument) -> ExtractedDocument:
         outline=outline,
     )
     if not any(readable):
-        if any(garbage):
-            raise DocumentLoadError(
-                "text extracts as garbage (mojibake, likely a font without a Unicode map); "
-                "not indexed"
-            )
-        raise DocumentLoadError(
-            "no extractable text (image-only or scanned pages; OCR is not supported yet)"
-        )
+        raise _no_text(any(garbage))
     warnings = document.warnings
     if any(garbage):
         warnings += (f"{sum(garbage)} pages extract as garbage and were skipped",)
@@ -363,3 +415,105 @@ def _finish(document: ExtractedDocument) -> ExtractedDocument:
     if empty:
         warnings += (f"{empty} of {len(pages)} pages have no extractable text",)
     return replace(document, pages=pages, warnings=warnings)
+
+
+def _no_text(garbage: bool) -> DocumentLoadError:
+    """Why a document without readable text is refused."""
+    if garbage:
+        return DocumentLoadError(
+            "text extracts as garbage (mojibake, likely a font without a Unicode map); not indexed"
+        )
+    return DocumentLoadError(
+        "no extractable text (image-only or scanned pages; OCR is not supported yet)"
+    )
+
+
+STREAM_TEXT_BYTES = 4 << 20
+"""Text files larger than this are streamed: read, decoded, cleaned and handed on a piece
+(``_CLEAN_PIECE`` characters) at a time. Running headers are not looked for in them (that needs
+every page at once), and each piece is judged garbage or not on its own."""
+
+
+def _stream_text(path: Path) -> Iterator[DocumentPart]:
+    """A large text file as parts, in memory bounded by the piece size whatever the file's."""
+    encoding = _text_encoding(path)
+    yield ExtractedDocument((), title=path.stem, extractor="text")
+    pages = empty = garbage = 0
+    readable = False
+    page_has_text = False
+    try:
+        with path.open(encoding=encoding, newline="") as handle:
+            for number, piece, page_ends in _page_pieces(handle):
+                text = clean_page_text(piece)
+                if text and garbage_ratio(text) > GARBAGE_THRESHOLD:
+                    garbage += 1
+                elif text:
+                    readable = page_has_text = True
+                    yield ExtractedPage(number, text)
+                if page_ends:
+                    pages = number
+                    if not page_has_text:
+                        empty += 1
+                        yield ExtractedPage(number, "")
+                    page_has_text = False
+    except OSError as error:
+        raise DocumentLoadError(f"cannot read: {error.strerror}") from error
+    if not readable:
+        raise _no_text(garbage > 0)
+    warnings: tuple[str, ...] = ()
+    if garbage:
+        warnings += (f"{garbage} parts of the text extract as garbage and were skipped",)
+    if empty:
+        warnings += (f"{empty} of {pages} pages have no extractable text",)
+    yield DocumentEnd(warnings)
+
+
+def _page_pieces(handle: TextIO) -> Iterator[tuple[int, str, bool]]:
+    """``(page number, raw text, whether the page ends here)``: pages end at form feeds, and a
+    longer page is cut where :func:`_piece_end` cuts (a blank line, else a line end)."""
+    number, buffer, at_end = 1, "", False
+    while True:
+        if not at_end and len(buffer) <= _CLEAN_PIECE:
+            block = handle.read(_CLEAN_PIECE)
+            at_end = not block
+            buffer += block
+            continue
+        feed = buffer.find("\f", 0, _CLEAN_PIECE)
+        if feed >= 0:
+            yield number, buffer[:feed], True
+            number, buffer = number + 1, buffer[feed + 1 :]
+        elif len(buffer) <= _CLEAN_PIECE:  # the end of the file
+            yield number, buffer, True
+            return
+        else:
+            end, _ = _piece_end(buffer, 0)
+            yield number, buffer[:end], False
+            buffer = buffer[end:]
+
+
+def _text_encoding(path: Path) -> str:
+    """The encoding :func:`_decode` would pick, found by decoding the file a block at a time."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+            _refuse_binary(head)
+            if head.startswith(_UTF16_BOMS):
+                return "utf-16"
+            for encoding in _TEXT_ENCODINGS:
+                handle.seek(0)
+                if _decodes(handle, encoding):
+                    return encoding
+    except OSError as error:
+        raise DocumentLoadError(f"cannot read: {error.strerror}") from error
+    return "latin-1"
+
+
+def _decodes(handle: BinaryIO, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        while block := handle.read(_CLEAN_PIECE):
+            decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True

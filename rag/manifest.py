@@ -6,15 +6,17 @@ mtime, content hash), ``contents`` (one row per distinct content hash that is fu
 keyword index. Write order, which makes a ``kill -9`` at any moment safe:
 
 1. :meth:`Manifest.begin_content` commits a ``pending`` row for the content hash;
-2. the vectors are upserted into the store under deterministic ids;
-3. :meth:`Manifest.commit_content` writes chunks, keyword rows, the content and document rows and
-   deletes the pending row in one transaction.
+2. batch by batch, the vectors are upserted into the store under deterministic ids, then the
+   batch's passages are committed to ``staged_chunks`` (:meth:`Manifest.stage_chunks`), which no
+   search reads, so a large file never has to be held whole;
+3. :meth:`Manifest.commit_content` moves the staged passages into ``chunks``, writes their keyword
+   rows, the content and document rows and deletes the pending row in one transaction.
 
 A content hash that stops being referenced is moved back to ``pending`` in the same transaction
 that drops its last document, and its vectors are deleted afterwards. :meth:`Manifest.pending`
-lists what a crash left behind, so :func:`rag.indexer.recover` deletes exactly those vectors: no
-duplicates (ids are deterministic), no orphans (pending is swept), and no document recorded whose
-chunks are missing (its row commits only after the store has them).
+lists what a crash left behind, so :func:`rag.indexer.recover` deletes exactly those vectors and
+staged passages: no duplicates (ids are deterministic), no orphans (pending is swept), and no
+document recorded whose chunks are missing (its row commits only after the store has them).
 """
 
 from __future__ import annotations
@@ -121,11 +123,28 @@ def _add_embedding_record(connection: sqlite3.Connection) -> None:
     )
 
 
+def _add_staged_chunks(connection: sqlite3.Connection) -> None:
+    """Passages of a content still being indexed, committed batch by batch (write order step
+    2), so the memory of an ingest does not grow with the file; searches never see them."""
+    _run_script(
+        connection,
+        """
+        CREATE TABLE staged_chunks (
+            collection TEXT NOT NULL, chunk_id TEXT NOT NULL, content_hash TEXT NOT NULL,
+            seq INTEGER NOT NULL, page_start INTEGER NOT NULL, page_end INTEGER NOT NULL,
+            page_label TEXT, heading TEXT, text TEXT NOT NULL, text_hash TEXT NOT NULL,
+            heading_path TEXT, PRIMARY KEY (collection, chunk_id));
+        CREATE INDEX staged_by_content ON staged_chunks(collection, content_hash, seq)
+        """,
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _create_tables,
     _add_failure_limits,
     _add_passage_identity,
     _add_embedding_record,
+    _add_staged_chunks,
 )
 """Schema changes in order; ``PRAGMA user_version`` records how many have run."""
 
@@ -384,7 +403,8 @@ class Manifest:
                 )
             ]
             keyword.remove(connection, rowids)
-            for table in ("documents", "contents", "chunks", "pending", "failures"):
+            tables = ("documents", "contents", "chunks", "staged_chunks", "pending", "failures")
+            for table in tables:
                 connection.execute(f"DELETE FROM {table} WHERE collection = ?", (collection,))
             connection.execute("DELETE FROM collections WHERE name = ?", (collection,))
 
@@ -569,34 +589,28 @@ class Manifest:
             connection.execute(
                 "INSERT OR IGNORE INTO pending VALUES (?, ?)", (collection, content_hash)
             )
+            _delete_staged(connection, collection, content_hash)
 
-    def commit_content(
+    def stage_chunks(
         self,
         collection: str,
-        document: DocumentRow,
+        content_hash: str,
         chunks: Sequence[Chunk],
         text_hashes: Sequence[str],
-        pages: int,
-        title: str | None,
-        warnings: str | None,
-        identity: str = "",
-    ) -> str | None:
-        """Step 3: record a fully stored content and point ``document.path`` at it.
-
-        Returns the content hash the path pointed to before, if that content is now unreferenced
-        (the caller deletes its vectors, then calls :meth:`content_deleted`).
-        """
+    ) -> None:
+        """Step 2, one batch: passages whose vectors the store has, kept until the commit."""
+        if not chunks:
+            return
         with self.transaction() as connection:
-            self._delete_chunks(connection, collection, document.content_hash)
             connection.executemany(
-                "INSERT INTO chunks(collection, chunk_id, content_hash, seq, page_start, "
-                "page_end, page_label, heading, text, text_hash, heading_path) "
+                "INSERT OR REPLACE INTO staged_chunks(collection, chunk_id, content_hash, seq, "
+                "page_start, page_end, page_label, heading, text, text_hash, heading_path) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         collection,
-                        chunk_id(document.content_hash, chunk.index),
-                        document.content_hash,
+                        chunk_id(content_hash, chunk.index),
+                        content_hash,
                         chunk.index,
                         chunk.page_start,
                         chunk.page_end,
@@ -609,12 +623,37 @@ class Manifest:
                     for chunk, text_hash in zip(chunks, text_hashes, strict=True)
                 ],
             )
-            rows = connection.execute(
-                "SELECT rowid, text, ? || char(10) || coalesce(heading_path, '') FROM chunks "
-                "WHERE collection = ? AND content_hash = ?",
-                (identity, collection, document.content_hash),
-            ).fetchall()
-            keyword.add(connection, rows)
+
+    def commit_content(
+        self,
+        collection: str,
+        document: DocumentRow,
+        chunks: Sequence[Chunk],
+        text_hashes: Sequence[str],
+        pages: int,
+        title: str | None,
+        warnings: str | None,
+        identity: str = "",
+    ) -> str | None:
+        """Step 3: record a fully stored content and point ``document.path`` at it. Its passages
+        are those staged (:meth:`stage_chunks`) and ``chunks``, whose vectors the store has too.
+
+        Returns the content hash the path pointed to before, if that content is now unreferenced
+        (the caller deletes its vectors, then calls :meth:`content_deleted`).
+        """
+        self.stage_chunks(collection, document.content_hash, chunks, text_hashes)
+        with self.transaction() as connection:
+            self._delete_chunks(connection, collection, document.content_hash)
+            connection.execute(
+                "INSERT INTO chunks(collection, chunk_id, content_hash, seq, page_start, "
+                "page_end, page_label, heading, text, text_hash, heading_path) "
+                "SELECT collection, chunk_id, content_hash, seq, page_start, page_end, "
+                "page_label, heading, text, text_hash, heading_path FROM staged_chunks "
+                "WHERE collection = ? AND content_hash = ? ORDER BY seq",
+                (collection, document.content_hash),
+            )
+            _delete_staged(connection, collection, document.content_hash)
+            count = _add_keywords(connection, collection, document.content_hash, identity)
             connection.execute(
                 "INSERT OR REPLACE INTO contents(collection, content_hash, pages, chunks, title, "
                 "warnings, format, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -622,7 +661,7 @@ class Manifest:
                     collection,
                     document.content_hash,
                     pages,
-                    len(chunks),
+                    count,
                     title,
                     warnings,
                     PASSAGE_FORMAT,
@@ -672,6 +711,7 @@ class Manifest:
     def drop_unrecorded(self, collection: str, content_hash: str) -> bool:
         """Forget chunk rows of a pending content; False when it turned out fully recorded."""
         with self.transaction() as connection:
+            _delete_staged(connection, collection, content_hash)
             if self._referenced(connection, collection, content_hash):
                 connection.execute(
                     "DELETE FROM pending WHERE collection = ? AND content_hash = ?",
@@ -753,6 +793,34 @@ class Manifest:
             (collection, content_hash),
         )
         return len(rowids)
+
+
+def _delete_staged(connection: sqlite3.Connection, collection: str, content_hash: str) -> None:
+    connection.execute(
+        "DELETE FROM staged_chunks WHERE collection = ? AND content_hash = ?",
+        (collection, content_hash),
+    )
+
+
+_KEYWORD_BATCH = 1000
+"""Chunks read per step while their keyword rows are written: bounded memory for any content."""
+
+
+def _add_keywords(
+    connection: sqlite3.Connection, collection: str, content_hash: str, identity: str
+) -> int:
+    """Keyword rows for a content's chunks (passage, then identity and heading path as context),
+    read a bounded batch at a time; returns how many chunks the content has."""
+    count = last = 0
+    while rows := connection.execute(
+        "SELECT rowid, text, ? || char(10) || coalesce(heading_path, '') FROM chunks "
+        "WHERE collection = ? AND content_hash = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+        (identity, collection, content_hash, last, _KEYWORD_BATCH),
+    ).fetchall():
+        keyword.add(connection, rows)
+        count += len(rows)
+        last = rows[-1][0]
+    return count
 
 
 def _is_under(path: str, roots: Sequence[str]) -> bool:

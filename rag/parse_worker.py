@@ -3,6 +3,10 @@
 Some PDFs make a parser run for minutes or allocate gigabytes, and a crash inside PDFium would take
 the whole ingest down with it. Parsing in a child bounds all three: the parent waits at most
 ``timeout_s``, the child cannot map more than ``memory_mb``, and a dead child is replaced.
+
+A document comes back part by part (:func:`rag.loaders.stream_document`), each part a message, so
+neither process holds a large text file whole; the pipe holds the child back while the parent
+chunks and embeds.
 """
 
 from __future__ import annotations
@@ -11,10 +15,19 @@ import logging
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Generator
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from rag.loaders import DocumentLoadError, ExtractedDocument, load_document
+from rag.loaders import (
+    DocumentEnd,
+    DocumentLoadError,
+    DocumentPart,
+    ExtractedDocument,
+    collect,
+    stream_document,
+)
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _CHILD = (
@@ -27,7 +40,9 @@ folder the user runs from is never imported (and never runs as code)."""
 
 
 def serve(memory_bytes: int, parent: int) -> None:
-    """Child loop: get ``(path, password)``, answer ``("ok", document)`` or ``("error", reason)``.
+    """Child loop: get ``(path, password)``, answer ``("part", part)`` for each part of the
+    document, the last being its :class:`DocumentEnd`, or ``("error", reason)`` (possibly after
+    some parts).
 
     Requests come on stdin and answers go out on the original stdout; ``sys.stdout`` is pointed at
     stderr so a stray print from a library cannot corrupt the answers.
@@ -46,14 +61,16 @@ def serve(memory_bytes: int, parent: int) -> None:
         except EOFError:
             return
         try:
-            answer: tuple[str, object] = ("ok", load_document(Path(path), password))
+            for part in stream_document(Path(path), password):
+                answers.send(("part", part))
+            continue
         except DocumentLoadError as error:
-            answer = ("error", str(error))
+            reason = str(error)
         except MemoryError:
-            answer = ("error", f"needs more than {memory_bytes // 2**20} MB to parse; skipped")
+            reason = f"needs more than {memory_bytes // 2**20} MB to parse; skipped"
         except Exception as error:  # any parser bug is this file's problem, not the ingest's
-            answer = ("error", f"parser failed: {type(error).__name__}: {error}")
-        answers.send(answer)
+            reason = f"parser failed: {type(error).__name__}: {error}"
+        answers.send(("error", reason))
 
 
 def _die_with(parent: int) -> None:
@@ -108,28 +125,50 @@ class ParseWorker:
         return self._requests, self._answers
 
     def parse(self, path: Path, password: str | None = None) -> ExtractedDocument:
-        """Parse ``path``; raise :class:`DocumentLoadError` with the reason when it cannot be."""
-        if self._requests is None or self._answers is None:
-            self._start()
-        assert self._requests is not None and self._answers is not None
+        """Parse ``path`` whole; raise :class:`DocumentLoadError` saying why when it cannot be."""
+        return collect(self.stream(path, password))
+
+    def stream(
+        self, path: Path, password: str | None = None
+    ) -> Generator[DocumentPart, None, None]:
+        """The parts of ``path`` as the child sends them (see :data:`rag.loaders.DocumentPart`).
+
+        ``timeout_s`` bounds the time spent waiting for the child, summed over the parts: time
+        the caller spends on a part is not the parser's. Abandoning the stream before its end
+        stops the child, which would otherwise go on sending.
+        """
+        requests, answers = self._connections()
+        finished = False
+        waited = 0.0
         try:
-            self._requests.send((str(path), password))
-            if not self._answers.poll(self.timeout_s):
-                self._stop()
-                raise DocumentLoadError(
-                    f"parsing took longer than {self.timeout_s:g} s; skipped (see parse_timeout_s)"
-                )
-            status, payload = self._answers.recv()
+            requests.send((str(path), password))
+            while not finished:
+                started = time.monotonic()
+                if not answers.poll(max(0.0, self.timeout_s - waited)):
+                    raise DocumentLoadError(
+                        f"parsing took longer than {self.timeout_s:g} s; skipped "
+                        "(see parse_timeout_s)"
+                    )
+                waited += time.monotonic() - started
+                status, payload = answers.recv()
+                if status != "part":
+                    finished = True
+                    raise DocumentLoadError(str(payload))
+                finished = isinstance(payload, DocumentEnd)
+                yield payload
         except (EOFError, BrokenPipeError, ConnectionResetError) as error:
             code = self._process.poll() if self._process else None
-            self._stop()
             raise DocumentLoadError(
                 f"the parser crashed on this file (exit code {code})"
             ) from error
-        if status == "ok":
-            assert isinstance(payload, ExtractedDocument)
-            return payload
-        raise DocumentLoadError(str(payload))
+        finally:
+            if not finished:
+                self._stop()
+
+    def _connections(self) -> tuple[Connection, Connection]:
+        if self._requests is None or self._answers is None:
+            return self._start()
+        return self._requests, self._answers
 
     def _stop(self) -> None:
         for connection in (self._requests, self._answers):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.chunker import chunk_document
+from rag.chunker import chunk_document, chunk_pages
 from rag.embedder import Embedder
 from rag.loaders import ExtractedDocument, ExtractedPage, OutlineEntry
 
@@ -81,3 +81,27 @@ def test_chunking_is_deterministic(embedder: Embedder) -> None:
     first = chunk_document(document, embedder.token_offsets, 60, 15)
     second = chunk_document(document, embedder.token_offsets, 60, 15)
     assert first == second
+
+
+def test_a_page_given_in_parts_chunks_as_the_whole_page(embedder: Embedder) -> None:
+    """Streamed text comes as parts of one page cut at blank lines: the chunks are the same,
+    labels and outline headings included, and they come one by one."""
+    paragraphs = [f"{ENGLISH} Paragraph {n}." if n % 3 else CHINESE for n in range(24)]
+    pages = (
+        ExtractedPage(1, "\n\n".join(paragraphs[:12]), "i"),
+        ExtractedPage(2, "\n\n".join(paragraphs[12:]), "ii"),
+    )
+    outline = (OutlineEntry(1, "Preface"), OutlineEntry(2, "Part two"))
+    whole = chunk_document(
+        ExtractedDocument(pages, outline=outline), embedder.token_offsets, 60, 15
+    )
+    parts = [
+        ExtractedPage(page.number, "\n\n".join(paragraphs[start : start + 4]), page.label)
+        for page, first in zip(pages, (0, 12), strict=True)
+        for start in range(first, first + 12, 4)
+    ]
+    streamed = chunk_pages(iter(parts), outline, embedder.token_offsets, 60, 15)
+    assert next(streamed) == whole[0]
+    assert [whole[0], *streamed] == whole
+    assert {chunk.heading for chunk in whole} == {"Preface", "Part two"}
+    assert {chunk.page_label for chunk in whole} == {"i", "ii"}
