@@ -50,6 +50,9 @@ class Message:
     """The passages the answer cites."""
     evidence: list[Source] = field(default_factory=list)
     """Every passage the model was shown for this answer."""
+    thinking: str | None = None
+    """The model's thinking before this answer: never part of ``text``, so never searched,
+    cited or sent back to the model; shown folded."""
 
 
 @dataclass(frozen=True)
@@ -372,19 +375,22 @@ class ConversationStore:
         timings: Timings | None,
         evidence: Sequence[Source],
         cited: Sequence[int],
+        thinking: str | None = None,
     ) -> None:
-        """Write the final answer, its usage and the passages it was shown and cites."""
+        """Write the final answer, its usage and the passages it was shown and cites, and the
+        model's thinking (apart from the answer)."""
         cited_numbers = set(cited)
         with self._write() as conn:
             conn.execute(
                 "UPDATE messages SET text = ?, incomplete = ?, grounded = ?, usage = ?,"
-                " timings = ? WHERE id = ?",
+                " timings = ?, thinking = ? WHERE id = ?",
                 (
                     text,
                     int(incomplete),
                     int(grounded),
                     json.dumps(asdict(usage)) if usage else None,
                     json.dumps(asdict(timings)) if timings else None,
+                    thinking or None,
                     int(message_id),
                 ),
             )
@@ -455,6 +461,7 @@ def _message_from_row(row: sqlite3.Row, evidence: list[tuple[Source, bool]]) -> 
         searched_query=row["searched_query"],
         sources=[source for source, cited in evidence if cited],
         evidence=[source for source, _ in evidence],
+        thinking=row["thinking"],
     )
 
 

@@ -54,6 +54,15 @@ def _message_markdown(message: Message) -> list[str]:
         return lines
     by = f" ({message.model})" if message.model else ""
     lines = [f"## Assistant{by} · {timestamp(message.created_at)}", ""]
+    if message.thinking:
+        lines += [
+            "<details><summary>Thinking</summary>",
+            "",
+            message.thinking.strip(),
+            "",
+            "</details>",
+            "",
+        ]
     lines += [message.text.strip() or "*(no answer)*", ""]
     if message.incomplete:
         lines += ["*This answer is incomplete (stopped, failed or cut off).*", ""]

@@ -99,9 +99,16 @@ def _create_message_search(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
 
 
+def _add_message_thinking(conn: sqlite3.Connection) -> None:
+    # The model's thinking before an answer, apart from its text: the text is what is shown as
+    # the answer, searched and sent back to the model; the thinking is only shown, folded.
+    conn.execute("ALTER TABLE messages ADD COLUMN thinking TEXT")
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_conversations", _create_conversations),
     ("002_message_search", _create_message_search),
+    ("003_message_thinking", _add_message_thinking),
 )
 
 

@@ -153,6 +153,7 @@ class ChatTurn:
                 timings=None,
                 evidence=self.evidence,
                 cited=cited_numbers(self.answer_text),
+                thinking=self.thinking_text,
             )
             self.answer_id = None
 
@@ -354,6 +355,7 @@ class ChatTurn:
             timings=done.timings,
             evidence=evidence,
             cited=cited_numbers(self.answer_text),
+            thinking=self.thinking_text,
         )
         yield AnswerFinished(
             conversation_id=self.conversation.id,

@@ -142,6 +142,7 @@ def test_a_database_from_an_older_version_is_brought_forward(db: Path) -> None:
 
     store = ConversationStore(db)
     assert store.get("old").messages[0].text == "an old question about loops"
+    assert store.get("old").messages[0].thinking is None  # the column added by 003
     store.add_user_message("old", "a new question about loops")
     assert len(store.get("old").messages) == 2
     assert [s.id for s in store.summaries("new question")] == ["old"]

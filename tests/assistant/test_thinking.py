@@ -37,6 +37,10 @@ def test_thinking_streams_apart_and_only_the_answer_is_kept_and_cited() -> None:
     stored = service.get_conversation(done.conversation_id).messages[-1]
     assert stored.text == done.answer and THOUGHT not in stored.text
     assert [source.number for source in stored.sources] == [1]
+    assert stored.thinking == done.thinking  # kept apart, to be shown folded
+    assert service.list_conversations("cite the first one") == []  # not searched
+    exported = service.export_conversation(done.conversation_id, "md")
+    assert f"<details><summary>Thinking</summary>\n\n{THOUGHT}\n\n</details>" in exported
 
     list(service.ask("And nested loops?", conversation_id=done.conversation_id))
     assert THOUGHT not in engine.prompts[-1]  # never in the next turn's history

@@ -252,6 +252,7 @@ class FakeService:
             timings=timings,
             evidence=evidence,
             cited=[s.number for s in cited],
+            thinking="".join(thought),
         )
         yield AnswerFinished(
             conversation_id,

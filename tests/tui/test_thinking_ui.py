@@ -39,3 +39,14 @@ async def test_ctrl_t_lets_the_model_think_and_shows_it_folded(fake_app: MiniCPM
         await pilot.press("ctrl+t")
         assert not chat(fake_app).think
         assert "thinking on" not in str(fake_app.screen.query_one(StatusBar).render())
+
+        conversation_id = chat(fake_app).conversation_id
+        assert conversation_id is not None
+        await chat(fake_app).open_conversation(conversation_id)  # reopened from the database
+        await pilot.pause()
+        answers = list(fake_app.screen.query(AnswerView))
+        assert not answers[0].query(ThinkingBlock)
+        reopened = answers[1].query_one(ThinkingBlock)
+        assert reopened.collapsed and reopened.title == "Thought"
+        assert "The passages say [2]" in str(reopened.query_one(".thinking-body").render())
+        assert answers[1].text == "".join(service.answer_tokens)

@@ -174,6 +174,7 @@ class ChatScreen(AppScreen):
                         incomplete=message.incomplete,
                         grounded=message.grounded,
                     ),
+                    message.thinking,
                 )
                 last_answer = message
         log.scroll_end(animate=False)

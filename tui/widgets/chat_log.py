@@ -49,10 +49,11 @@ class FrozenMarkdown(Static):
 class ThinkingBlock(Collapsible):
     """The model's thinking above its answer: folded, plain text, never part of the answer."""
 
-    def __init__(self) -> None:
-        self._body = Static("", classes="thinking-body", markup=False)
-        super().__init__(self._body, title="Thinking…", collapsed=True, classes="thinking")
-        self._parts: list[str] = []
+    def __init__(self, text: str = "") -> None:
+        self._body = Static(terminal_safe(text).strip(), classes="thinking-body", markup=False)
+        title = "Thought" if text else "Thinking…"
+        super().__init__(self._body, title=title, collapsed=True, classes="thinking")
+        self._parts: list[str] = [terminal_safe(text)]
 
     def append(self, fragment: str) -> None:
         self._parts.append(terminal_safe(fragment))
@@ -72,9 +73,10 @@ class AnswerView(Vertical):
 
     SEGMENT_CHARS = 2000
 
-    def __init__(self, text: str = "", note: str = "") -> None:
+    def __init__(self, text: str = "", note: str = "", thinking: str | None = None) -> None:
         super().__init__()
         self._initial_note = note
+        self._initial_thinking = thinking
         self._parts = [text]
         self._live: Markdown | None = None
         self._stream: MarkdownStream | None = None
@@ -88,6 +90,9 @@ class AnswerView(Vertical):
         return "".join(self._parts)
 
     def compose(self) -> ComposeResult:
+        if self._initial_thinking:
+            self._thinking = ThinkingBlock(self._initial_thinking)
+            yield self._thinking
         if self.text:
             yield FrozenMarkdown(self.text)
         yield Label(self._initial_note, classes="answer-note", markup=False)
@@ -193,7 +198,7 @@ class ChatLog(VerticalScroll):
         self.anchor()
         return answer
 
-    async def add_answer(self, text: str, note: str) -> AnswerView:
-        answer = AnswerView(text, note)
+    async def add_answer(self, text: str, note: str, thinking: str | None = None) -> AnswerView:
+        answer = AnswerView(text, note, thinking)
         await self.mount(answer)
         return answer
