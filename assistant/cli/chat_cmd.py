@@ -97,7 +97,7 @@ def _add_turn_options(parser: argparse.ArgumentParser) -> None:
         "--think",
         action="store_true",
         help="let a model with a thinking mode (MiniCPM4.1, MiniCPM5) think before it answers; "
-        "the thinking goes to stderr, apart from the answer, and is not saved",
+        "the thinking goes to stderr and is kept apart from the answer",
     )
 
 

@@ -25,7 +25,7 @@ Chat with your own documents through a local model. Nothing leaves this computer
 - **Ctrl+N** new conversation · **Ctrl+F** search conversations
 - **Ctrl+B / Ctrl+O** show or hide conversations / sources
 - **Ctrl+T** let the model think before it answers (MiniCPM4.1, MiniCPM5): the thinking is shown
-  folded above the answer and is not saved
+  folded above the answer, never as the answer
 - In the conversation list: **Enter** open, **F2** rename, **Delete** delete
 - In the sources panel: **Enter** read the whole passage, then **o** opens the file
 
