@@ -56,10 +56,8 @@ class ThinkingSplitter:
         """The pieces that ``text`` completes; a possible partial tag stays pending."""
         self._pending += text
         pieces: list[Piece] = []
-        while self._pending:
-            progressed = self._step(pieces)
-            if not progressed:
-                break
+        while self._pending and self._step(pieces):
+            pass
         return [piece for piece in pieces if piece.text]
 
     def finish(self) -> list[Piece]:
@@ -67,8 +65,8 @@ class ThinkingSplitter:
         rest, self._pending = self._pending, ""
         if self._state is _State.THINKING:
             return [Piece(rest, True)] if rest else []
-        if self._state is _State.START or self._state is _State.ANSWER:
-            return [Piece(rest, False)] if rest.strip() else []
+        if self._state in (_State.START, _State.ANSWER) and rest.strip():
+            return [Piece(rest, False)]
         return []
 
     def _step(self, pieces: list[Piece]) -> bool:
