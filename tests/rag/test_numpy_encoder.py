@@ -83,17 +83,73 @@ def test_another_bert_model_matches_too(
     assert float(np.abs(encoder.encode(texts) - reference(str(folder), texts)).max()) < TOLERANCE
 
 
-def test_chunking_offsets_match_the_transformers_tokenizer(pdf_corpus: Path) -> None:
+def _tiny_xlm_roberta(folder: Path, texts: list[str]) -> Path:
+    """An XLM-RoBERTa encoder (positions after the padding id, a SentencePiece Unigram
+    tokenizer trained on ``texts``, CLS pooling): the layout of bge-m3 and of e5's tokenizer."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from tokenizers import SentencePieceUnigramTokenizer
+    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
+
+    specials = {"bos_token": "<s>", "pad_token": "<pad>", "eos_token": "</s>"}
+    specials |= {"unk_token": "<unk>", "mask_token": "<mask>", "cls_token": "<s>"}
+    unigram = SentencePieceUnigramTokenizer()
+    unigram.train_from_iterator(
+        texts,
+        vocab_size=300,
+        special_tokens=list(dict.fromkeys(specials.values())),
+        unk_token="<unk>",
+    )
+    tokenizer = XLMRobertaTokenizerFast(
+        tokenizer_object=unigram._tokenizer, sep_token="</s>", **specials
+    )
+    torch.manual_seed(3)
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    base = folder.with_name(folder.name + "-base")
+    XLMRobertaModel(config).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    modules = [Transformer(str(base), max_seq_length=128), Pooling(32, pooling_mode="cls")]
+    SentenceTransformer(modules=modules, device="cpu").save(str(folder))
+    return folder
+
+
+def test_an_xlm_roberta_model_matches_too(
+    tmp_path: Path, pdf_corpus: Path, reference: Callable[[str, list[str]], np.ndarray]
+) -> None:
+    texts = _corpus_texts(pdf_corpus)
+    folder = _tiny_xlm_roberta(tmp_path / "xlmr", texts)
+    assert json.loads((folder / "config.json").read_text())["model_type"] == "xlm-roberta"
+    encoder = load_encoder(folder)
+    assert encoder is not None
+    sample = texts[:6] + texts[-4:]  # whole pages (truncated at 128) and short lines
+    assert float(np.abs(encoder.encode(sample) - reference(str(folder), sample)).max()) < TOLERANCE
+
+
+def test_chunking_offsets_match_the_transformers_tokenizer(
+    tmp_path: Path, pdf_corpus: Path
+) -> None:
     from transformers import AutoTokenizer
 
-    folder = resolve_model("all-MiniLM-L6-v2")
     texts = _corpus_texts(pdf_corpus)
-    expected = AutoTokenizer.from_pretrained(folder)(
-        texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-    )["offset_mapping"]
-    ours = Embedder("all-MiniLM-L6-v2").token_offsets(texts)
-    assert ours == [[(int(a), int(b)) for a, b in spans] for spans in expected]
-    assert max(len(spans) for spans in ours) > 256  # a whole page: no truncation when chunking
+    for folder in (
+        resolve_model("all-MiniLM-L6-v2"),
+        str(_tiny_xlm_roberta(tmp_path / "x", texts)),
+    ):
+        expected = AutoTokenizer.from_pretrained(folder)(
+            texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )["offset_mapping"]
+        ours = Embedder(folder).token_offsets(texts)
+        assert ours == [[(int(a), int(b)) for a, b in spans] for spans in expected], folder
+        assert max(len(spans) for spans in ours) > 256  # a whole page: chunking truncates nothing
 
 
 def test_a_layout_it_does_not_reproduce_is_left_to_sentence_transformers(tmp_path: Path) -> None:
