@@ -135,7 +135,7 @@ class CatalogEntry:
             if file is not None
         ]
         return self.sha256 is not None or (
-            bool(revisions) and all(_COMMIT.fullmatch(revision) for revision in revisions)
+            bool(revisions) and all(is_commit(revision) for revision in revisions)
         )
 
     @property
@@ -145,6 +145,13 @@ class CatalogEntry:
 
 _GB = 1_000_000_000
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def is_commit(revision: str) -> bool:
+    """A full commit hash, which names one exact tree (a branch like ``main`` moves)."""
+    return bool(_COMMIT.fullmatch(revision))
+
+
 _OPENBMB_README = "OpenBMB/MiniCPM README.md (2026-09)"
 _MANIFESTS = "public download manifests pairing file, size and sha256"
 

@@ -23,7 +23,14 @@ from rich.table import Table
 from assistant.cli import embedder_cmd, scan_cmd
 from assistant.cli.context import CliContext
 from assistant.display import plain, terminal_safe, to_json
-from models.catalog import CATALOG, DEMO_ENTRY, MINICPM_HINT, CatalogEntry, find_entry
+from models.catalog import (
+    CATALOG,
+    DEMO_ENTRY,
+    MINICPM_HINT,
+    CatalogEntry,
+    find_entry,
+    is_commit,
+)
 from models.embedders import find_embedder
 from models.gguf_info import format_count, read_gguf_info
 from models.store import LocalModel, ModelStore
@@ -293,7 +300,18 @@ def _verification(entry: CatalogEntry) -> str:
     lines = [f"    {'Checked:':<14}{'; '.join(entry.verified_from)}"]
     if entry.unverified:
         lines.append(f"    {'Unverified:':<14}{', '.join(entry.unverified)}")
-    if not entry.pinned:
+    if not entry.pullable:
+        return "\n".join(lines)
+    pins = [f"sha256 {entry.sha256[:12]}…"] if entry.sha256 else []
+    for hub, file, revision in (
+        ("Hugging Face", entry.hf_file, entry.hf_revision),
+        ("ModelScope", entry.modelscope_file, entry.modelscope_revision),
+    ):
+        if file is not None and is_commit(revision):
+            pins.append(f"{hub} commit {revision[:12]}")
+    if entry.pinned:
+        lines.append(f"    {'Pinned:':<14}{', '.join(pins)}")
+    else:
         lines.append(f"    {'Not pinned:':<14}follows the hub's moving revision")
     return "\n".join(lines)
 

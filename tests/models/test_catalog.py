@@ -54,6 +54,7 @@ def test_models_list_shows_what_could_not_be_verified(capsys: pytest.CaptureFixt
     block = out[out.index("  minicpm4-8b\n") :]
     block = block[: block.index("  minicpm3-4b\n")]
     assert "Unverified:" in block and "hf_file" in block and "Not pinned:" in block
+    assert "Pinned:       sha256 ec2d58016400…, Hugging Face commit 2079a22f3bea" in out
 
 
 def test_models_info_says_whether_a_gguf_can_think(
