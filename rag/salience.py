@@ -7,26 +7,30 @@ correct answer must be about, so that the library can check that the documents m
 
 - English: capitalised words that do not start the question (names: "Tallahassee", "Arnold",
   "Palmer"); acronyms; anything with a digit of three or more characters (years, models such as
-  PA-22-150 or "Cessna 182", registrations, NCT numbers); quoted phrases;
+  PA-22-150 or "Cessna 182", registrations, NCT numbers); months with their year ("July 2008");
+  quoted phrases;
 - Chinese: names of people, places, organisations and other proper nouns as jieba's
   part-of-speech tagger marks them, Latin words and numbers in the question, quoted phrases.
 
 Two kinds, judged differently by :meth:`rag.library.Library.judge`: an *identifier* (a number, a
-model, a code, a quoted phrase) is written the same way wherever it appears, so its absence is
-proof; a *name* may be written another way ("Florida" for "FL", "Mexican" for "Mexico"), so names
-only count towards how much of the question a document covers. The extraction is deliberately
+model, a code, a quoted phrase, a period) is written the same way wherever it appears, so its
+absence is proof; a *name* may be written another way ("FL" for "Florida", "Mexico" for
+"Mexican": :mod:`rag.aliases`), so a name is only missing when no other form of it is there
+either. The extraction is deliberately
 narrow: a term missed only means the score threshold decides, while a common word taken for a
 name would refuse answerable questions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rag import aliases
 from rag.relevance import mainly_cjk
 
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{2,60})[\"“”]|《([^》]{1,40})》|「([^」]{1,40})」")
@@ -48,8 +52,9 @@ _COMMON_CAPITALISED = frozenset(
 )
 """Capitalised words that say nothing about *which* subject (question words, titles, and month
 and day names, which documents mostly write as numbers)."""
-_MODEL_NUMBER = re.compile(r"^\d{2,5}[A-Za-z]?$")
-"""``182``, ``172S``, ``737``: a model number, one identifier with the name before it."""
+_MODEL_NUMBER = re.compile(r"^(?!(?:1[89]|20)\d\d$)\d{2,5}[A-Za-z]?$")
+"""``182``, ``172S``, ``737``: a model number, one identifier with the name before it (not a
+year: "Keaton's 1928 film" is Keaton and 1928)."""
 _SHORT_NUMBER = re.compile(r"^\d{1,2}$")
 _LOWER_WORD = re.compile(r"(?<![\w-])[a-z]{6,}(?![\w-])")
 _RARE_PIECES = 3
@@ -64,36 +69,58 @@ class Term:
     text: str
     identifier: bool
     """Written the same way wherever it appears (number, model, code, quote), unlike a name."""
+    run: str = ""
+    """For a name, the question's capitalised words around it ("New Hampshire" for
+    "Hampshire"), which an abbreviation in a document stands for."""
+    month: int = 0
+    year: int = 0
+    """For a period ("July 2008"), which documents write in many ways (7/12/2008)."""
 
 
 def salient_terms(question: str) -> list[Term]:
-    """The question's salient terms, in order of appearance, unique (case-insensitive)."""
+    """The question's salient terms (quotes, then periods, then the rest in order of
+    appearance), unique (case-insensitive)."""
     terms = [
         Term(next(group for group in match.groups() if group), True)
         for match in _QUOTED.finditer(question)
     ]
     unquoted = _QUOTED.sub(" ", question)
-    terms += _chinese_terms(unquoted) if mainly_cjk(unquoted) else _english_terms(unquoted)
+    if mainly_cjk(unquoted):
+        terms += _chinese_terms(unquoted)
+    else:
+        for text, month, year in aliases.periods(unquoted):
+            terms.append(Term(text, True, month=month, year=year))
+            unquoted = unquoted.replace(text, " ", 1)
+        terms += _english_terms(unquoted)
     unique: dict[str, Term] = {}
     for term in terms:
         cleaned = term.text.strip(_TRIM + " ")
         if cleaned and cleaned.lower() not in unique:
-            unique[cleaned.lower()] = Term(cleaned, term.identifier)
+            unique[cleaned.lower()] = dataclasses.replace(term, text=cleaned)
     return list(unique.values())
 
 
 def _english_terms(question: str) -> list[Term]:
     terms: list[Term] = []
     for sentence in re.split(r"(?<=[.?!])\s+", question):
-        words = [match.group().strip(_TRIM) for match in _WORD.finditer(sentence)]
+        matches = list(_WORD.finditer(sentence))
+        words = [match.group().strip(_TRIM) for match in matches]
+        pauses = [  # "Alton, New Hampshire" are two places, "RIAA's Hilary Rosen" two names
+            sentence[match.end() : match.end() + 1] in (",", ";", ":")
+            or _possessive(words[position]) != words[position]
+            for position, match in enumerate(matches)
+        ]
         previous_name: str | None = None
+        run: list[int] = []  # positions in ``terms`` of the names written one after another
         for position, word in enumerate(words):
             if not _is_salient_word(word, first=position == 0):
                 previous_name = None
+                run = _close_run(terms, run)
                 continue
             word = _possessive(word)
             if not _HAS_DIGIT.search(word):
                 terms.append(Term(word, False))
+                run.append(len(terms) - 1)
                 previous_name = word
             elif previous_name is not None and _MODEL_NUMBER.match(word):
                 terms[-1] = Term(f"{previous_name} {word}", True)  # "Cessna 182"
@@ -101,7 +128,18 @@ def _english_terms(question: str) -> list[Term]:
             else:
                 terms.append(Term(word, True))
                 previous_name = None
+            if terms[-1].identifier or pauses[position]:
+                run = _close_run(terms, run)
+        _close_run(terms, run)
     return terms
+
+
+def _close_run(terms: list[Term], run: list[int]) -> list[int]:
+    """Give each name of a run of names the run's words; an empty run to start the next."""
+    words = " ".join(terms[position].text for position in run)
+    for position in run:
+        terms[position] = dataclasses.replace(terms[position], run=words)
+    return []
 
 
 def rare_words(question: str, pieces: Callable[[str], int]) -> list[Term]:

@@ -15,7 +15,11 @@ from rag.salience import salient_terms
             "What happened to the Piper PA-22-150 on approach to Tallahassee, Florida?",
             ["Piper", "PA-22-150*", "Tallahassee", "Florida"],
         ),
-        ("Why did the Cessna 182 lose power in December 2007?", ["Cessna 182*", "2007*"]),
+        ("Why did the Cessna 182 lose power in December 2007?", ["December 2007*", "Cessna 182*"]),
+        (
+            "According to Lessig, what was Buster Keaton's 1928 film?",
+            ["Lessig", "Buster", "Keaton", "1928*"],
+        ),
         (
             "Where did the RV-8 crash at Arnold Palmer Regional Airport land?",
             ["RV-8*", "Arnold", "Palmer", "Regional", "Airport"],
@@ -37,3 +41,31 @@ def test_chinese_names_and_quoted_titles_are_salient() -> None:
     quoted = salient_terms("《刺客信条：幻景》什么时候发售？")
     assert [(t.text, t.identifier) for t in quoted] == [("刺客信条：幻景", True)]
     assert salient_terms("这种疗法有什么副作用？") == []
+
+
+def test_a_month_with_its_year_is_one_period() -> None:
+    """Documents write dates many ways (12/08/2007), so the month and year are kept together
+    for the judge to look for in any of them, not as the bare year."""
+    periods = [
+        t for t in salient_terms("What happened on 16 November 2007 and in Dec. 2008?") if t.month
+    ]
+    assert [(t.text, t.month, t.year, t.identifier) for t in periods] == [
+        ("16 November 2007", 11, 2007, True),
+        ("Dec. 2008", 12, 2008, True),
+    ]
+
+
+def test_names_know_the_names_written_next_to_them() -> None:
+    """ "NH" abbreviates "New Hampshire", not "Hampshire"; a comma or a possessive ends a run."""
+    runs = {
+        t.text: t.run
+        for t in salient_terms("Did the RIAA's Hilary Rosen fly to Alton, New Hampshire?")
+    }
+    assert runs == {
+        "RIAA": "RIAA",
+        "Hilary": "Hilary Rosen",
+        "Rosen": "Hilary Rosen",
+        "Alton": "Alton",
+        "New": "New Hampshire",
+        "Hampshire": "New Hampshire",
+    }

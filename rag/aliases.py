@@ -1,0 +1,126 @@
+"""Whether a document writes a question's name or period another way than the question does.
+
+The relevance judge (:meth:`rag.library.Library.judge`) refuses a question whose names the
+collection never mentions: "the Mooney that ground looped at Belen" asked of reports that know
+no Mooney is about another aircraft. But a name missing *as spelt* may still be there in
+another form, and refusing those would refuse answerable questions. Documents commonly write:
+
+- an abbreviation: "NH" for "New Hampshire" (the initials of its words), "Muscle Shoals, AL"
+  for "Alabama" (the letters of an upper-case word appear in the name in order, starting with
+  its first; a few letters stand for too many things to count unless written after a comma,
+  the way places are);
+- another form of the word: "Mexico" for "Mexican", "cGVHD" for "GVHD" (a long shared
+  beginning, or the name inside a longer word);
+- a date in numbers: "11/16/2007" or "2007-11-16" for "November 2007".
+
+These checks only ever *accept* a name that the literal search missed, so a loose match costs
+an answer that should have been refused, never a refusal of an answerable question.
+"""
+
+from __future__ import annotations
+
+import re
+
+MONTHS = (
+    "january february march april may june july august september october november december"
+).split()
+_MONTH_NUMBER = {name: number for number, name in enumerate(MONTHS, start=1)}
+_MONTH_NUMBER.update({name[:3]: number for name, number in list(_MONTH_NUMBER.items())})
+_MONTH_NUMBER["sept"] = 9
+PERIOD = re.compile(
+    r"\b(?P<month>" + "|".join(sorted(_MONTH_NUMBER, key=len, reverse=True)) + r")\.?"
+    r"(?:\s+\d{1,2}(?:st|nd|rd|th)?,?)?\s+(?P<year>(?:19|20)\d{2})\b",
+    re.IGNORECASE,
+)
+"""A month with its year in a question: "July 2008", "November 16, 2007", "Dec. 2007"."""
+_DAY_MONTH_YEAR = re.compile(
+    r"\b\d{1,2}(?:st|nd|rd|th)?\s+(?P<month>"
+    + "|".join(sorted(_MONTH_NUMBER, key=len, reverse=True))
+    + r")\.?,?\s+(?P<year>(?:19|20)\d{2})\b",
+    re.IGNORECASE,
+)
+"""The same written day first: "16 November 2007"."""
+_ABBREVIATION = re.compile(r"\b[A-Z]{2,5}\b")
+_WORD = re.compile(r"[^\W\d_]{4,}")
+_SHARED_START = 5
+_ENDING = 3
+
+
+def month_number(name: str) -> int:
+    """The month a name or abbreviation stands for (``"Nov"`` → 11); 0 when it is none."""
+    return _MONTH_NUMBER.get(name.lower().rstrip("."), 0)
+
+
+def periods(question: str) -> list[tuple[str, int, int]]:
+    """The months with years a question names, as (its words, month, year), in order."""
+    matches = [*_DAY_MONTH_YEAR.finditer(question), *PERIOD.finditer(question)]
+    taken: list[re.Match[str]] = []
+    for match in matches:  # "16 November 2007" once, not again as "November 2007"
+        if all(match.end() <= other.start() or match.start() >= other.end() for other in taken):
+            taken.append(match)
+    taken.sort(key=lambda match: match.start())
+    return [(match.group(), month_number(match["month"]), int(match["year"])) for match in taken]
+
+
+def period_in(month: int, year: int, text: str) -> bool:
+    """Whether ``text`` dates something in that month: by name ("July 2008", "12 Jul 2008") or
+    in numbers (7/12/2008, 12.07.2008, 2008-07-12, 2008年7月)."""
+    names = "|".join(name for name, number in _MONTH_NUMBER.items() if number == month)
+    by_name = (
+        rf"\b(?:{names})\.?(?:\s+\d{{1,2}}(?:st|nd|rd|th)?,?)?\s+{year}\b"
+        rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{names})\.?,?\s+{year}\b"
+    )
+    if re.search(by_name, text, re.IGNORECASE):
+        return True
+    m = rf"0?{month}"
+    by_number = (
+        rf"(?<!\d){m}[/.-]\d{{1,2}}[/.-]{year}(?!\d)"  # month first: 7/12/2008
+        rf"|(?<!\d)\d{{1,2}}[/.-]{m}[/.-]{year}(?!\d)"  # day first: 12.07.2008
+        rf"|(?<!\d){year}[/.-]{m}(?:[/.-]\d{{1,2}})?(?!\d)"  # 2008-07-12, 2008-07
+        rf"|{year}\s*年\s*{m}\s*月"
+    )
+    return re.search(by_number, text) is not None
+
+
+def name_in(name: str, run: str, text: str) -> bool:
+    """Whether ``text`` writes the name otherwise: as an abbreviation of ``run`` (the question's
+    capitalised words around the name, "New Hampshire" for "Hampshire"), as another form of the
+    word, or inside a longer word. Lower-case technical words have no abbreviations."""
+    lower = name.lower()
+    words = re.findall(r"[a-z]+", run.lower())
+    letters = "".join(words)
+    abbreviations = _ABBREVIATION.findall(text) if name[:1].isupper() else []
+    for abbreviation in set(abbreviations):
+        short = abbreviation.lower()
+        if not _abbreviates(short, letters) or lower[0] not in short:
+            continue
+        if len(words) > 1 and all(word[0] in short for word in words):
+            return True  # initials: "NH" for "New Hampshire"
+        if re.search(rf",\s*{abbreviation}\b", text):
+            return True  # "Tallahassee, FL": letters alone stand for too many things
+    for word in set(_WORD.findall(text.lower())):
+        if word != lower and (lower in word or _shares_start(word, lower)):
+            return True
+    return False
+
+
+def _abbreviates(abbreviation: str, letters: str) -> bool:
+    """The abbreviation's letters occur in ``letters`` in order, the first one first."""
+    if not letters or abbreviation[0] != letters[0]:
+        return False
+    position = 1
+    for char in abbreviation[1:]:
+        position = letters.find(char, position) + 1
+        if position == 0:
+            return False
+    return True
+
+
+def _shares_start(word: str, name: str) -> bool:
+    """Two forms of one word: "mexican" and "mexico" share all but their endings."""
+    shared = 0
+    for a, b in zip(word, name, strict=False):
+        if a != b:
+            break
+        shared += 1
+    return shared >= _SHARED_START and max(len(word), len(name)) - shared <= _ENDING

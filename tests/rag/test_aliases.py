@@ -1,0 +1,74 @@
+"""Other forms of a question's names and periods that documents use, which the relevance judge
+accepts where the literal search found nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.aliases import name_in, period_in, periods
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Date & Time: 11/16/2007, 1730 EST",
+        "on 16.11.2007 the aircraft",
+        "Report date 2007-11-16.",
+        "In November 2007 the pilot",
+        "on Nov. 16, 2007, about",
+        "on 16 November 2007",
+        "2007年11月16日",
+    ],
+)
+def test_a_month_is_found_however_the_date_is_written(text: str) -> None:
+    assert period_in(11, 2007, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Date & Time: 12/16/2007",  # another month
+        "on 11/16/2008",  # another year
+        "In November the pilot, in 2007 the owner",  # month and year apart
+        "serial 111/16/20071",  # digits of something else
+    ],
+)
+def test_another_month_or_year_is_not_that_period(text: str) -> None:
+    assert not period_in(11, 2007, text)
+
+
+def test_periods_of_a_question_in_order_without_overlaps() -> None:
+    assert periods("Between 3 March 2008 and July 2008, or on August 5, 2009?") == [
+        ("3 March 2008", 3, 2008),
+        ("July 2008", 7, 2008),
+        ("August 5, 2009", 8, 2009),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "run", "text"),
+    [
+        ("Alabama", "Alabama", "Location: Muscle Shoals, AL Accident Number"),
+        ("Hampshire", "New Hampshire", "near Alton NH on a frozen lake"),
+        ("Mexican", "Mexican", "near Arteaga, Mexico"),
+        ("GVHD", "GVHD", "patients with oral cGVHD"),
+        ("Guatemala", "Guatemala", "the Guatemalan authorities"),
+    ],
+)
+def test_abbreviations_and_other_forms_of_a_name(name: str, run: str, text: str) -> None:
+    assert name_in(name, run, text)
+
+
+@pytest.mark.parametrize(
+    ("name", "run", "text"),
+    [
+        ("Barbados", "Barbados", "the BD landing gear and the BGI tower"),  # letters, no comma
+        ("Mooney", "Mooney", "a Piper PA-28 near Belen, NM"),
+        ("Metallica", "Metallica", "a metal propeller"),  # endings too different
+        ("carfilzomib", "carfilzomib", "complete response (CR), partial response, CR"),
+        ("Alabama", "Alabama", "Alabama was not written this way"),  # the same spelling
+    ],
+)
+def test_letters_and_look_alikes_that_are_not_the_name(name: str, run: str, text: str) -> None:
+    """The same spelling is for the literal search to find; here only *other* forms count."""
+    assert not name_in(name, run, text)
