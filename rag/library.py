@@ -8,11 +8,12 @@ own manifest connection, so a UI can search from one worker while another ingest
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rag import relevance, salience
+from rag import aliases, relevance, salience
 from rag.chroma_server import connect, machine_id
 from rag.config import LibraryConfig, StoreConfig
 from rag.embedder import Embedder, resolve_model
@@ -45,6 +46,16 @@ NAME_COVERAGE = 0.5
 """Share of a question's salient terms (rarity-weighted) its best document must mention."""
 COVERS_SHOWN = 5
 """Document titles named when a refusal says what the collection does cover."""
+
+
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def _written(term: salience.Term, text: str) -> bool:
+    """Whether ``text`` holds a period or a name the literal search missed, in another form."""
+    if term.month:
+        return aliases.period_in(term.month, term.year, text)
+    return aliases.name_in(term.text, term.run or term.text, text)
 
 
 class Library:
@@ -321,40 +332,59 @@ class Library:
         """A refusal when the documents found are not about what the question names.
 
         An identifier (number, model, code, quote) that the collection never mentions refuses,
-        and so does a question whose identifiers no one document found holds together ("the
-        Houston accident in 2008" when the Houston report is of 2007). Names may be spelt another
-        way, so they only count towards coverage, and so do technical words the collection never
-        uses (``salience.rare_words``): that document must also hold at least
-        :data:`NAME_COVERAGE` of the question's terms, each weighted by its rarity (idf).
+        and so does a question whose identifiers and periods no one document found holds
+        together ("the Houston accident in July 2008" when the Houston report is of December
+        2007). A name or technical word (``salience.rare_words``) the collection never spells
+        the question's way must be there in another form (:mod:`rag.aliases`: "AL" for
+        "Alabama"), in that same document; other names may be spelt another way, so they only
+        count towards coverage: the document must also hold at least :data:`NAME_COVERAGE` of
+        the question's terms, each weighted by its rarity (idf).
         """
         found = sorted({hit.content_hash for hit in hits if hit.content_hash})
         keywords = self.keywords
         terms = salience.salient_terms(query)
-        frequency = {term: keywords.passages_mentioning(collection, term.text) for term in terms}
+        frequency = {
+            term: keywords.passages_mentioning(
+                collection, str(term.year) if term.month else term.text
+            )
+            for term in terms
+        }
         pieces = lambda word: len(self.embedder.token_offsets([word])[0])  # noqa: E731
         for word in salience.rare_words(query, pieces):
             if keywords.passages_mentioning(collection, word.text) == 0:
-                terms.append(word)  # a technical word the collection never uses
+                terms.append(word)  # a technical word the collection never spells this way
                 frequency[word] = 0
         if not terms or not found:
             return None
         nowhere = [term.text for term in terms if term.identifier and frequency[term] == 0]
         if nowhere:
             return self._refusal(collection, tuple(nowhere), mentioned_nowhere=True)
+        written_otherwise = [
+            term
+            for term in terms
+            if term.month or (frequency[term] == 0 and _LATIN.search(term.text))
+        ]
         holders = {
-            term: keywords.contents_mentioning(collection, term.text, found) for term in terms
+            term: keywords.contents_mentioning(collection, term.text, found)
+            for term in terms
+            if term not in written_otherwise
         }
+        if written_otherwise:
+            texts = {content: self._content_text(collection, content) for content in found}
+            for term in written_otherwise:
+                holders[term] = {content for content, text in texts.items() if _written(term, text)}
+        required = [term for term in terms if term.identifier or term in written_otherwise]
         total = self.manifest.chunk_count(collection)
         weight = {term: relevance.idf(frequency[term], total) for term in terms}
         whole = sum(weight.values())
 
         def coverage(content: str) -> tuple[bool, float]:
-            identifiers = all(content in holders[t] for t in terms if t.identifier)
-            return identifiers, sum(w for t, w in weight.items() if content in holders[t])
+            complete = all(content in holders[term] for term in required)
+            return complete, sum(w for term, w in weight.items() if content in holders[term])
 
         best = max(found, key=coverage)
-        has_identifiers, covered = coverage(best)
-        if has_identifiers and (whole <= 0 or covered / whole >= NAME_COVERAGE):
+        complete, covered = coverage(best)
+        if complete and (whole <= 0 or covered / whole >= NAME_COVERAGE):
             return None
         missing = [term for term in terms if best not in holders[term]]
         return self._refusal(
@@ -362,6 +392,12 @@ class Library:
             tuple(term.text for term in missing),
             mentioned_nowhere=all(frequency[term] == 0 for term in missing),
         )
+
+    def _content_text(self, collection: str, content_hash: str) -> str:
+        """A document's passages with its identity, where other forms of a name are looked for."""
+        passages = self.manifest.passages(collection, content_hash)
+        identity = passages[0].identity if passages else ""
+        return "\n".join([identity, *(f"{row.heading_path or ''}\n{row.text}" for row in passages)])
 
     def _refusal(
         self, collection: str, missing: tuple[str, ...], *, mentioned_nowhere: bool = False

@@ -59,3 +59,27 @@ def test_a_company_absent_from_the_collection_is_refused(library: Library) -> No
     question = "How did Tesla's inventory change in 2007?"
     judgement = library.judge(library.search(question), question)
     assert not judgement.relevant and "Tesla" in judgement.missing
+
+
+def test_a_state_the_report_abbreviates_is_not_missing(library: Library) -> None:
+    """The report says "Tallahassee, FL", never "Florida"."""
+    question = "Why did the Piper PA-22-150 hit trees near Tallahassee, Florida?"
+    assert library.judge(library.search(question), question).relevant
+
+
+def test_a_month_is_matched_against_the_report_date_in_numbers(library: Library) -> None:
+    """The Tallahassee report is dated 12/08/2007: December 2007 is it, July 2008 is not."""
+    asked = "What did the Piper PA-22-150 hit near Tallahassee in December 2007?"
+    assert library.judge(library.search(asked), asked).relevant
+    other = "What did the Piper PA-22-150 hit near Tallahassee in July 2008?"
+    judgement = library.judge(library.search(other), other)
+    assert not judgement.relevant and judgement.missing == ("July 2008",)
+
+
+def test_an_aircraft_maker_the_reports_never_name_is_refused(library: Library) -> None:
+    """A name the collection never uses, in no other form either, is not a spelling question:
+    the Tallahassee report answers questions about its Piper, not about a Mooney."""
+    question = "What did the Mooney hit on final approach near Tallahassee?"
+    judgement = library.judge(library.search(question), question)
+    assert not judgement.relevant and judgement.missing == ("Mooney",)
+    assert judgement.mentioned_nowhere
