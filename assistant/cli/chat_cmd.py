@@ -167,14 +167,16 @@ class _ThinkingPrinter:
         self.err.write(text)
         self.err.flush()
 
-    def close(self, finished: AnswerFinished | None = None, asked: bool = False) -> None:
-        """End the block; say so when thinking was asked of a model that cannot."""
+    def close(self) -> None:
         if self.open:
             self.err.write(("\x1b[0m" if self.dim else "") + "\n(end of thinking)\n")
+            self.err.flush()
             self.open = False
-        if asked and finished is not None and not finished.thinking_mode:
-            print("(this model has no thinking mode; it answered directly)", file=self.err)
-        self.err.flush()
+
+
+def _say_if_it_could_not_think(finished: AnswerFinished | None, asked: bool) -> None:
+    if asked and finished is not None and not finished.thinking_mode:
+        print("(this model has no thinking mode; it answered directly)", file=sys.stderr)
 
 
 class _AnswerPrinter:
@@ -214,8 +216,10 @@ def _print_text(events: Iterator[ChatEvent], out: TextIO, think: bool = False) -
             out.write("\n")
             print(terminal_safe(f"{event.title}: {event.message}"), file=sys.stderr)
             return 1
-    thinking.close(finished, asked=think)
+    thinking.close()
     out.write("\n")
+    out.flush()
+    _say_if_it_could_not_think(finished, think)
     if finished is not None:
         _print_sources(finished, out)
     return 0
@@ -362,8 +366,10 @@ def _chat_answer(
             thinking.close()
             print(terminal_safe(f"\n{event.title}: {event.message}"), file=sys.stderr)
             return None, True
-    thinking.close(finished, asked=args.think)
+    thinking.close()
     sys.stdout.write("\n")
+    sys.stdout.flush()
+    _say_if_it_could_not_think(finished, args.think)
     if finished is not None:
         _print_sources(finished, sys.stdout)
     sys.stdout.flush()
