@@ -108,9 +108,10 @@ class Library:
 
     @property
     def store(self) -> VectorStore:
+        shared = self.shared
         with self._guard:
-            if self._store is None and self._shared is not None:
-                self._store = ServerVectorStore(self._shared)
+            if self._store is None and shared is not None:
+                self._store = ServerVectorStore(shared)
             elif self._store is None:
                 self._store = VectorStore(self.index_dir / "chroma", self._vectors_of)
             return self._store
