@@ -23,6 +23,7 @@ from rag.errors import ServerUnavailableError
 from rag.library import Library
 from rag.manifest import Manifest, PassageRow
 from rag.retriever import Methods
+from rag.shared import ServerVectorStore
 from rag.shared_manifest import SharedManifest
 from tests.chroma_server import ChromaServer, free_port
 from tests.conftest import REPO_ROOT
@@ -359,3 +360,7 @@ def test_server_keyword_ranking_equals_the_local_index(
         assert server.keywords.passages_mentioning("default", query) == (
             local.keywords.passages_mentioning("default", query)
         )
+
+
+def test_the_store_is_the_server_whatever_is_opened_first(shared: Make) -> None:
+    assert isinstance(shared("a").store, ServerVectorStore)
