@@ -1,6 +1,7 @@
 """``doctor``: is this installation able to answer questions, and how fast can it be?
 
 Checks Python, the llama.cpp build and its GPU backend, visible GPUs, the models on disk, the
+model server when answers come from one (its model, context length and chat template), the
 bundled embedding model and the storage locations. A failed check (something the app cannot work
 without) makes the exit code non-zero; warnings do not.
 """
@@ -20,7 +21,7 @@ from typing import Any, Literal
 from assistant.cli.context import CliContext
 from assistant.display import terminal_safe
 from models.catalog import DEMO_ENTRY, DEMO_PACKAGE, MINICPM_HINT
-from models.errors import ModelLoadError
+from models.errors import ModelError, ModelLoadError
 from models.gguf_info import read_gguf_info
 from models.store import ModelStore
 
@@ -49,6 +50,7 @@ def run_doctor(args: argparse.Namespace, context: CliContext) -> int:
         _python(),
         *_llama_and_hardware(),
         _models(context),
+        _answers(context),
         _embedding_model(),
         _storage(context),
     ]
@@ -146,6 +148,56 @@ def _models(context: CliContext) -> Check:
     )
 
 
+def _answers(context: CliContext) -> Check:
+    """Which engine writes the answers; a configured model server must answer (else fail)."""
+    config = context.settings.llm
+    if config.base_url is None:
+        return Check(
+            "Answers from",
+            "ok",
+            "llama.cpp in this process (set [llm] base_url to use a model server)",
+            {"backend": "llama.cpp"},
+        )
+    from models.server_engine import ServerEngine, template_kind
+
+    data: dict[str, Any] = {"backend": "server", "base_url": config.base_url}
+    try:
+        engine = ServerEngine.connect(config)
+    except ModelError as error:
+        return Check("Answers from", "fail", error.message, data)
+    try:
+        facts = engine.facts
+        context_from = {
+            "server": "reported by the server",
+            "configured": "[llm] context_length",
+            "default": "assumed: the server does not say; set [llm] context_length",
+        }[engine.context_source]
+        served = template_kind(facts.chat_template)
+        if engine.template.name != "server":
+            template = f"{engine.template.name}, rendered here"
+        elif served is not None:
+            template = f"the server's ({served})"
+        else:
+            template = "the server's (it does not show which)"
+        data |= {
+            "model": engine.model_id,
+            "models": list(facts.models),
+            "n_ctx": engine.n_ctx,
+            "context_source": engine.context_source,
+            "chat_template": served,
+            "tokenizer": facts.tokenizer,
+        }
+    finally:
+        engine.close()
+    counting = "estimated" if facts.tokenizer == "estimate" else "by the server"
+    detail = (
+        f"model server {config.base_url} answers: model {engine.model_id}, context "
+        f"{engine.n_ctx} tokens ({context_from}), chat template {template}, tokens counted "
+        f"{counting}"
+    )
+    return Check("Answers from", "ok", detail, data)
+
+
 def _embedding_model() -> Check:
     """The bundled all-MiniLM-L6-v2 files exist (checked on disk; the model is not loaded)."""
     try:
@@ -156,8 +208,9 @@ def _embedding_model() -> Check:
     weights = list(model_dir.glob("*.safetensors")) if model_dir.is_dir() else []
     if not weights:
         return Check("Embedding model", "fail", f"no weights under {model_dir}; reinstall it")
-    return Check("Embedding model", "ok", f"all-MiniLM-L6-v2 at {model_dir}",
-                 {"path": str(model_dir)})
+    return Check(
+        "Embedding model", "ok", f"all-MiniLM-L6-v2 at {model_dir}", {"path": str(model_dir)}
+    )
 
 
 def _storage(context: CliContext) -> Check:

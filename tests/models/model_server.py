@@ -55,7 +55,8 @@ class LlamaCppServer:
             "--host", "127.0.0.1",
             "--port", str(self.port),
             "--n_ctx", str(self.n_ctx),
-            "--n_threads", "2",
+            "--n_threads", "1",  # a second thread spinning on a busy 2-core machine is slower
+            "--logits_all", "false",  # its default keeps every prompt position's logits
             "--seed", "1",
         ]  # fmt: skip
         with self.log_path.open("ab") as log:

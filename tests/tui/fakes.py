@@ -51,6 +51,7 @@ class FakeStatus:
     total_layers: int = 40
     backend: str = "CPU"
     offload_reason: str = "no GPU backend"
+    server_url: str | None = None
 
 
 @dataclass(frozen=True)

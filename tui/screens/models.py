@@ -2,7 +2,8 @@
 model (loaded in the background) and the number of layers offloaded to the GPU; below it the
 embedding models, to download and to switch the current collection to (re-embedded in the
 background while its old index keeps answering), and, after a scan (s), the GGUFs other apps
-downloaded, to link and use without a copy."""
+downloaded, to link and use without a copy. With ``[llm] base_url`` set, the models the model
+server serves are listed beside the local ones and Enter switches to one."""
 
 from __future__ import annotations
 
@@ -79,11 +80,14 @@ class ModelsScreen(AppScreen):
         self.switching: str | None = None
         """The embedding model the current collection is being re-embedded with."""
         self._found: list[FoundModel] = []
+        self._server_models: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Label("", id="current-model")
         yield Label("Catalog", classes="panel-title")
         yield DataTable(id="catalog", cursor_type="row", zebra_stripes=True)
+        yield Label("", id="server-title", classes="panel-title", markup=False)
+        yield DataTable(id="server-models", cursor_type="row", zebra_stripes=True)
         yield Label(
             "Embedding models, for documents (Enter: switch the collection)", classes="panel-title"
         )
@@ -112,6 +116,7 @@ class ModelsScreen(AppScreen):
         found.add_columns("Model", "Architecture", "Quant", "Size", "App")
         for hidden in (found, self.query_one("#found-title")):
             hidden.display = False
+        self._start_server_list()
         layers = self.assistant_app.settings.engine.n_gpu_layers
         self.query_one("#gpu-layers", Input).value = str(layers)
         self.watch(self.app, "model_status", self._model_changed)
@@ -125,6 +130,7 @@ class ModelsScreen(AppScreen):
             text.append(f" · {app.model_activity}")
         self.query_one("#current-model", Label).update(text)
         self.refresh_catalog()
+        self._show_server_models(self._server_models)
 
     def refresh_catalog(self) -> None:
         table = self.query_one("#catalog", DataTable)
@@ -222,6 +228,51 @@ class ModelsScreen(AppScreen):
             self.notify(str(error), title="Bad value", severity="error")
             return
         self.assistant_app.set_gpu_layers(layers)
+
+    # Models on the model server ------------------------------------------------------------
+
+    def _start_server_list(self) -> None:
+        url = self.assistant_app.settings.llm.base_url
+        table = self.query_one("#server-models", DataTable)
+        table.add_columns("", "Model on the server")
+        title = self.query_one("#server-title", Label)
+        title.display = table.display = url is not None
+        if url is not None:
+            title.update(f"Model server {url} (Enter: use)")
+            self.list_server_models()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="server-models")
+    def list_server_models(self) -> None:
+        """Asks the server over the network, so it runs off the UI thread."""
+        try:
+            names = self.service.server_models()
+        except Exception as error:  # reported in the title, never fatal
+            message = failure(error)[1]
+            self.app.call_from_thread(
+                self.query_one("#server-title", Label).update, f"Model server: {message}"
+            )
+        else:
+            self.app.call_from_thread(self._show_server_models, names)
+
+    def _show_server_models(self, names: list[str]) -> None:
+        """``names`` are ``server:<id>``; ● marks the one answering now."""
+        self._server_models = names
+        table = self.query_one("#server-models", DataTable)
+        current = self.assistant_app.model_status
+        cursor = table.cursor_row
+        table.clear()
+        for name in names:
+            model_id = name.split(":", 1)[1]
+            in_use = current is not None and current.server_url and current.name == model_id
+            table.add_row("●" if in_use else "", plain(model_id, one_line=True), key=name)
+        if names:
+            table.move_cursor(row=min(cursor, len(names) - 1))
+
+    @on(DataTable.RowSelected, "#server-models")
+    def _use_server_model(self) -> None:
+        name = _cursor_key(self.query_one("#server-models", DataTable))
+        if name:
+            self.assistant_app.load_model(name)
 
     # Models of other apps --------------------------------------------------------------------
 

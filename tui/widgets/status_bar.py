@@ -16,15 +16,19 @@ if TYPE_CHECKING:
 
 
 def describe_model(status: ModelStatus | None) -> Text:
-    """``MiniCPM-2B (MiniCPM) · CPU 0/40 layers`` or why there is no model yet."""
+    """``MiniCPM-2B (MiniCPM) · CPU``, ``… · on http://gpu:8080/v1`` or why there is none yet."""
     if status is None:
         return Text("no model loaded", style="italic")
     kind = "MiniCPM" if status.is_minicpm else "offline demo model" if status.is_demo else "GGUF"
+    if status.server_url is not None and not status.is_minicpm:
+        kind = "model server"
     name = terminal_safe(status.name or Path(str(status.path)).name, one_line=True)
     text = Text()
     text.append(name, style="bold")
     text.append(f" ({kind})", style="bold red" if status.is_demo else "")
-    if status.n_gpu_layers:
+    if status.server_url is not None:
+        text.append(f" · on {terminal_safe(status.server_url, one_line=True)}")
+    elif status.n_gpu_layers:
         layers = f"{status.n_gpu_layers}/{status.total_layers}"
         text.append(f" · {status.backend} {layers} layers on GPU")
     else:

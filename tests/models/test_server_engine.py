@@ -1,0 +1,285 @@
+"""The OpenAI-compatible engine against a real llama-cpp-python server serving SmolLM2-135M:
+discovery, token counts, the server's chat template, streaming, stop strings, cancellation, and
+every way a server can fail (down, HTTP errors, a malformed stream; a restart mid-conversation
+is in ``tests/assistant/test_server_chat.py``)."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from models.config import EngineConfig, ServerConfig
+from models.errors import ModelNotFoundError
+from models.events import DoneEvent, TokenEvent
+from models.runtime import LlamaEngine
+from models.sampling import SamplingParams
+from models.server_client import ModelServerError
+from models.server_engine import (
+    ServerEngine,
+    ServerPrompt,
+    defuse_markers,
+    estimate_tokens,
+)
+from models.templates import ChatMessage
+from tests.fixtures_models import smollm2_gguf
+from tests.models.conftest import local
+from tests.models.model_server import (
+    SMOLLM2_ALIAS,
+    LlamaCppServer,
+    free_port,
+    smollm2_server,
+)
+
+__all__ = ["smollm2_server"]  # a fixture
+
+pytestmark = pytest.mark.slow
+
+NOTES = Path(__file__).parents[1] / "assistant" / "data"
+"""English and Chinese notes the chat tests index."""
+GREEDY = SamplingParams(max_tokens=24, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0)
+QUESTION = [
+    ChatMessage("system", "You answer in one short sentence."),
+    ChatMessage("user", "What is the capital of France?"),
+]
+
+
+@pytest.fixture(scope="module")
+def engine(smollm2_server: LlamaCppServer) -> Iterator[ServerEngine]:
+    engine = ServerEngine.connect(ServerConfig(base_url=smollm2_server.base_url))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def local_engine() -> Iterator[LlamaEngine]:
+    """The same GGUF in this process, for comparing token counts."""
+    engine = LlamaEngine.load(local(smollm2_gguf()), EngineConfig(max_context=2048))
+    yield engine
+    engine.close()
+
+
+def run(
+    engine: ServerEngine,
+    prompt: str,
+    params: SamplingParams = GREEDY,
+    cancel: threading.Event | None = None,
+) -> tuple[list[str], DoneEvent]:
+    events = list(engine.stream(prompt, params, cancel))
+    assert all(isinstance(event, TokenEvent) for event in events[:-1])
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    return [e.text for e in events[:-1] if isinstance(e, TokenEvent)], done
+
+
+def test_connect_learns_the_model_its_context_and_tokenizer(
+    engine: ServerEngine, smollm2_server: LlamaCppServer
+) -> None:
+    assert engine.model_id == SMOLLM2_ALIAS
+    assert engine.model.name == SMOLLM2_ALIAS and not engine.model.is_demo
+    assert engine.facts.tokenizer == "llama-cpp-python"
+    # llama-cpp-python's server does not report its context: the default (its own) is assumed
+    assert (engine.n_ctx, engine.context_source) == (2048, "default")
+    assert engine.offload.backend == "server" and smollm2_server.base_url in engine.offload.reason
+    capped = ServerEngine.connect(
+        ServerConfig(base_url=smollm2_server.base_url, context_length=1024)
+    )
+    assert (capped.n_ctx, capped.context_source) == (1024, "configured")
+    capped.close()
+
+
+def test_token_counts_are_the_models_own(engine: ServerEngine, local_engine: LlamaEngine) -> None:
+    for text in ["hello world", "Trace trees are recorded at loop headers.", "中秋节快乐", ""]:
+        assert engine.count_tokens(text) == local_engine.count_tokens(text)
+
+
+def test_the_server_applies_the_chat_template_that_is_counted(
+    engine: ServerEngine, smollm2_server: LlamaCppServer
+) -> None:
+    """The server's own prompt length for the messages equals the count of our rendering: the
+    server templates them as ChatML, the format SmolLM2 and MiniCPM3/4/5 use."""
+    prompt = engine.template.render(QUESTION)
+    assert isinstance(prompt, ServerPrompt) and prompt.messages == tuple(QUESTION)
+    reply = httpx.post(
+        f"{smollm2_server.base_url}/chat/completions",
+        json={"messages": [vars(m) for m in QUESTION], "max_tokens": 1},
+        timeout=60,
+    ).json()
+    assert reply["usage"]["prompt_tokens"] == engine.count_tokens(prompt)
+
+
+def test_streams_the_same_answer_the_server_gives_whole(
+    engine: ServerEngine, smollm2_server: LlamaCppServer
+) -> None:
+    pieces, done = run(engine, engine.template.render(QUESTION))
+    assert len(pieces) > 2 and "".join(pieces).strip()
+    whole = httpx.post(
+        f"{smollm2_server.base_url}/chat/completions",
+        json={
+            "messages": [vars(m) for m in QUESTION],
+            "max_tokens": GREEDY.max_tokens,
+            "temperature": 0.0,
+            "top_k": 1,
+            "stop": list(engine.template.stop),
+        },
+        timeout=60,
+    ).json()
+    assert "".join(pieces) == whole["choices"][0]["message"]["content"]
+    assert done.usage.prompt_tokens == engine.count_tokens(engine.template.render(QUESTION))
+    assert 0 < done.usage.completion_tokens <= GREEDY.max_tokens
+    assert done.stop_reason in ("stop", "length")
+    assert 0 < done.timings.ttft_s <= done.timings.total_s
+
+
+def test_a_stop_string_ends_the_answer_and_is_never_shown(engine: ServerEngine) -> None:
+    prompt = engine.template.render(QUESTION)
+    pieces, _ = run(engine, prompt)
+    full = "".join(pieces)
+    stop = next(p for p in pieces[2:] if p.strip())  # a later piece of the same greedy answer
+    cut, done = run(engine, prompt, GREEDY.with_overrides(stop=(stop,)))
+    assert "".join(cut) == full[: full.index(stop)]
+    assert done.stop_reason == "stop"
+
+
+def test_a_plain_prompt_is_a_completion_with_its_markers_defused(engine: ServerEngine) -> None:
+    pieces, done = run(engine, "The capital of France is", GREEDY.with_overrides(max_tokens=8))
+    assert pieces and done.usage.completion_tokens > 0
+    assert defuse_markers("a <|im_start|>system b <用户> </s>") == (
+        "a <\u200b|im_start|>system b <\u200b用户> <\u200b/s>"
+    )
+
+
+def test_cancel_mid_stream_stops_and_the_server_answers_the_next(engine: ServerEngine) -> None:
+    cancel = threading.Event()
+    received: list[str] = []
+    long_answer = GREEDY.with_overrides(max_tokens=400)
+    prompt = engine.template.render([ChatMessage("user", "Write a long story about a ship.")])
+    for event in engine.stream(prompt, long_answer, cancel):
+        if isinstance(event, TokenEvent):
+            received.append(event.text)
+            if len(received) == 3:
+                cancel.set()
+        else:
+            done = event
+    assert done.stop_reason == "cancelled"
+    assert len(received) <= 4 and done.usage.completion_tokens <= 4
+    pieces, after = run(engine, engine.template.render(QUESTION))
+    assert pieces and after.stop_reason in ("stop", "length")
+
+
+def test_cancel_while_the_server_reads_the_prompt(engine: ServerEngine) -> None:
+    long_question = "Summarise: " + " ".join(["the trace tree grows at each side exit"] * 60)
+    cancel = threading.Event()
+    timer = threading.Timer(0.2, cancel.set)
+    timer.start()
+    try:
+        _, done = run(
+            engine,
+            engine.template.render([ChatMessage("user", long_question)]),
+            GREEDY.with_overrides(max_tokens=400),
+            cancel,
+        )
+    finally:
+        timer.cancel()
+    assert done.stop_reason == "cancelled"
+
+
+def test_a_server_that_is_down_is_one_clear_error_naming_it() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(ModelServerError, match="cannot reach the model server at " + url):
+        ServerEngine.connect(ServerConfig(base_url=url))
+
+
+def test_an_unknown_model_names_the_ones_served(smollm2_server: LlamaCppServer) -> None:
+    config = ServerConfig(base_url=smollm2_server.base_url, model="minicpm4-8b")
+    with pytest.raises(ModelNotFoundError, match="'minicpm4-8b'.*serves smollm2"):
+        ServerEngine.connect(config)
+
+
+def test_a_url_without_v1_says_how_to_fix_it(smollm2_server: LlamaCppServer) -> None:
+    root = smollm2_server.base_url.removesuffix("/v1")
+    with pytest.raises(ModelServerError, match=r"HTTP 404.*ends in /v1"):
+        ServerEngine.connect(ServerConfig(base_url=root))
+
+
+def test_estimates_err_on_the_high_side(local_engine: LlamaEngine) -> None:
+    """For a server that cannot count, the estimate must not undercount real text."""
+    notes = "\n\n".join(path.read_text() for path in NOTES.glob("*.md"))
+    samples = [
+        "How does TraceMonkey start a trace tree? It records a loop when it becomes hot.",
+        "On 2024-01-15 the invoice INV-20931 totalled $1,482.50 for 37 items.",
+        "中秋节是中国的传统节日，人们在这一天赏月、吃月饼。",
+        *[paragraph for paragraph in notes.split("\n\n") if paragraph.strip()],
+    ]
+    for sample in samples:
+        assert estimate_tokens(sample) >= local_engine.count_tokens(sample), sample
+
+
+class _BadServer(http.server.BaseHTTPRequestHandler):
+    """Lists a model, then answers generation with whatever ``reply`` the test sets."""
+
+    reply: tuple[int, bytes] = (200, b"")
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self._send(200, b'{"data": [{"id": "broken"}]}', "application/json")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        status, body = self.reply
+        self._send(status, body, "text/event-stream" if status == 200 else "application/json")
+
+    def _send(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("content-type", kind)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def bad_server() -> Iterator[tuple[str, type[_BadServer]]]:
+    """A loopback HTTP server that misbehaves on purpose (what a real one only does rarely)."""
+
+    class Handler(_BadServer):
+        pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", Handler
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (
+            (500, b'{"error": {"message": "CUDA out of memory"}}'),
+            r"answered HTTP 500 \(CUDA out of memory\); the server failed",
+        ),
+        ((401, b'{"detail": "Invalid API key"}'), r"HTTP 401 .*set \[llm\] api_key"),
+        ((200, b"data: {not json\n\n"), "sent a malformed stream event"),
+        ((200, b'data: {"choices": [{"delta": {"content": "Hi"}}]}\n\n'), r"no \[DONE\]"),
+        ((200, b'data: {"error": {"message": "context full"}}\n\n'), "reported an error: context"),
+    ],
+)
+def test_server_failures_are_one_clear_error_naming_the_url(
+    bad_server: tuple[str, type[_BadServer]], reply: tuple[int, bytes], message: str
+) -> None:
+    url, handler = bad_server
+    engine = ServerEngine.connect(ServerConfig(base_url=url))
+    assert engine.facts.tokenizer == "estimate"  # it has no tokenizer endpoint
+    handler.reply = reply
+    with pytest.raises(ModelServerError, match=message) as failure:
+        run(engine, engine.template.render(QUESTION))
+    assert url in failure.value.message
+    engine.close()
