@@ -34,11 +34,19 @@ class LlamaCppServer:
     """One ``llama_cpp.server`` process serving ``model`` under ``alias`` on ``port``."""
 
     def __init__(
-        self, model: Path, log_dir: Path, *, alias: str = SMOLLM2_ALIAS, n_ctx: int = 2048
+        self,
+        model: Path,
+        log_dir: Path,
+        *,
+        alias: str = SMOLLM2_ALIAS,
+        n_ctx: int = 2048,
+        threads: int = 1,
     ) -> None:
         self.model = model
         self.alias = alias
         self.n_ctx = n_ctx
+        self.threads = threads
+        """One by default: a second thread spinning on a busy 2-core machine makes it slower."""
         self.port = free_port()
         self.log_path = log_dir / f"llama-server-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -46,6 +54,10 @@ class LlamaCppServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
         command = [
@@ -55,7 +67,7 @@ class LlamaCppServer:
             "--host", "127.0.0.1",
             "--port", str(self.port),
             "--n_ctx", str(self.n_ctx),
-            "--n_threads", "1",  # a second thread spinning on a busy 2-core machine is slower
+            "--n_threads", str(self.threads),
             "--logits_all", "false",  # its default keeps every prompt position's logits
             "--seed", "1",
         ]  # fmt: skip

@@ -283,3 +283,41 @@ def test_server_failures_are_one_clear_error_naming_the_url(
         run(engine, engine.template.render(QUESTION))
     assert url in failure.value.message
     engine.close()
+
+
+@pytest.fixture
+def minicpm2_server(model_files: dict[str, Path], tmp_path: Path) -> Iterator[LlamaCppServer]:
+    """A MiniCPM-2B-style GGUF (``<用户>``/``<AI>``, no chat template in the file) on the server."""
+    server = LlamaCppServer(model_files["q4_k_m"], tmp_path, alias="minicpm-2b-tiny")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_minicpm_2b_gguf_needs_its_template_rendered_here(
+    minicpm2_server: LlamaCppServer, model_files: dict[str, Path]
+) -> None:
+    """llama-cpp-python's server templates a GGUF without ``tokenizer.chat_template`` as Llama 2
+    chat, not MiniCPM's format; ``[llm] template = "minicpm2"`` sends MiniCPM's own prompt."""
+    url = minicpm2_server.base_url
+    local_engine = LlamaEngine.load(local(model_files["q4_k_m"]), EngineConfig())
+    minicpm_prompt = local_engine.template.render(QUESTION)
+    minicpm_tokens = local_engine.count_tokens(minicpm_prompt) + 1  # and BOS
+    local_engine.close()
+
+    def server_prompt_tokens(path: str, body: dict[str, object]) -> int:
+        reply = httpx.post(f"{url}/{path}", json=body | {"max_tokens": 1}, timeout=60)
+        return int(reply.json()["usage"]["prompt_tokens"])
+
+    as_served = server_prompt_tokens("chat/completions", {"messages": [vars(m) for m in QUESTION]})
+    assert as_served != minicpm_tokens  # the server's fallback format, not MiniCPM's
+    assert "fallback chat format: llama-2" in minicpm2_server.log_path.read_text()
+
+    engine = ServerEngine.connect(ServerConfig(base_url=url, template="minicpm2"))
+    prompt = engine.template.render(QUESTION)
+    assert not isinstance(prompt, ServerPrompt) and prompt == minicpm_prompt
+    assert server_prompt_tokens("completions", {"prompt": str(prompt)}) == minicpm_tokens
+    assert engine.count_tokens(prompt) + 1 == minicpm_tokens
+    _, done = run(engine, prompt, GREEDY.with_overrides(max_tokens=8))
+    assert done.usage.completion_tokens > 0
+    engine.close()
