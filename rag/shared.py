@@ -11,14 +11,17 @@ Per library collection, beside its vectors (:mod:`rag.store`, named by
   identity, its terms' total for BM25) and ``owner:<machine>:<hash>`` while a machine's documents
   reference that content. Its metadata records the collection's embedding model and prefixes.
 
-The write order extends the manifest's (:mod:`rag.manifest`): the local pending row, the vectors,
-the passages, the content and owner records, then the local commit. A crash before the local
-commit leaves the pending row, and recovery releases the content (:meth:`SharedIndex.release`):
-this machine's owner record goes, the content's records and vectors only when no other machine
-owns it. Ids come from the content hash and chunk number, so two machines storing the same file
-write the same records: nothing is duplicated. A machine whose content vanished all the same (its
-last other owner released it while it was storing) finds the record missing on its next ingest
-or search and stores it again (:meth:`rag.shared_manifest.SharedManifest.outdated_contents`).
+The write order extends the manifest's (:mod:`rag.manifest`): the local pending row, the
+vectors, the local commit, then the content is published (:meth:`SharedIndex.store_content`): its
+passages, its content record and this machine's owner record. Readers see only contents with a
+record, so a crash or a lost server at any point leaves nothing half-visible: before the local
+commit the pending row makes recovery release the content (:meth:`SharedIndex.release`: this
+machine's owner record goes, the records and vectors only when no other machine owns it); after
+it, the next ingest or search of this machine publishes what the server lacks
+(:meth:`rag.shared_manifest.SharedManifest.outdated_contents`). Ids come from the content hash and
+chunk number, so two machines storing the same file write the same records: nothing is
+duplicated. A content released by its last other owner while this machine stored it loses its
+vectors; publishing checks for them, and such a content is embedded again instead.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class SharedIndex:
         self.client, self.machine, self.url = client, machine, url
         self._handles: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._averages: dict[str, tuple[int, float]] = {}
 
     # server collections
 
@@ -283,6 +287,17 @@ class SharedIndex:
         }
         stored = {item.content_hash for item in self.contents(collection, _distinct(rows))}
         return {chunk: row for chunk, row in rows.items() if row.content_hash in stored}
+
+    def average_terms(self, collection: str, passages: int) -> float:
+        """Mean terms per passage (BM25's avgdl); read again when the passage count changes."""
+        cached = self._averages.get(collection)
+        if cached is None or cached[0] != passages:
+            stored = self.contents(collection)
+            chunks = sum(content.chunks for content in stored)
+            terms = sum(content.terms for content in stored)
+            cached = (passages, max(1.0, terms / chunks) if chunks else 1.0)
+            self._averages[collection] = cached
+        return cached[1]
 
     def content_passages(self, collection: str, content_hash: str) -> list[ChunkRow]:
         """Every passage of one fully stored content, in order."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rag import keyword
@@ -28,6 +29,8 @@ K1 = 1.2
 B = 0.75
 RESCORED = 200
 """Candidates scored exactly per search (or four times the limit when that is more)."""
+_PARALLEL_LOOKUPS = 8
+"""Terms looked up on the server at once: a query's latency is its slowest term's, not the sum."""
 
 Phrase = tuple[str, ...]
 
@@ -69,7 +72,9 @@ class ServerKeywords:
         if passages is None or not phrases:
             return []
         rows = int(passages.count())
-        holders = {phrase: self._holding(passages, _needle(phrase)) for phrase in phrases}
+        with ThreadPoolExecutor(max_workers=_PARALLEL_LOOKUPS) as pool:  # one request per term
+            looked_up = pool.map(lambda phrase: self._holding(passages, _needle(phrase)), phrases)
+            holders = dict(zip(phrases, looked_up, strict=True))
         weight = {phrase: idf(rows, len(ids)) for phrase, ids in holders.items()}
         bound: dict[str, float] = defaultdict(float)
         for phrase, ids in holders.items():
@@ -83,7 +88,7 @@ class ServerKeywords:
         if not shortlist:
             return []
         found = passages.get(ids=shortlist, include=["documents"])
-        average = self._average_length(collection)
+        average = self.shared.average_terms(collection, rows)
         scored: list[tuple[str, float]] = []
         for chunk, document in zip(found["ids"], found["documents"], strict=True):
             text, context = split_keyword_document(document or "")
@@ -131,11 +136,6 @@ class ServerKeywords:
     def _holding(passages: Any, needle: str) -> set[str]:
         found = passages.get(where_document={"$contains": needle}, include=[])
         return {str(chunk) for chunk in found["ids"]}
-
-    def _average_length(self, collection: str) -> float:
-        stored = self.shared.contents(collection)
-        chunks = sum(content.chunks for content in stored)
-        return max(1.0, sum(content.terms for content in stored) / chunks) if chunks else 1.0
 
 
 def keyword_prefix(content_hash: str) -> str:

@@ -4,7 +4,7 @@ This machine's documents, failures and pending writes stay in its SQLite manifes
 removal and crash recovery work as they do alone (:mod:`rag.manifest`). What a search, a
 refusal or another machine needs comes from the server (:class:`rag.shared.SharedIndex`): the
 collections and their embedding model, the passages, their documents' paths and titles. A
-content is written to the server before the local commit that records it.
+content is published on the server right after the local commit that records it.
 """
 
 from __future__ import annotations
