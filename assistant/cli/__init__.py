@@ -23,7 +23,14 @@ from assistant.settings import load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from assistant.cli import chat_cmd, doctor_cmd, download_cmd, library_cmd, models_cmd
+    from assistant.cli import (
+        chat_cmd,
+        doctor_cmd,
+        download_cmd,
+        library_cmd,
+        models_cmd,
+        serve_cmd,
+    )
 
     parser = argparse.ArgumentParser(
         prog="minicpm-assistant",
@@ -33,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_global_options(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (models_cmd, library_cmd, chat_cmd, doctor_cmd, download_cmd):
+    for module in (models_cmd, library_cmd, chat_cmd, serve_cmd, doctor_cmd, download_cmd):
         module.register(commands)
     for sub in _leaf_parsers(commands):
         _add_global_options(sub, defaults=False)
