@@ -378,9 +378,9 @@ def _discover(client: ServerClient, model_id: str, models: list[str], listing: A
     """Context length, template and tokenizer, from whichever endpoints this server has."""
     props = client.try_get(f"{client.root_url}/props")
     props = props if isinstance(props, dict) else {}
-    settings = props.get("default_generation_settings")
-    n_ctx = props.get("n_ctx") or (settings.get("n_ctx") if isinstance(settings, dict) else None)
-    n_ctx = n_ctx or _listed_max_len(listing, model_id)
+    settings = props.get("default_generation_settings")  # llama.cpp: the context of one slot
+    n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
+    n_ctx = n_ctx or props.get("n_ctx") or _listed_max_len(listing, model_id)
     if _tokenizes(client.try_post(f"{client.root_url}/tokenize", _tokenize_body("a", model_id))):
         tokenizer: Literal["llama.cpp", "llama-cpp-python", "estimate"] = "llama.cpp"
     elif client.try_post(f"{client.root_url}/extras/tokenize/count", {"input": "a"}) is not None:
