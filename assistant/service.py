@@ -14,12 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from assistant.config_file import save_setting
-from assistant.conversations import (
-    Conversation,
-    ConversationStore,
-    ConversationSummary,
-    Role,
-)
+from assistant.conversations import Conversation, ConversationStore, ConversationSummary, Role
 from assistant.embedders import (
     EmbedderRow,
     display_name,
@@ -40,14 +35,14 @@ from models.embedders import pull_embedder
 from models.engine import TextEngine
 from models.errors import ModelError
 from models.fetch import ProgressCallback
+from models.scan import FoundModel
+from models.scan import scan as scan_other_apps
 from models.server_engine import (
     SERVER_MODEL_PREFIX,
     ServerEngine,
     list_server_models,
     server_model_name,
 )
-from models.scan import FoundModel
-from models.scan import scan as scan_other_apps
 from models.store import LocalModel, ModelStore
 from rag.errors import CollectionNotFoundError
 from rag.library import Library
