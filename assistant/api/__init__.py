@@ -3,6 +3,7 @@
 Editors and other tools that speak OpenAI's chat API get answers from the user's library through
 the same pipeline as ``ask`` and ``chat`` (:meth:`assistant.service.AssistantService.ask`), with
 the passages in an extra ``sources`` field. Modules: ``errors`` (OpenAI's error shape),
-``requests`` (a request body into a turn), ``responses`` (events into completions and stream
-chunks), ``turns`` (one generation at a time), ``app`` (routes and guards), ``server`` (binding).
+``chat_request`` (a request body into a turn), ``chat_response`` (events into completions and
+stream chunks), ``turns`` (one generation at a time), ``app`` (routes and guards), ``server``
+(where it may listen, and uvicorn).
 """
