@@ -223,8 +223,13 @@ class _BadServer(http.server.BaseHTTPRequestHandler):
     """Lists a model, then answers generation with whatever ``reply`` the test sets."""
 
     reply: tuple[int, bytes] = (200, b"")
+    key: str | None = None
+    """The API key it wants, as llama.cpp's ``--api-key`` does."""
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if self.key is not None and self.headers.get("authorization") != f"Bearer {self.key}":
+            self._send(401, b'{"error": {"message": "Invalid API Key"}}', "application/json")
+            return
         self._send(200, b'{"data": [{"id": "broken"}]}', "application/json")
 
     def do_POST(self) -> None:  # noqa: N802
@@ -320,4 +325,18 @@ def test_a_minicpm_2b_gguf_needs_its_template_rendered_here(
     assert engine.count_tokens(prompt) + 1 == minicpm_tokens
     _, done = run(engine, prompt, GREEDY.with_overrides(max_tokens=8))
     assert done.usage.completion_tokens > 0
+    engine.close()
+
+
+def test_the_api_key_is_sent_and_a_wrong_one_says_which_setting(
+    bad_server: tuple[str, type[_BadServer]],
+) -> None:
+    url, handler = bad_server
+    handler.key = "s3cret"
+    with pytest.raises(
+        ModelServerError, match=r"HTTP 401 \(Invalid API Key\); set \[llm\] api_key"
+    ):
+        ServerEngine.connect(ServerConfig(base_url=url, api_key="wrong"))
+    engine = ServerEngine.connect(ServerConfig(base_url=url, api_key="s3cret"))
+    assert engine.model_id == "broken"
     engine.close()
