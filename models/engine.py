@@ -1,7 +1,8 @@
 """The one narrow interface the rest of the app uses to run a model.
 
-``assistant`` codes against :class:`TextEngine`; :class:`models.runtime.LlamaEngine` is the real
-implementation, and tests of the chat pipeline may pass a fake with the same shape.
+``assistant`` codes against :class:`TextEngine`; :class:`models.runtime.LlamaEngine` (llama.cpp in
+this process) and :class:`models.server_engine.ServerEngine` (an OpenAI-compatible model server)
+are the real implementations, and tests of the chat pipeline may pass a fake with the same shape.
 """
 
 from __future__ import annotations
