@@ -25,8 +25,9 @@ Array = npt.NDArray[np.float32]
 
 _MODULES = ("Transformer", "Pooling", "Normalize")
 """sentence-transformers module types (the last part of their class path) this reproduces."""
-_POSITION_OFFSET = {"bert": None, "xlm-roberta": "pad", "roberta": "pad"}
-"""How positions are numbered: from 0 (BERT), or after the padding id (RoBERTa's layout)."""
+_POSITIONS_AFTER_PADDING = {"bert": False, "xlm-roberta": True, "roberta": True}
+"""The model types reproduced, and whether their positions are numbered from 0 (BERT) or from
+after the padding id (RoBERTa's layout)."""
 _DTYPES = {"F32": np.float32, "F16": np.float16}
 _ERF_COEFFICIENTS = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592, 0.0)
 """Abramowitz & Stegun 7.1.26's polynomial in t, highest power first (for ``np.polyval``)."""
@@ -40,7 +41,7 @@ class _Shape:
     position_offset: int
     max_tokens: int
     pooling: str
-    """"mean" or "cls"."""
+    """Either "mean" or "cls"."""
     lower_case: bool
 
 
@@ -158,9 +159,9 @@ def _read_shape(folder: Path) -> _Shape | None:
     max_tokens = sentence.get("max_seq_length") or _json(folder / "tokenizer_config.json").get(
         "model_max_length"
     )
-    offset_kind = _POSITION_OFFSET.get(config.get("model_type", ""), "unknown")
+    after_padding = _POSITIONS_AFTER_PADDING.get(config.get("model_type", ""))
     if (
-        offset_kind == "unknown"
+        after_padding is None
         or config.get("hidden_act") != "gelu"
         or config.get("position_embedding_type") not in (None, "absolute")
         or pooling not in ("mean", "cls")
@@ -173,7 +174,7 @@ def _read_shape(folder: Path) -> _Shape | None:
         layers=int(config["num_hidden_layers"]),
         heads=int(config["num_attention_heads"]),
         eps=float(config.get("layer_norm_eps", 1e-12)),
-        position_offset=0 if offset_kind is None else int(config["pad_token_id"]) + 1,
+        position_offset=int(config["pad_token_id"]) + 1 if after_padding else 0,
         max_tokens=max_tokens,
         pooling=pooling,
         lower_case=bool(sentence.get("do_lower_case", False)),
@@ -181,7 +182,7 @@ def _read_shape(folder: Path) -> _Shape | None:
 
 
 def _pooling_mode(pooling: dict[str, Any]) -> str | None:
-    """ "mean", "cls", another single mode, or None for a combination of modes."""
+    """The one pooling mode ("mean", "cls", ...), legacy flags or not; None for several."""
     mode = pooling.get("pooling_mode")
     if mode is None:
         flags = [key for key, on in pooling.items() if key.startswith("pooling_mode_") and on]
