@@ -92,8 +92,13 @@ def search_roots(home: Path, env: Mapping[str, str]) -> list[tuple[str, Path]]:
     return [(app, root) for app, root in roots if root is not None]
 
 
-def ollama_root(home: Path, env: Mapping[str, str]) -> Path:
-    return Path(env["OLLAMA_MODELS"]) if env.get("OLLAMA_MODELS") else home / ".ollama" / "models"
+def ollama_roots(home: Path, env: Mapping[str, str]) -> list[Path]:
+    """Ollama's model stores: ``OLLAMA_MODELS``, else the user's, and on Linux the system
+    service's (its installer runs it as the ``ollama`` user)."""
+    if env.get("OLLAMA_MODELS"):
+        return [Path(env["OLLAMA_MODELS"])]
+    service = [Path("/usr/share/ollama/.ollama/models")] if sys.platform.startswith("linux") else []
+    return [home / ".ollama" / "models", *service]
 
 
 def scan(home: Path | None = None, env: Mapping[str, str] | None = None) -> list[FoundModel]:
@@ -109,7 +114,11 @@ def scan(home: Path | None = None, env: Mapping[str, str] | None = None) -> list
         for app, root in search_roots(home, env)
         for path in _gguf_files(root)
     ]
-    candidates += [("Ollama", path, name) for path, name in _ollama_models(ollama_root(home, env))]
+    candidates += [
+        ("Ollama", path, name)
+        for root in ollama_roots(home, env)
+        for path, name in _ollama_models(root)
+    ]
     for app, path, name in candidates:
         key = _real(path)
         if key not in found:
