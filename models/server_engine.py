@@ -148,7 +148,9 @@ class ServerFacts:
     """The server's chat template source, where it exposes it (llama.cpp's ``/props``)."""
     bos_token: str
     eos_token: str
-    tokenizer: Literal["llama.cpp", "llama-cpp-python", "estimate"]
+    tokenizer: Literal["/tokenize", "/extras/tokenize", "estimate"]
+    """Who counts tokens: ``/tokenize`` (llama.cpp, vLLM), ``/extras/tokenize``
+    (llama-cpp-python), or :func:`estimate_tokens`."""
 
 
 def template_kind(source: str | None) -> str | None:
@@ -310,7 +312,7 @@ class ServerEngine:
 
     def _server_count(self, text: str) -> int:
         root = self.client.root_url
-        if self.facts.tokenizer == "llama.cpp":
+        if self.facts.tokenizer == "/tokenize":
             reply = self.client.post(f"{root}/tokenize", _tokenize_body(text, self.model_id))
             return len(reply["tokens"])
         reply = self.client.post(
@@ -382,9 +384,9 @@ def _discover(client: ServerClient, model_id: str, models: list[str], listing: A
     n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
     n_ctx = n_ctx or props.get("n_ctx") or _listed_max_len(listing, model_id)
     if _tokenizes(client.try_post(f"{client.root_url}/tokenize", _tokenize_body("a", model_id))):
-        tokenizer: Literal["llama.cpp", "llama-cpp-python", "estimate"] = "llama.cpp"
+        tokenizer: Literal["/tokenize", "/extras/tokenize", "estimate"] = "/tokenize"
     elif client.try_post(f"{client.root_url}/extras/tokenize/count", {"input": "a"}) is not None:
-        tokenizer = "llama-cpp-python"
+        tokenizer = "/extras/tokenize"
     else:
         tokenizer = "estimate"
     template = props.get("chat_template")

@@ -165,7 +165,7 @@ def test_doctor_names_the_model_server_and_what_it_serves(
         "n_ctx": 2048,
         "context_source": "default",
         "chat_template": None,  # llama-cpp-python's server does not show its template
-        "tokenizer": "llama-cpp-python",
+        "tokenizer": "/extras/tokenize",
     }
 
 

@@ -68,6 +68,7 @@ class LlamaCppServer:
             "--port", str(self.port),
             "--n_ctx", str(self.n_ctx),
             "--n_threads", str(self.threads),
+            "--n_threads_batch", str(self.threads),  # its default is every core
             "--logits_all", "false",  # its default keeps every prompt position's logits
             "--seed", "1",
         ]  # fmt: skip

@@ -81,7 +81,7 @@ def test_connect_learns_the_model_its_context_and_tokenizer(
 ) -> None:
     assert engine.model_id == SMOLLM2_ALIAS
     assert engine.model.name == SMOLLM2_ALIAS and not engine.model.is_demo
-    assert engine.facts.tokenizer == "llama-cpp-python"
+    assert engine.facts.tokenizer == "/extras/tokenize"
     # llama-cpp-python's server does not report its context: the default (its own) is assumed
     assert (engine.n_ctx, engine.context_source) == (2048, "default")
     assert engine.offload.backend == "server" and smollm2_server.base_url in engine.offload.reason
