@@ -106,16 +106,16 @@ class _Routes:
                 collection=chat.collection,
                 document=chat.document,
                 allow_general=chat.allow_general,
+                think=chat.think,
             )
         )
         tracker = AnswerTracker(chat.collection)
         streaming = False
         try:
-            # up to the first answer text, so that a failure before it is an HTTP error status
-            opening = await _unless_disconnected(request, _until_text(turn, tracker))
+            opening = await _unless_disconnected(request, _first_output(turn, tracker))
             if opening is None:
                 return Response(status_code=499)  # nobody reads it: the client has gone
-            if tracker.failed is not None and not tracker.text:
+            if tracker.failed is not None:  # before anything was sent: an HTTP error status
                 raise _turn_error(tracker.failed)
             if chat.stream:
                 streaming = True
@@ -148,14 +148,14 @@ class _Routes:
         raise ApiError(404, message, code="model_not_found", param="model")
 
 
-async def _until_text(turn: RunningTurn, tracker: AnswerTracker) -> str:
-    """Events up to the first answer text (or the end); returns that text."""
+async def _first_output(turn: RunningTurn, tracker: AnswerTracker) -> dict[str, str]:
+    """Events up to the first answer or thinking text (or the end); returns its delta."""
     async for event in turn:
-        if text := tracker.add(event):
-            return text
+        if delta := tracker.add(event):
+            return delta
         if tracker.ended:
             break
-    return ""
+    return {}
 
 
 async def _until_end(turn: RunningTurn, tracker: AnswerTracker) -> bool:
@@ -165,15 +165,15 @@ async def _until_end(turn: RunningTurn, tracker: AnswerTracker) -> bool:
 
 
 async def _stream(
-    chat: ChatRequest, turn: RunningTurn, tracker: AnswerTracker, opening: str
+    chat: ChatRequest, turn: RunningTurn, tracker: AnswerTracker, opening: dict[str, str]
 ) -> AsyncIterator[str]:
     """Chunks of the answer as it is generated, then the sources; an error mid-answer is an
     ``error`` event, which ``openai`` raises as ``APIError``. Cancelled when the client goes."""
     try:
-        yield sse(tracker.chunk(opening, role=True))
+        yield sse(tracker.chunk({"role": "assistant", "content": "", **opening}))
         async for event in turn:
-            if text := tracker.add(event):
-                yield sse(tracker.chunk(text))
+            if delta := tracker.add(event):
+                yield sse(tracker.chunk(delta))
         if tracker.finished is not None:
             yield sse(tracker.last_chunk(tracker.finished))
             if chat.include_usage:

@@ -4,8 +4,9 @@ The client's ``messages`` are the conversation: its last user message is the que
 user and assistant messages before it are the history the pipeline rewrites follow-ups with.
 System and developer messages are left out: the pipeline writes its own instructions (answer from
 the passages, cite them, say when they do not cover the question), and a client's prompt must not
-turn that off. ``model`` names the collection to search (``GET /v1/models`` lists them); two
-fields of our own, ``document`` and ``allow_general``, match ``ask --doc`` and ``ask --general``.
+turn that off. ``model`` names the collection to search (``GET /v1/models`` lists them); fields
+of our own, ``document``, ``allow_general`` and ``think``, match ``ask --doc``, ``--general`` and
+``--think``.
 Sampling fields (``temperature``, ``max_tokens``, ...) are accepted and ignored: the settings
 decide them, as for ``ask``.
 """
@@ -46,6 +47,7 @@ class _Body(BaseModel):
     n: int = 1
     document: str | None = None
     allow_general: bool | None = None
+    think: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class ChatRequest:
     include_usage: bool
     document: str | None
     allow_general: bool | None
+    think: bool
+    """Let a model with a thinking mode think first (streamed as ``reasoning_content``)."""
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
@@ -96,6 +100,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         include_usage=parsed.stream_options is not None and parsed.stream_options.include_usage,
         document=parsed.document,
         allow_general=parsed.allow_general,
+        think=parsed.think,
     )
 
 

@@ -4,7 +4,8 @@ Beside OpenAI's fields a completion carries the library's: ``sources`` (the pass
 first, each with ``file``, ``page``, ``score``, ``text``, ``cited``), ``searched_query``,
 ``relevant``, ``grounded`` and, for a question the documents do not cover, ``not_mentioned`` and
 ``collection_covers``, as in ``ask --json``. A stream puts them in its last chunk, the one with
-``finish_reason``. Clients read them as extra fields (``completion.model_extra`` in ``openai``).
+``finish_reason``. A model's thinking (``think``) is ``reasoning_content`` in the message or the
+deltas, as vLLM sends it. Clients read these as extra fields (``model_extra`` in ``openai``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from assistant.events import (
     AnswerFinished,
     ChatEvent,
     RetrievalFinished,
+    ThinkingReceived,
     TokenReceived,
 )
 
@@ -38,19 +40,22 @@ class AnswerTracker:
         self.finished: AnswerFinished | None = None
         self.failed: AnswerFailed | None = None
 
-    def add(self, event: ChatEvent) -> str:
-        """Take ``event``; returns the answer text it adds (none of the leading whitespace)."""
+    def add(self, event: ChatEvent) -> dict[str, str]:
+        """Take ``event``; returns the stream delta it makes: answer text (none of the leading
+        whitespace) as ``content``, thinking as ``reasoning_content``, or nothing."""
         if isinstance(event, TokenReceived):
             piece = event.text if self.text else event.text.lstrip()
             self.text += piece
-            return piece
+            return {"content": piece} if piece else {}
+        if isinstance(event, ThinkingReceived):
+            return {"reasoning_content": event.text} if event.text else {}
         if isinstance(event, RetrievalFinished):
             self.retrieval = event
         elif isinstance(event, AnswerFinished):
             self.finished = event
         elif isinstance(event, AnswerFailed):
             self.failed = event
-        return ""
+        return {}
 
     @property
     def ended(self) -> bool:
@@ -62,7 +67,7 @@ class AnswerTracker:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": finished.answer.strip()},
+                    "message": _message(finished),
                     "finish_reason": _finish_reason(finished),
                     "logprobs": None,
                 }
@@ -71,9 +76,7 @@ class AnswerTracker:
             **self._library_fields(finished),
         }
 
-    def chunk(self, content: str, *, role: bool = False) -> dict[str, Any]:
-        delta: dict[str, Any] = {"role": "assistant"} if role else {}
-        delta["content"] = content
+    def chunk(self, delta: dict[str, str]) -> dict[str, Any]:
         return {
             **self._envelope("chat.completion.chunk"),
             "choices": [{"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}],
@@ -110,6 +113,13 @@ class AnswerTracker:
 def sse(data: dict[str, Any]) -> str:
     """One server-sent event; the JSON is on one line, every control character escaped."""
     return f"data: {to_json(data, indent=None)}\n\n"
+
+
+def _message(finished: AnswerFinished) -> dict[str, str]:
+    message = {"role": "assistant", "content": finished.answer.strip()}
+    if finished.thinking.strip():
+        message["reasoning_content"] = finished.thinking.strip()
+    return message
 
 
 def _finish_reason(finished: AnswerFinished) -> str:

@@ -35,6 +35,7 @@ class TurnRequest:
     collection: str
     document: str | None
     allow_general: bool | None
+    think: bool = False
 
 
 class _End:
@@ -138,6 +139,7 @@ class TurnQueue:
                 collection=request.collection,
                 document=request.document,
                 allow_general=request.allow_general,
+                think=request.think,
                 cancel=turn.cancel,
             )
             with closing(events):
