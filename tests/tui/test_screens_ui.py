@@ -96,7 +96,10 @@ async def welcome(pilot: Pilot[None], app: MiniCPMApp) -> FirstRunScreen:
 
     def shown() -> bool:
         screen = app.screen
-        return isinstance(screen, FirstRunScreen) and screen.query_one("#download").has_focus
+        # query, not query_one: the dialog may be pushed and not yet composed
+        return isinstance(screen, FirstRunScreen) and any(
+            choice.has_focus for choice in screen.query("#download")
+        )
 
     await wait_until(pilot, shown, what="the first-run dialog")
     return cast(FirstRunScreen, app.screen)
@@ -261,3 +264,24 @@ async def test_reindex_all_of_an_empty_collection_says_what_to_do(fake_app: Mini
         await pilot.pause()
         assert not library.ingesting and service.ingested == []
         assert "add a folder" in list(fake_app._notifications)[-1].message
+
+
+async def test_first_run_arrow_keys_move_between_the_choices(
+    new_user_app: MiniCPMApp, locations: Locations
+) -> None:
+    async with new_user_app.run_test(size=(100, 30)) as pilot:
+        dialog = await welcome(pilot, new_user_app)
+        await pilot.press("down")
+        assert dialog.query_one("#demo").has_focus
+        await pilot.press("down")
+        assert dialog.query_one("#first-run-gguf").has_focus
+        await pilot.press("up", "up")
+        assert dialog.query_one("#download").has_focus
+        await pilot.press("up")
+        assert dialog.query_one("#download").has_focus, "stays on the first choice"
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: not new_user_app.welcoming, what="the choice")
+        await pilot.pause()
+        assert new_user_app.current_mode == "chat", "continued on the demo model, no download"
+        assert isinstance(new_user_app.screen, ChatScreen)
+    assert (locations.data_dir / FIRST_RUN_MARKER).exists()

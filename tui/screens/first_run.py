@@ -26,7 +26,12 @@ class FirstRunChoice:
 
 
 class FirstRunScreen(ModalScreen[FirstRunChoice]):
-    BINDINGS = [Binding("escape", "demo", "Continue")]
+    BINDINGS = [
+        Binding("escape", "demo", "Continue"),
+        # Priority: the scroll box around the choices would otherwise take the arrows to scroll.
+        Binding("down", "move_choice(1)", "Next choice", show=False, priority=True),
+        Binding("up", "move_choice(-1)", "Previous choice", show=False, priority=True),
+    ]
 
     def __init__(
         self,
@@ -94,6 +99,15 @@ class FirstRunScreen(ModalScreen[FirstRunChoice]):
     def on_mount(self) -> None:
         """Focus the first choice: otherwise the scroll box has focus and Enter does nothing."""
         self.query(Button).first().focus()
+
+    def action_move_choice(self, step: int) -> None:
+        """Arrows move through the choices as Tab does, so Enter presses the one highlighted."""
+        choices = list(self.query("Button, PathInput"))
+        if self.focused not in choices:
+            choices[0].focus()
+            return
+        at = choices.index(self.focused) + step
+        choices[max(0, min(len(choices) - 1, at))].focus()
 
     @on(Button.Pressed, "#download")
     def _download(self) -> None:
