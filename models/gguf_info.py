@@ -107,6 +107,23 @@ class _HeaderReader:
     def string(self) -> bytes:
         return self.read(self.uint64())
 
+    def strings(self, count: int) -> list[bytes]:
+        """``count`` strings in a row, in one tight loop: a vocabulary has up to 262k pieces
+        (Gemma's), which :meth:`string` per piece took 0.6 s to read on every model load."""
+        read, left = self._stream.read, self._size - self._stream.tell()
+        length = struct.Struct("<Q").unpack
+        pieces = []
+        for _ in range(count):
+            head = read(8)
+            if len(head) != 8:
+                raise _Truncated
+            size = length(head)[0]
+            left -= 8 + size
+            if left < 0:
+                raise _Truncated
+            pieces.append(read(size))
+        return pieces
+
     def skip(self, size: int) -> None:
         self._stream.seek(size, 1)
 
@@ -211,7 +228,7 @@ def _read_string_array(reader: _HeaderReader) -> list[bytes]:
     if element_type != gguf.GGUFValueType.STRING:
         _skip_array(reader, element_type, count)
         return []
-    return [reader.string() for _ in range(count)]
+    return reader.strings(count)
 
 
 def _read_tensor_infos(

@@ -52,6 +52,23 @@ def test_truncated_file_is_named_with_the_reason(
         read_gguf_info(cut)
 
 
+def test_the_vocabulary_is_read_whole_and_a_cut_inside_it_is_named(
+    model_files: dict[str, Path], demo_model_path: Path, tmp_path: Path
+) -> None:
+    """The vocabulary is read in a loop of its own: every piece (Gemma 3 has 262,144), and a
+    file that ends inside it is a truncated GGUF, wherever it ends."""
+    assert read_gguf_info(demo_model_path).vocab_size == 262144
+    path = model_files["f32"]
+    tokens = gguf.GGUFReader(path).fields["tokenizer.ggml.tokens"]
+    assert read_gguf_info(path).vocab_size == len(tokens.data)
+    head = path.read_bytes()[: tokens.offset + sum(len(part) for part in tokens.parts)]
+    cut = tmp_path / "cut.gguf"
+    for end in range(tokens.offset + 16, len(head), max(1, (len(head) - tokens.offset) // 9)):
+        cut.write_bytes(head[:end])
+        with pytest.raises(ModelLoadError, match=r"truncated GGUF \(the header ends early"):
+            read_gguf_info(cut)
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [(b"", "not a GGUF file"), (b"%PDF-1.7 not a model", "not a GGUF file")],
