@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,8 @@ class StoredContent:
     path: str
     title: str | None
     identity: str
+    pages: int = 0
+    indexed_at: float = 0.0
 
 
 def keyword_document(text: str, context: str) -> tuple[str, int]:
@@ -183,6 +186,7 @@ class SharedIndex:
             "terms": terms,
             "path": path,
             "identity": identity,
+            "indexed_at": time.time(),
             **details,
         }
         owner = {"kind": "owner", "content_hash": content_hash, "machine": self.machine}
@@ -271,6 +275,8 @@ class SharedIndex:
                 str(meta["path"]),
                 None if meta.get("title") is None else str(meta["title"]),
                 str(meta.get("identity", "")),
+                int(meta.get("pages", 0)),
+                float(meta.get("indexed_at", 0.0)),
             )
             for meta in found["metadatas"]
         ]

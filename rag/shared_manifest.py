@@ -18,7 +18,7 @@ from rag.chunker import Chunk
 from rag.errors import LibraryError
 from rag.manifest import ChunkRow, DocumentRow, Manifest, PassageRow, PendingSwitch
 from rag.shared import SharedIndex
-from rag.types import EmbeddingSpec
+from rag.types import DocumentRecord, EmbeddingSpec
 
 _log = logging.getLogger(__name__)
 
@@ -155,6 +155,28 @@ class SharedManifest(Manifest):
             return local
         stored = self.shared.contents(collection, [content_hash])
         return stored[0].path if stored else None
+
+    def records(self, collection: str | None = None) -> list[DocumentRecord]:
+        """This machine's documents, then the contents only other machines hold (under the
+        path the first of them indexed it from)."""
+        records = super().records(collection)
+        for name in [collection] if collection is not None else self.collections():
+            local = self.content_hashes(name)
+            records += [
+                DocumentRecord(
+                    content.path,
+                    name,
+                    content.content_hash,
+                    content.pages,
+                    content.chunks,
+                    content.indexed_at,
+                    content.title,
+                    "ok (another machine's)",
+                )
+                for content in self.shared.contents(name)
+                if content.content_hash not in local
+            ]
+        return records
 
     def titles(self, collection: str) -> list[tuple[str, int]]:
         """As :meth:`Manifest.titles`, over every machine's contents."""

@@ -284,6 +284,8 @@ def test_two_machines_ingesting_at_once_share_one_library(shared: Make, folder: 
     ]
     c = shared("c")  # a machine that never ingested sees the collection and everything in it
     assert c.collections() == ["default"] and c.judge(c.search("PA-28 fuel"), "PA-28 fuel").relevant
+    listed = {Path(record.path).name: record.status for record in c.documents()}
+    assert listed == dict.fromkeys(TOPICS, "ok (another machine's)")
     both = names[1]
     a.remove_document(str(a_folder / both))  # B still has it: its passages stay
     assert _names(c, TOPICS[both].split("\n\n")[1], k=1) == [both]
