@@ -33,6 +33,14 @@ class EngineConfig(BaseModel):
     n_batch: int = Field(default=512, ge=32)
     """Tokens evaluated per batch during prefill."""
 
+    prompt_lookup: Literal["auto", "on", "off"] = "auto"
+    """Speculative decoding with drafts copied from the prompt (answers quoting their passages).
+
+    "auto" uses it where it measured faster, so far nowhere: on CPU a k-token step costs about
+    k single steps; on CUDA it was faster for some draft lengths, but kernels chosen by batch
+    size let greedy answers drift from plain decoding (on CPU they are token-identical). See
+    benchmarks/RESULTS.md."""
+
     seed: int = -1
     """Sampling seed; -1 picks a random one."""
 

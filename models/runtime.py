@@ -18,11 +18,13 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import llama_cpp
 
 from models.config import EngineConfig
+from models.decoding import DecodeStats, PrefillCancelled, TokenLoop
 from models.engine import OffloadInfo
 from models.errors import GenerationError, ModelLoadError
 from models.events import DoneEvent, GenerationEvent, Timings, TokenEvent, Usage
@@ -30,36 +32,24 @@ from models.gguf_info import GgufInfo, read_gguf_info
 from models.hardware import free_gpu_memory_bytes, gpu_backend, physical_cores
 from models.llama_logs import route_llama_logs
 from models.offload import check_memory, plan_offload
+from models.prefix_cache import PrefixCache, state_key
+from models.prompt_lookup import PromptLookup
+from models.sampler_chain import TokenSampler
 from models.sampling import SamplingParams
 from models.stops import StopFilter
 from models.store import LocalModel
-from models.templates import ChatMessage, ChatTemplate, Prompt, template_for_gguf
+from models.templates import ChatMessage, ChatTemplate, Content, Prompt, template_for_gguf
 
 log = logging.getLogger(__name__)
 
 LoadProgress = Callable[[float], None]
-
-
-class _PrefillCancelled(Exception):
-    pass
-
-
-class _CancelWatch:
-    """The running generation's cancel event, for llama.cpp's abort callback to read.
-
-    A separate object so the callback does not reference the ``Llama``: that cycle would leave
-    freeing its memory to the garbage collector instead of the moment it is dropped.
-    """
-
-    def __init__(self) -> None:
-        self.event: threading.Event | None = None
-
-    def requested(self, user_data: ctypes.c_void_p | None = None) -> bool:
-        return self.event is not None and self.event.is_set()
+DRAFT_TOKENS = 4
+"""Prompt-lookup draft length per decode step: of 4 and 8, the faster on CUDA
+(``benchmarks/prompt_lookup.py``)."""
 
 
 class _EngineLlama(llama_cpp.Llama):
-    """``Llama`` with load progress, a count of evaluated prompt tokens, and prefill cancellation.
+    """``Llama`` with load progress; generation itself runs on :class:`models.decoding.TokenLoop`.
 
     ``Llama.__init__`` assigns ``self.model_params`` and then loads; the property setter hooks
     the progress callback into those very params without touching any global state.
@@ -68,9 +58,6 @@ class _EngineLlama(llama_cpp.Llama):
     def __init__(self, *args: Any, load_progress: LoadProgress | None = None, **kwargs: Any):
         self._load_progress = load_progress
         self._progress_callback: Any = None
-        self.prompt_evaluated: int | None = None
-        self.cancel = _CancelWatch()
-        self._abort_callback = llama_cpp.ggml_abort_callback(self.cancel.requested)
         super().__init__(*args, **kwargs)
 
     @property
@@ -90,37 +77,6 @@ class _EngineLlama(llama_cpp.Llama):
             self._progress_callback = llama_cpp.llama_progress_callback(on_progress)
             params.progress_callback = self._progress_callback
 
-    def eval(self, tokens: Sequence[int]) -> None:
-        if self.prompt_evaluated is not None:  # decoding: one token, no need to abort within it
-            super().eval(tokens)
-            return
-        self.prompt_evaluated = 0  # a generate()'s first eval is the prompt (or its new suffix)
-        self._watch_for_cancel(True)
-        try:
-            for start in range(0, max(len(tokens), 1), self.n_batch):
-                if self.cancel.requested():
-                    raise _PrefillCancelled
-                batch = tokens[start : start + self.n_batch]
-                try:
-                    super().eval(batch)
-                except RuntimeError:
-                    if self.cancel.requested():  # llama_decode aborted: batch not kept
-                        raise _PrefillCancelled from None
-                    raise
-                self.prompt_evaluated += len(batch)
-        finally:
-            self._watch_for_cancel(False)
-
-    def _watch_for_cancel(self, watching: bool) -> None:
-        """Let llama.cpp abort a prefill batch mid-way (CPU backend) when cancel is set.
-
-        A 512-token batch takes ~30 s on a 2-core laptop, too long to wait for a cancel. The
-        callback runs between graph nodes and takes the GIL, so it is only installed for the
-        prompt, never for per-token decoding.
-        """
-        callback = self._abort_callback if watching else llama_cpp.ggml_abort_callback()
-        llama_cpp.llama_set_abort_callback(self._ctx.ctx, callback, None)
-
 
 class LlamaEngine:
     """A loaded GGUF behind the :class:`models.engine.TextEngine` interface."""
@@ -132,6 +88,7 @@ class LlamaEngine:
         info: GgufInfo,
         template: ChatTemplate,
         offload: OffloadInfo,
+        draft_tokens: int = 0,
     ) -> None:
         self.model = model
         self.info = info
@@ -142,8 +99,34 @@ class LlamaEngine:
         self.default_sampling = sampling.with_overrides(stop=template.stop)
         self._llm = llm
         self._markers = markup_user_tokens(llm, template)
+        self._vocab = llm._model.vocab
+        self._seed = llm._seed
+        self._pieces = PieceReader(self._vocab)
+        self.draft_tokens = draft_tokens if _can_drop_suffixes(llm) else 0
+        """Prompt-lookup draft length per decode step; 0 decodes one token at a time."""
+        self._loop = TokenLoop(
+            llm._ctx.ctx,
+            llama_cpp.llama_get_memory(llm._ctx.ctx),
+            n_ctx=self.n_ctx,
+            n_batch=llm.n_batch,
+            max_draft=self.draft_tokens,
+        )
+        params = llm.context_params
+        self._state_settings = {
+            "n_ctx": self.n_ctx,
+            "flash_attn": int(params.flash_attn_type),
+            "type_k": int(params.type_k),
+            "type_v": int(params.type_v),
+            "llama_cpp": llama_cpp.__version__,
+        }
+        """What a saved KV state depends on besides the model file and tokens."""
         self._busy = threading.Lock()
         self._closed = False
+
+    @property
+    def decode_stats(self) -> DecodeStats:
+        """Forward passes and drafts of the last generation."""
+        return self._loop.stats
 
     @classmethod
     def load(
@@ -182,7 +165,56 @@ class LlamaEngine:
         llm = _construct_with_fallback(settings, flash_attn=config.flash_attention)
         if progress is not None:
             progress(1.0)
-        return cls(model, llm, info, template, offload)
+        draft = DRAFT_TOKENS if config.prompt_lookup == "on" else 0  # "auto": see EngineConfig
+        return cls(model, llm, info, template, offload, draft_tokens=draft)
+
+    def prime_system_prompt(self, system: str, cache_dir: Path) -> bool:
+        """Put the system turn's KV in the cache: from ``cache_dir`` when saved before, else
+        computed now and saved. True when restored from disk.
+
+        Templates that fold the system prompt into the first user turn (no system role) have no
+        fixed prefix worth keeping; they are left alone.
+        """
+        self._refuse_if_closed()
+        tokens = self._system_prefix(system)
+        if tokens is None:
+            return False
+        cache = PrefixCache(cache_dir)
+        key = state_key(self.model.path, tokens, self._state_settings)
+        with self._busy:
+            saved = cache.load(key, tokens)
+            if saved is not None:
+                if self._loop.restore(tokens, saved):
+                    return True
+                cache.discard(key, "llama.cpp did not accept it")
+            self._loop.prefill(tokens, None)
+            cache.save(key, tokens, self._loop.snapshot())
+        return False
+
+    def _system_prefix(self, system: str) -> list[int] | None:
+        """The prompt tokens every turn starts with: through the last special token before the
+        first user message (tokens before a special token never depend on what follows it)."""
+        try:
+            probe = self.template.render([ChatMessage("system", system), ChatMessage("user", "q")])
+        except GenerationError:  # a template without a system role
+            return None
+        segments = probe.segments()
+        contents = [index for index, (_, is_content) in enumerate(segments) if is_content]
+        if len(contents) < 2 or segments[contents[0]][0] != system:
+            return None
+        parts = [Content(text) if is_content else text for text, is_content in segments]
+        through_system = prompt_tokens(
+            self._llm, Prompt(parts[: contents[0] + 1]), markers=self._markers
+        )
+        tokens = prompt_tokens(self._llm, Prompt(parts[: contents[1]]), markers=self._markers)
+        special = [
+            index
+            for index, token in enumerate(tokens)
+            if llama_cpp.llama_vocab_get_attr(self._vocab, token) & _SPECIAL
+        ]
+        if not special or special[-1] < len(through_system):  # no turn marker after the system
+            return None
+        return tokens[: special[-1] + 1]
 
     def count_tokens(self, text: str) -> int:
         self._refuse_if_closed()
@@ -212,6 +244,7 @@ class LlamaEngine:
         self._closed = True
         if self._busy.acquire(blocking=False):
             try:
+                self._loop.close()
                 self._llm.close()
             finally:
                 self._busy.release()
@@ -225,6 +258,8 @@ class LlamaEngine:
     ) -> Iterator[GenerationEvent]:
         started = time.perf_counter()
         tokens = prompt_tokens(self._llm, prompt, markers=self._markers)
+        if not tokens:
+            raise GenerationError("the prompt is empty")
         if len(tokens) >= self.n_ctx:
             raise GenerationError(
                 f"the prompt has {len(tokens)} tokens but the context holds {self.n_ctx}; "
@@ -233,33 +268,26 @@ class LlamaEngine:
         budget = min(params.max_tokens, self.n_ctx - len(tokens))
         stops = StopFilter(tuple(dict.fromkeys((*params.stop, *self.template.stop))))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        vocab = self._llm._model.vocab
-        self._llm.prompt_evaluated = None
-        self._llm.cancel.event = cancel
         first_token_at = last_token_at = first_text_at = None
-        generated = 0
+        generated = evaluated = 0
         hit_stop = False
         reason: Literal["stop", "length", "cancelled"] = "length"
-        tokens_out = self._llm.generate(
-            tokens,
-            top_k=params.top_k,
-            top_p=params.top_p,
-            min_p=params.min_p,
-            temp=params.temperature,
-            repeat_penalty=params.repeat_penalty,
-        )
+        sampler = TokenSampler(params, seed=self._seed, n_vocab=self._pieces.n_vocab)
+        lookup = PromptLookup(tokens, draft_tokens=self.draft_tokens) if self.draft_tokens else None
+        tokens_out = self._loop.generate(sampler, budget, lookup)
         try:
+            evaluated = self._loop.prefill(tokens, cancel)
             for token in tokens_out:
                 last_token_at = time.perf_counter()
                 first_token_at = first_token_at or last_token_at
                 if cancel is not None and cancel.is_set():
                     reason = "cancelled"
                     break
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
                     reason = "stop"
                     break
                 generated += 1
-                text, hit_stop = stops.feed(decoder.decode(token_piece(vocab, token)))
+                text, hit_stop = stops.feed(decoder.decode(self._pieces.read(token)))
                 if text:
                     first_text_at = first_text_at or time.perf_counter()
                     yield TokenEvent(text)
@@ -268,26 +296,31 @@ class LlamaEngine:
                     break
                 if generated >= budget:
                     break
-        except _PrefillCancelled:  # cancelled before the first token
+        except PrefillCancelled as cancelled:  # cancelled before the first token
+            evaluated = cancelled.evaluated
             reason = "cancelled"
-        except RuntimeError as error:
-            raise GenerationError(f"llama.cpp failed while generating ({error})") from None
         finally:
             tokens_out.close()
-            self._llm.cancel.event = None
+            sampler.close()
         if not hit_stop and (rest := stops.flush() + decoder.decode(b"", final=True)):
             first_text_at = first_text_at or time.perf_counter()
             yield TokenEvent(rest)
         finished = time.perf_counter()
-        evaluated = self._llm.prompt_evaluated or 0
         yield DoneEvent(
             usage=Usage(
                 prompt_tokens=len(tokens),
                 prompt_tokens_evaluated=evaluated,
                 completion_tokens=generated,
             ),
-            timings=_timings(started, first_token_at, last_token_at, first_text_at, finished,
-                             evaluated, generated),
+            timings=_timings(
+                started,
+                first_token_at,
+                last_token_at,
+                first_text_at,
+                finished,
+                evaluated,
+                generated,
+            ),
             stop_reason=reason,
         )
 
@@ -370,7 +403,8 @@ def _special_tokens_in(llm: llama_cpp.Llama, text: str) -> dict[str, tuple[int, 
         attr = llama_cpp.llama_vocab_get_attr(vocab, token)
         if attr & _SPECIAL:
             found[llama_cpp.llama_vocab_get_text(vocab, token).decode("utf-8", "replace")] = (
-                token, attr
+                token,
+                attr,
             )
     return found
 
@@ -389,18 +423,37 @@ def _broken(text: str, pieces: Sequence[str]) -> str:
 
 
 def token_piece(vocab: Any, token: int) -> bytes:
-    """The bytes of one generated token, however long.
+    """The bytes of one generated token, however long (see :class:`PieceReader`)."""
+    return PieceReader(vocab).read(token)
+
+
+class PieceReader:
+    """Token bytes through one reused buffer, grown when a piece does not fit.
 
     ``Llama.detokenize`` uses a 32-byte buffer and silently drops longer pieces (hundreds of
     Gemma's and MiniCPM's multi-character words), which would cut real text out of answers.
     """
-    size = 64
-    while True:
-        buffer = ctypes.create_string_buffer(size)
-        length = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, False)
-        if length >= 0:
-            return buffer.raw[:length]
-        size = -length
+
+    def __init__(self, vocab: Any) -> None:
+        self._vocab = vocab
+        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(vocab))
+        self._buffer = ctypes.create_string_buffer(64)
+
+    def read(self, token: int) -> bytes:
+        while True:
+            size = len(self._buffer)
+            length = llama_cpp.llama_token_to_piece(
+                self._vocab, token, self._buffer, size, 0, False
+            )
+            if length >= 0:
+                return self._buffer.raw[:length]
+            self._buffer = ctypes.create_string_buffer(-length)
+
+
+def _can_drop_suffixes(llm: llama_cpp.Llama) -> bool:
+    """Rejected drafts are removed from the cache: recurrent models' memory cannot do that."""
+    model = llm._model.model
+    return not (llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model))
 
 
 def _construct_with_fallback(settings: dict[str, Any], *, flash_attn: bool) -> _EngineLlama:
@@ -414,8 +467,9 @@ def _construct_with_fallback(settings: dict[str, Any], *, flash_attn: bool) -> _
             return _construct(settings, flash_attn=True)
         except _ContextRefused:  # this model/backend pair cannot do flash attention
             pass
-        log.warning("%s: flash attention unsupported here; loading without it",
-                    settings["model_path"])
+        log.warning(
+            "%s: flash attention unsupported here; loading without it", settings["model_path"]
+        )
     return _construct(settings, flash_attn=False)
 
 
