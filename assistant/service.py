@@ -27,6 +27,7 @@ from assistant.errors import UsageError
 from assistant.events import AnswerFailed, ChatEvent, TurnStarted
 from assistant.export import export_conversation
 from assistant.locations import Locations
+from assistant.prompting import PromptStyle, system_prompt
 from assistant.settings import Settings
 from assistant.turn import ChatTurn, TurnOptions
 from models.catalog import CATALOG, CatalogEntry
@@ -202,7 +203,11 @@ class AssistantService:
             return ServerEngine.connect(self.settings.llm, model_id or None)
         from models.runtime import LlamaEngine  # loads llama.cpp: only when a model is needed
 
-        return LlamaEngine.load(self._models.resolve(name_or_path), config, progress)
+        engine = LlamaEngine.load(self._models.resolve(name_or_path), config, progress)
+        # every prompt starts with the system turn: its KV comes from disk after the first load
+        system = system_prompt(PromptStyle.for_template(engine.template.name))
+        engine.prime_system_prompt(system, self.locations.cache_dir / "kv")
+        return engine
 
     def server_models(self) -> list[str]:
         """Names (``server:<id>``) of the models the configured server serves; [] with none
