@@ -50,6 +50,11 @@ from tests.fixtures_models import (  # noqa: E402
 SMALL_SHAPE = MiniCPMShape(
     n_embd=1024, n_layer=8, n_head=16, n_head_kv=16, n_ff=2816, n_vocab=32000, context_length=4096
 )
+MINICPM4_8B_SHAPE = MiniCPMShape(
+    n_embd=4096, n_layer=32, n_head=32, n_head_kv=2, n_ff=16384, n_vocab=73448, context_length=4096
+)
+"""MiniCPM4/4.1-8B's shapes (hidden 4096, 32 layers, 32 query and 2 key/value heads, FFN 16384,
+vocab 73448), with MiniCPM-2B's plain RoPE in place of LongRoPE (same cost per token)."""
 Clock = Callable[[], float]
 CLOCKS: dict[str, Clock] = {"wall": time.perf_counter, "cpu": time.process_time}
 """``cpu`` (process CPU time) measures work done, unaffected by other programs on a busy machine;
@@ -69,17 +74,24 @@ def main() -> int:
     args = parse_args()
     route_llama_logs()
     path = resolve_model(args)
+    if args.build_only:
+        print(path)
+        return 0
     configs = (
         [(layers, fa) for layers in (-1, 0) for fa in (True, False)]
         if args.matrix
         else [(args.n_gpu_layers, args.flash_attn == "on")]
     )
     print(f"# {path.name} ({path.stat().st_size / 1e9:.2f} GB) on {machine()}, {today()}")
-    print(f"# prompt {args.prompt_tokens} tokens, decode {args.gen_tokens} tokens, "
-          f"{args.repeats} interleaved repeats, median; {args.clock} clock, "
-          f"{args.threads or physical_cores()} threads")
-    print("| offload | flash attn | prefill engine | prefill bare | ratio | decode engine | "
-          "decode bare | ratio | decode / bandwidth bound |")
+    print(
+        f"# prompt {args.prompt_tokens} tokens, decode {args.gen_tokens} tokens, "
+        f"{args.repeats} interleaved repeats, median; {args.clock} clock, "
+        f"{args.threads or physical_cores()} threads"
+    )
+    print(
+        "| offload | flash attn | prefill engine | prefill bare | ratio | decode engine | "
+        "decode bare | ratio | decode / bandwidth bound |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for layers, flash in configs:
         engine_rates, bare_rates, offloaded = compare(path, args, layers, flash)
@@ -91,9 +103,9 @@ def main() -> int:
     return 0
 
 
-def compare(path: Path, args: argparse.Namespace, layers: int, flash: bool) -> tuple[
-    list[Rates], list[Rates], str
-]:
+def compare(
+    path: Path, args: argparse.Namespace, layers: int, flash: bool
+) -> tuple[list[Rates], list[Rates], str]:
     threads = args.threads or physical_cores()
     config = EngineConfig(
         n_gpu_layers="auto" if layers < 0 else layers,
@@ -102,6 +114,7 @@ def compare(path: Path, args: argparse.Namespace, layers: int, flash: bool) -> t
         flash_attention=flash,
         n_batch=512,
         seed=1,
+        prompt_lookup=args.prompt_lookup,
     )
     engine = LlamaEngine.load(ModelStore(path.parent).resolve(str(path)), config)
     bare = llama_cpp.Llama(
@@ -217,7 +230,10 @@ def resolve_model(args: argparse.Namespace) -> Path:
     if args.demo:
         return demo_gguf(work)
     shape, name = (
-        (MINICPM_2B_SHAPE, "minicpm-2b-shapes") if args.synthesize_minicpm_2b
+        (MINICPM_2B_SHAPE, "minicpm-2b-shapes")
+        if args.synthesize_minicpm_2b
+        else (MINICPM4_8B_SHAPE, "minicpm41-8b-shapes")
+        if args.synthesize_minicpm4_8b
         else (SMALL_SHAPE, "minicpm-small")
     )
     quantized = work / f"{name}-q4_k_m.gguf"
@@ -248,11 +264,27 @@ def parse_args() -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="path to a GGUF")
     source.add_argument("--demo", action="store_true", help="the offline Gemma 3 270M demo model")
-    source.add_argument("--synthesize-small", action="store_true",
-                        help="build a ~100M-parameter MiniCPM GGUF (Q4_K_M) with random weights")
-    source.add_argument("--synthesize-minicpm-2b", action="store_true",
-                        help="build a GGUF with MiniCPM-2B's exact shapes (Q4_K_M, random weights)")
+    source.add_argument(
+        "--synthesize-small",
+        action="store_true",
+        help="build a ~100M-parameter MiniCPM GGUF (Q4_K_M) with random weights",
+    )
+    source.add_argument(
+        "--synthesize-minicpm-2b",
+        action="store_true",
+        help="build a GGUF with MiniCPM-2B's exact shapes (Q4_K_M, random weights)",
+    )
+    source.add_argument(
+        "--synthesize-minicpm4-8b",
+        action="store_true",
+        help="build a GGUF with MiniCPM4.1-8B's shapes (Q4_K_M, random weights)",
+    )
     parser.add_argument("--out", help="directory for built models (default: a temp dir)")
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="build (or find) the model, print its path and stop",
+    )
     parser.add_argument("--prompt-tokens", type=int, default=512)
     parser.add_argument("--gen-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
@@ -260,12 +292,27 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--n-gpu-layers", type=int, default=-1, help="-1: auto (all if it fits)")
     parser.add_argument("--flash-attn", choices=("on", "off"), default="on")
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                        help="wall time, or process CPU time (robust on a busy machine)")
-    parser.add_argument("--matrix", action="store_true",
-                        help="GPU offload all vs CPU, flash attention on vs off")
-    parser.add_argument("--bandwidth-tbps", type=float, default=None,
-                        help="memory bandwidth (H100 SXM: 3.35) to report decode vs its bound")
+    parser.add_argument(
+        "--prompt-lookup",
+        choices=("auto", "on", "off"),
+        default="off",
+        help="the engine's speculative decoding (off: the plain loop's overhead)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall time, or process CPU time (robust on a busy machine)",
+    )
+    parser.add_argument(
+        "--matrix", action="store_true", help="GPU offload all vs CPU, flash attention on vs off"
+    )
+    parser.add_argument(
+        "--bandwidth-tbps",
+        type=float,
+        default=None,
+        help="memory bandwidth (H100 SXM: 3.35) to report decode vs its bound",
+    )
     return parser.parse_args()
 
 

@@ -1,0 +1,180 @@
+"""N chats at once against one ``llama-server`` with parallel slots, through the app's own client.
+
+Each chat is a thread with its own :class:`models.server_engine.ServerEngine` (the path the app
+takes with ``[llm] base_url``), a prompt of about ``--prompt-tokens`` tokens that no other chat
+and no earlier round shares (so the server's prompt cache does not help; each engine has counted
+its prompt's tokens before the round, as the app does while it builds a prompt), and
+``--gen-tokens`` tokens to generate. All chats of a round start together. ``--raw`` runs the same
+rounds through a bare httpx stream as well, to tell the client's share from the server's.
+Reported per round: aggregate tokens/s (all generated tokens
+over the round's wall time), per-chat decode tokens/s (first to last token) and time to first
+token, as medians over the chats.
+
+    python benchmarks/gpu/concurrent_chats.py --url http://127.0.0.1:8089/v1 --chats 1,4,8,16
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT))
+
+from models.config import ServerConfig  # noqa: E402
+from models.events import DoneEvent, TokenEvent  # noqa: E402
+from models.sampling import SamplingParams  # noqa: E402
+from models.server_engine import ServerEngine  # noqa: E402
+from models.templates import ChatMessage  # noqa: E402
+
+SENTENCE = (
+    "The committee reviewed the quarterly report, compared the figures with last year, "
+    "and asked the authors to explain the change in operating costs on page four. "
+)
+
+
+@dataclass(frozen=True)
+class Chat:
+    started: float
+    first_token: float
+    finished: float
+    tokens: int
+
+
+def main() -> int:
+    args = parse_args()
+    config = ServerConfig(base_url=args.url, timeout_s=600)
+    print(
+        f"# {args.prompt_tokens}-token prompts, {args.gen_tokens} generated tokens per chat, "
+        "through models.server_engine.ServerEngine"
+    )
+    print(
+        "| chats | aggregate tok/s | per-chat decode tok/s (median) | TTFT median s | "
+        "TTFT max s | tokens |"
+    )
+    print("|---|---|---|---|---|---|")
+    engines = [ServerEngine.connect(config) for _ in range(max(args.chats))]
+    clients = [("app", stream_app)] + ([("raw", stream_raw)] if args.raw else [])
+    warm = [prompt(engines[0], "warm-up", args.prompt_tokens)]
+    round_of(stream_app, engines[:1], warm, args.gen_tokens)  # CUDA graphs, allocations
+    for name, stream in clients:
+        for count in args.chats:
+            prompts = [
+                prompt(engine, f"{name} {count} {index}", args.prompt_tokens)
+                for index, engine in enumerate(engines[:count])
+            ]
+            print(
+                row(
+                    f"{count} ({name})", round_of(stream, engines[:count], prompts, args.gen_tokens)
+                )
+            )
+    for engine in engines:
+        engine.close()
+    return 0
+
+
+def row(label: str, chats: list[Chat]) -> str:
+    wall = max(c.finished for c in chats) - min(c.started for c in chats)
+    decode = [(c.tokens - 1) / (c.finished - c.first_token) for c in chats if c.tokens > 1]
+    ttft = [c.first_token - c.started for c in chats]
+    return (
+        f"| {label} | {sum(c.tokens for c in chats) / wall:.1f} | "
+        f"{statistics.median(decode):.1f} | {statistics.median(ttft):.3f} | "
+        f"{max(ttft):.3f} | {sum(c.tokens for c in chats)} |"
+    )
+
+
+def prompt(engine: ServerEngine, label: str, tokens: int) -> str:
+    """A chat prompt of about ``tokens`` tokens starting with ``label``; counted by ``engine``."""
+    text = f"Chat {label}. "
+    while engine.count_tokens(text) < tokens - 16:
+        text += SENTENCE
+    rendered = engine.template.render([ChatMessage("user", text + "Summarise this.")])
+    engine.count_tokens(rendered)
+    return rendered
+
+
+Stream = Callable[[ServerEngine, str, int], Chat]
+
+
+def stream_app(engine: ServerEngine, prompt: str, gen_tokens: int) -> Chat:
+    params = SamplingParams(
+        max_tokens=gen_tokens,
+        temperature=0.0,
+        top_k=1,
+        top_p=1.0,
+        min_p=0.0,
+        repeat_penalty=1.0,
+        stop=(),
+    )
+    started = time.perf_counter()
+    first = 0.0
+    tokens = 0
+    for event in engine.stream(prompt, params):
+        if isinstance(event, TokenEvent):
+            first = first or time.perf_counter()
+        elif isinstance(event, DoneEvent):
+            tokens = event.usage.completion_tokens
+    return Chat(started, first or time.perf_counter(), time.perf_counter(), tokens)
+
+
+def stream_raw(engine: ServerEngine, prompt: str, gen_tokens: int) -> Chat:
+    """The same request with httpx alone: SSE lines counted, nothing else done with them."""
+    body = {
+        "messages": [{"role": "user", "content": str(prompt)}],
+        "max_tokens": gen_tokens,
+        "temperature": 0.0,
+        "stream": True,
+    }
+    started = time.perf_counter()
+    first = 0.0
+    pieces = 0
+    url = f"{engine.client.base_url}/chat/completions"
+    with httpx.stream("POST", url, json=body, timeout=600) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: {") and '"content"' in line:
+                first = first or time.perf_counter()
+                pieces += 1
+    return Chat(started, first or time.perf_counter(), time.perf_counter(), pieces)
+
+
+def round_of(
+    stream: Stream, engines: list[ServerEngine], prompts: list[str], gen_tokens: int
+) -> list[Chat]:
+    results: list[Chat | None] = [None] * len(engines)
+    start = threading.Barrier(len(engines))
+
+    def chat(slot: int) -> None:
+        start.wait()
+        results[slot] = stream(engines[slot], prompts[slot], gen_tokens)
+
+    threads = [threading.Thread(target=chat, args=(slot,)) for slot in range(len(engines))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [result for result in results if result is not None]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True, help="the server's /v1 root")
+    parser.add_argument(
+        "--chats", type=lambda text: [int(n) for n in text.split(",")], default=[1, 4, 8, 16]
+    )
+    parser.add_argument("--prompt-tokens", type=int, default=512)
+    parser.add_argument("--gen-tokens", type=int, default=128)
+    parser.add_argument("--raw", action="store_true", help="also through a bare httpx stream")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
