@@ -76,6 +76,10 @@ class ThinkingReceived:
     text: str
 
 
+NO_ANSWER = "the model returned no answer"
+"""What the CLI and the TUI say when an answer came back empty (``AnswerFinished.no_answer``)."""
+
+
 @dataclass(frozen=True)
 class AnswerFinished:
     conversation_id: str
@@ -99,6 +103,12 @@ class AnswerFinished:
     """Tokens the thinking took (part of ``usage.completion_tokens``)."""
     thinking_mode: bool = False
     """Thinking was switched on in the prompt (False when the model has no thinking mode)."""
+
+    @property
+    def no_answer(self) -> bool:
+        """The model finished without writing a word: the user is told so and offered a retry,
+        rather than shown an empty reply (a stopped answer is ``incomplete`` instead)."""
+        return not self.incomplete and not self.answer.strip()
 
 
 @dataclass(frozen=True)

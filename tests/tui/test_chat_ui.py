@@ -201,6 +201,34 @@ async def test_failed_answer_notifies_and_gives_the_question_back(
         assert "failed" in str(fake_app.screen.query_one(".answer-note").render())
 
 
+async def test_empty_answer_says_so_and_offers_a_retry(fake_app: MiniCPMApp) -> None:
+    service: FakeService = fake_app.service  # type: ignore[assignment]
+    tokens = service.answer_tokens
+    service.answer_tokens = ["\n", "  "]
+    async with fake_app.run_test(size=(100, 30)) as pilot:
+        await ask(pilot, fake_app, "a question")
+        note = str(fake_app.screen.query_one(".answer-note").render())
+        assert "the model returned no answer" in note and "cites no passage" not in note
+        assert any(n.title == "No answer" for n in fake_app._notifications)
+        prompt = fake_app.screen.query_one(PromptInput)
+        assert prompt.text == "a question", "given back to ask again"
+
+        service.answer_tokens = tokens
+        prompt.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(service.asked) == 2, what="the retry")
+        await wait_until(pilot, lambda: not chat(fake_app).generating, what="the answer")
+        assert service.asked == ["a question", "a question"]
+        assert "TraceMonkey" in fake_app.screen.query(AnswerView).last().text
+
+        conversation_id = chat(fake_app).conversation_id or ""
+        await pilot.press("ctrl+n")
+        await chat(fake_app).open_conversation(conversation_id)
+        notes = [str(n.render()) for n in fake_app.screen.query(".answer-note")]
+        assert "the model returned no answer" in notes[0], "also when reopened"
+        assert "the model returned no answer" not in notes[1]
+
+
 async def test_source_shows_full_text_and_open_is_guarded_when_headless(
     fake_app: MiniCPMApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -223,8 +251,10 @@ async def test_source_shows_full_text_and_open_is_guarded_when_headless(
         assert source.page == "3-4"
         await pilot.press("o")
         await wait_until(pilot, lambda: bool(fake_app._notifications))
-        assert any("no longer exists" in n.message or "headless" in n.message
-                   for n in fake_app._notifications)
+        assert any(
+            "no longer exists" in n.message or "headless" in n.message
+            for n in fake_app._notifications
+        )
         await pilot.press("escape")
         assert isinstance(fake_app.screen, ChatScreen)
 

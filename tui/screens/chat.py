@@ -16,6 +16,7 @@ from textual.widgets import Footer, Input
 from textual.worker import get_current_worker
 
 from assistant.events import (
+    NO_ANSWER,
     AnswerFailed,
     AnswerFinished,
     RetrievalFinished,
@@ -57,12 +58,16 @@ def answer_note(
     sources: Sequence[Source],
     incomplete: bool,
     grounded: bool,
+    empty: bool = False,
 ) -> str:
-    """The line under an answer: which model, how fast, what it cites, whether it was cut."""
+    """The line under an answer: which model, how fast, what it cites, whether it was cut, or
+    that the model wrote nothing (``empty``)."""
     parts = [Path(model).name if model else "assistant"]
     if decode_tok_s:
         parts.append(f"{decode_tok_s:.1f} tok/s")
-    if sources:
+    if empty and not incomplete:
+        parts.append(NO_ANSWER)
+    elif sources:
         cited = ", ".join(f"[{s.number}] {Path(s.file).name} p.{s.page}" for s in sources)
         parts.append(f"sources: {cited}")
     elif grounded:
@@ -111,6 +116,8 @@ class ChatScreen(AppScreen):
         """Let a model with a thinking mode think before it answers (Ctrl+T)."""
         self._cancel = threading.Event()
         self._answer: AnswerView | None = None
+        self._question = ""
+        """The question being answered, put back in the prompt if no answer comes."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-body"):
@@ -173,6 +180,7 @@ class ChatScreen(AppScreen):
                         sources=message.sources,
                         incomplete=message.incomplete,
                         grounded=message.grounded,
+                        empty=not message.text.strip(),
                     ),
                     message.thinking,
                 )
@@ -186,15 +194,20 @@ class ChatScreen(AppScreen):
         self.refresh_conversations()
 
     def _show_sources(
-        self, cited: Sequence[Source], evidence: Sequence[Source], grounded: bool = True,
+        self,
+        cited: Sequence[Source],
+        evidence: Sequence[Source],
+        grounded: bool = True,
         note: str | None = None,
     ) -> None:
         """Cited passages first, then the other passages the model was given."""
         cited_ids = {source.chunk_id for source in cited}
         others = [source for source in evidence if source.chunk_id not in cited_ids]
         if note is None:
-            note = "Nothing relevant was found in your documents." if grounded else (
-                "This answer is not based on your documents."
+            note = (
+                "Nothing relevant was found in your documents."
+                if grounded
+                else ("This answer is not based on your documents.")
             )
         self.query_one(SourcesPanel).show(cited, others, note=note)
 
@@ -320,6 +333,7 @@ class ChatScreen(AppScreen):
         self._answer = await log.start_answer()
         self.query_one(SourcesPanel).show([], note="Searching your documents…")
         self.generating = True
+        self._question = event.text
         self._cancel = threading.Event()
         self.generate(
             event.text,
@@ -410,12 +424,26 @@ class ChatScreen(AppScreen):
                     sources=finished.sources,
                     incomplete=finished.incomplete,
                     grounded=finished.grounded,
+                    empty=finished.no_answer,
                 ),
                 finished.answer,
             )
         self._show_sources(finished.sources, finished.evidence, finished.grounded)
         self._show_turn_stats(finished.usage, finished.timings)
+        if finished.no_answer:
+            self._offer_retry()
         self._turn_over()
+
+    def _offer_retry(self) -> None:
+        """An empty reply is not an answer: say so and give the question back to ask again."""
+        self.notify(
+            f"{NO_ANSWER.capitalize()}. Your question is back in the prompt: press Enter to try "
+            "again, or pick another model (F4).",
+            title="No answer",
+            severity="warning",
+            timeout=10,
+        )
+        self.query_one(PromptInput).restore(self._question)
 
     @on(ResponseFailed)
     async def _failed(self, event: ResponseFailed) -> None:
