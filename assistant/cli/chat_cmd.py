@@ -18,6 +18,7 @@ from assistant.cli.context import CliContext
 from assistant.display import terminal_safe, to_json
 from assistant.errors import UsageError
 from assistant.events import (
+    NO_ANSWER,
     AnswerFailed,
     AnswerFinished,
     ChatEvent,
@@ -37,6 +38,7 @@ CHAT_HELP = """Commands:
   /id             show this conversation's id (resume with `chat --conversation ID`)
   /sources        show the passages the last answer was given
   /think          let the model think before it answers (again: stop), if it can
+  /retry          ask the last question again
   /quit           leave (Ctrl-D works too)"""
 
 
@@ -179,6 +181,15 @@ def _say_if_it_could_not_think(finished: AnswerFinished | None, asked: bool) -> 
         print("(this model has no thinking mode; it answered directly)", file=sys.stderr)
 
 
+def _said_no_answer(finished: AnswerFinished | None, retry: str) -> bool:
+    """Say so on stderr when the model wrote nothing, with how to ``retry``: an empty line on
+    stdout would look like a hang or a bug."""
+    if finished is None or not finished.no_answer:
+        return False
+    print(f"({NO_ANSWER}; {retry})", file=sys.stderr)
+    return True
+
+
 class _AnswerPrinter:
     """Writes streamed text as it comes, without the whitespace a reply often starts with."""
 
@@ -220,6 +231,8 @@ def _print_text(events: Iterator[ChatEvent], out: TextIO, think: bool = False) -
     out.write("\n")
     out.flush()
     _say_if_it_could_not_think(finished, think)
+    if _said_no_answer(finished, "run the same command to try again"):
+        return 1
     if finished is not None:
         _print_sources(finished, out)
     return 0
@@ -285,6 +298,7 @@ def run_chat(args: argparse.Namespace, context: CliContext) -> int:
         if interactive:
             print("Type a question; /help for commands, /quit to leave.", file=sys.stderr)
         last: AnswerFinished | None = None
+        question: str | None = None
         code = 0
         while True:
             line = _read_line(interactive)
@@ -293,11 +307,17 @@ def run_chat(args: argparse.Namespace, context: CliContext) -> int:
             text = line.strip()
             if not text:
                 continue
-            if text.startswith("/"):
+            if text == "/retry":
+                if question is None:
+                    print("(no question to ask again yet)")
+                    continue
+                text = question
+            elif text.startswith("/"):
                 if text in ("/quit", "/exit", "/q"):
                     break
                 last = _chat_command(text, args, last)
                 continue
+            question = text
             try:
                 with closing(_turn(service, text, args)) as events:
                     last, failed = _chat_answer(events, args)
@@ -370,6 +390,8 @@ def _chat_answer(
     sys.stdout.write("\n")
     sys.stdout.flush()
     _say_if_it_could_not_think(finished, args.think)
+    if _said_no_answer(finished, "/retry asks again"):
+        return finished, True
     if finished is not None:
         _print_sources(finished, sys.stdout)
     sys.stdout.flush()

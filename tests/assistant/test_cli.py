@@ -121,6 +121,41 @@ def test_ctrl_c_stops_the_answer_but_not_the_chat(
     ]
 
 
+def empty_then_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model writes nothing the first time it is asked, then answers."""
+    replies = iter(["\n  ", " Trace trees record loops [1]."])
+    engine = FakeEngine(script=lambda prompt: next(replies, "Again [1]."))
+    monkeypatch.setattr(AssistantService, "_load", lambda *args: engine)
+
+
+def test_ask_says_when_the_model_returned_no_answer(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty_then_answers(monkeypatch)
+    code, out, err = cli(capsys, "ask", "What are trace trees?")
+    assert code == 1
+    assert "the model returned no answer; run the same command to try again" in err
+    assert out.strip() == "", "no sources listed under an answer that is not there"
+
+
+def test_chat_retry_asks_the_last_question_again_after_no_answer(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty_then_answers(monkeypatch)
+    monkeypatch.setattr("sys.stdin", io.StringIO("/retry\nWhat are trace trees?\n/retry\n"))
+    code, out, err = cli(capsys, "chat")
+    assert code == 1, "a turn without an answer counts as failed"
+    assert out.startswith("(no question to ask again yet)\n")
+    assert "the model returned no answer; /retry asks again" in err
+    assert "Trace trees record loops [1]." in out
+    conversation_id = cli(capsys, "conversations", "list")[1].split()[0]
+    exported = json.loads(
+        cli(capsys, "conversations", "export", conversation_id, "--format", "json")[1]
+    )
+    asked = [m["text"] for m in exported["messages"] if m["role"] == "user"]
+    assert asked == ["What are trace trees?", "What are trace trees?"]
+
+
 def test_conversations_commands(capsys: pytest.CaptureFixture[str]) -> None:
     cli(capsys, "ask", "What are trace trees?")
     code, out, _ = cli(capsys, "conversations", "list")
