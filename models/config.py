@@ -38,7 +38,7 @@ class EngineConfig(BaseModel):
 
     "auto" uses it where it measured faster, so far nowhere: on CPU a k-token step costs about
     k single steps; on CUDA it was faster for some draft lengths, but kernels chosen by batch
-    size let greedy answers drift from plain decoding (on CPU they are token-identical). See
+    size let answers drift from plain decoding (on CPU greedy answers stayed identical). See
     benchmarks/RESULTS.md."""
 
     seed: int = -1

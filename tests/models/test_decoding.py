@@ -126,10 +126,14 @@ def test_seeded_sampling_repeats_itself(plain: LlamaEngine) -> None:
 def test_prompt_lookup_changes_passes_not_tokens(
     plain: LlamaEngine, model_path: Path, params: SamplingParams
 ) -> None:
-    """On the CPU backend a row's logits do not depend on the batch it is in, so the answers are
-    the very same tokens; drafts from the quoted passage must also have been accepted."""
+    """Every token is picked by the same sampler from the same position, so the answers are the
+    very same tokens where a row's logits do not depend on the batch it is in: on the CPU for
+    SmolLM2's Q4_1 weights. The demo's Q4_K_M rows differ in the last bits between a batch of
+    one and of several, which flipped one seeded draw (never a greedy pick in these tests)."""
     if llama_cpp.llama_supports_gpu_offload():
         pytest.skip("GPU kernels are picked by batch size; answers may differ in near-ties")
+    if params is SAMPLED and model_path != smollm2_gguf():
+        pytest.skip("batched Q4_K_M logits differ in the last bits: a seeded draw can flip")
     expected, plain_done = answer(plain, params)
     speculative = load(model_path, "on")
     try:
