@@ -9,10 +9,12 @@ what differs from the last one.
 Speculation (prompt lookup): the last token plus a draft go through the model in one batch; the
 token the sampler picks after each position is compared with the next draft token, and the first
 mismatch ends the step, its picked token standing as the next one. Every emitted token is thus
-picked by the same sampler, from the same logits, in the same order as without a draft: greedy
-output is token for token the same, and sampled output has the same distribution (with a fixed
-seed, the same tokens too, since the sampler draws once per emitted token either way). Rejected
-drafts are removed from the KV cache before the next step.
+picked by the same sampler, at the same position, in the same order as without a draft, so
+sampled output has the same distribution and, where a batch computes a row's logits exactly as a
+single step does, greedy and seeded output are the same tokens (the sampler draws once per emitted
+token either way). That holds on llama.cpp's CPU path for the weights tested, not on CUDA, whose
+kernels depend on the batch size (``benchmarks/RESULTS.md``). Rejected drafts are removed from the
+KV cache before the next step.
 """
 
 from __future__ import annotations
