@@ -291,20 +291,41 @@ class _Preparer(threading.Thread):
 
 
 class _Meter:
-    """Counts for progress reports; the ETA comes from bytes still to process."""
+    """Counts for progress reports. The time left is the bytes still to process at the rate
+    measured since the first file finished: the first file's time also holds the start-up (the
+    embedding model loading, the parse worker starting), and counting it made the first estimate
+    a hundred times too long."""
 
-    def __init__(self, files_total: int, bytes_total: int) -> None:
+    def __init__(
+        self, files_total: int, bytes_total: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.files_total, self.bytes_total = files_total, max(1, bytes_total)
         self.files_done = self.pages_done = self.chunks_done = self.bytes_done = 0
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = clock()
+        self.warm: tuple[float, int] | None = None
+        """When the first file finished, and the bytes done by then."""
         self.embed_seconds = 0.0
 
+    def file_finished(self, size: int) -> None:
+        self.files_done += 1
+        self.bytes_done += size
+        if self.warm is None:
+            self.warm = (self.clock(), self.bytes_done)
+
+    def seconds_left(self) -> float | None:
+        """None until a file after the first has finished (nothing to measure a rate on)."""
+        if self.warm is None:
+            return None
+        since, bytes_then = self.warm
+        measured, elapsed = self.bytes_done - bytes_then, self.clock() - since
+        if measured <= 0 or elapsed <= 0:
+            return None
+        return max(0.0, elapsed * (self.bytes_total - self.bytes_done) / measured)
+
     def snapshot(self, current: str | None, last: FileResult | None) -> IngestProgress:
-        elapsed = time.monotonic() - self.started
+        elapsed = self.clock() - self.started
         rate = self.chunks_done / elapsed if elapsed > 0 else 0.0
-        eta = None
-        if self.bytes_done and elapsed > 0:
-            eta = elapsed * (self.bytes_total - self.bytes_done) / self.bytes_done
         return IngestProgress(
             files_done=self.files_done,
             files_total=self.files_total,
@@ -312,7 +333,7 @@ class _Meter:
             chunks_done=self.chunks_done,
             current_file=current,
             chunks_per_s=rate,
-            eta_s=max(0.0, eta) if eta is not None else None,
+            eta_s=self.seconds_left(),
             last_result=last,
         )
 
@@ -571,8 +592,7 @@ class Ingest:
 
     def _finish_file(self, item: _Parsed, result: FileResult) -> None:
         self.results.append(result)
-        self._meter.files_done += 1
-        self._meter.bytes_done += item.found.size
+        self._meter.file_finished(item.found.size)
         self._report(None, result)
 
     def _report(self, current: str | None, last: FileResult | None) -> None:

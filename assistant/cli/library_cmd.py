@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -147,10 +147,10 @@ def _ingest_with_bar(
         TextColumn("{task.completed}/{task.total} files"),
         TextColumn("{task.fields[pages]} pages, {task.fields[chunks]} chunks"),
         TextColumn("{task.fields[rate]:.1f} chunks/s"),
-        TimeRemainingColumn(),
+        TextColumn("{task.fields[left]}"),  # the library's estimate, not Rich's from files
     )
     with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("Indexing", total=0, pages=0, chunks=0, rate=0.0)
+        task = bar.add_task("Indexing", total=0, pages=0, chunks=0, rate=0.0, left="")
 
         def update(progress: IngestProgress) -> None:
             bar.update(
@@ -160,6 +160,7 @@ def _ingest_with_bar(
                 pages=progress.pages_done,
                 chunks=progress.chunks_done,
                 rate=progress.chunks_per_s,
+                left=time_left(progress.eta_s),
             )
 
         return library.ingest(
@@ -169,6 +170,15 @@ def _ingest_with_bar(
             password=args.password,
             retry_failed=args.retry_failed,
         )
+
+
+def time_left(seconds: float | None) -> str:
+    """The ingest's estimate in words ("estimating…" until the library has measured a rate)."""
+    if seconds is None:
+        return "estimating…"
+    if seconds < 90:
+        return f"about {seconds:.0f} s left"
+    return f"about {seconds / 60:.0f} min left"
 
 
 def _report_json(report: IngestReport) -> dict[str, object]:
