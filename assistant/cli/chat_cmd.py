@@ -61,6 +61,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     search = actions.add_parser("search", help="full-text search over every message")
     search.add_argument("query", nargs="+")
     search.set_defaults(handler=run_list)
+    for parser in (listing, search):
+        parser.add_argument("--json", action="store_true", help="print a JSON list")
     show = actions.add_parser("show", help="print a conversation with its sources")
     show.add_argument("id", help="conversation id (a unique prefix is enough)")
     show.set_defaults(handler=run_show)
@@ -402,6 +404,9 @@ def run_list(args: argparse.Namespace, context: CliContext) -> int:
     query = " ".join(args.query) if getattr(args, "query", None) else None
     with _service(context, with_model=False) as service:
         summaries = service.list_conversations(query)
+    if args.json:
+        print(to_json([asdict(summary) for summary in summaries]))
+        return 0
     if not summaries:
         print("No conversations found." if query else "No conversations yet.", file=sys.stderr)
         return 0

@@ -180,6 +180,29 @@ def test_conversations_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1 and "No such conversation" in err
 
 
+def test_conversations_list_and_search_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "conversations", "list", "--json")
+    assert code == 0 and json.loads(out) == []
+    cli(capsys, "ask", "What are trace trees?")
+    code, out, _ = cli(capsys, "conversations", "list", "--json")
+    [listed] = json.loads(out)
+    assert code == 0 and listed["title"] == "What are trace trees?"
+    assert listed["message_count"] == 2 and listed["snippet"] is None
+    assert set(listed) == {
+        "id",
+        "title",
+        "created_at",
+        "updated_at",
+        "model",
+        "collection",
+        "message_count",
+        "snippet",
+    }
+    code, out, _ = cli(capsys, "conversations", "search", "record loops", "--json")
+    [found] = json.loads(out)
+    assert found["id"] == listed["id"] and "record loops" in found["snippet"]
+
+
 def test_doc_limits_the_search_to_one_document(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "ask", "--doc", "/docs/paper.pdf", "What are trace trees?")
     assert code == 0 and "[1] /docs/paper.pdf, page 4" in out
