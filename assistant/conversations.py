@@ -175,11 +175,10 @@ class ConversationStore:
         prefix = id_or_prefix.strip()
         if not prefix:
             raise ConversationNotFoundError("no conversation id given")
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         with self._lock:
             rows = self._conn.execute(
                 "SELECT id FROM conversations WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
-                (escaped + "%",),
+                (_like_literal(prefix) + "%",),
             ).fetchall()
         if not rows:
             raise ConversationNotFoundError(f"{prefix!r} (see `conversations list`)")
@@ -243,7 +242,7 @@ class ConversationStore:
         for term in terms:
             if len(term) < 3:
                 conditions.append("m.text LIKE ? ESCAPE '\\'")
-                params.append("%" + term.replace("\\", "\\\\").replace("%", "\\%") + "%")
+                params.append("%" + _like_literal(term) + "%")
         sql = (
             "SELECT c.*, m.text AS match_text, (SELECT COUNT(*) FROM messages x"
             " WHERE x.conversation_id = c.id) AS message_count"
@@ -258,7 +257,7 @@ class ConversationStore:
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
             title_rows = self._conn.execute(
-                title_sql, ("%" + query.replace("\\", "\\\\").replace("%", "\\%") + "%",)
+                title_sql, ("%" + _like_literal(query) + "%",)
             ).fetchall()
         found: dict[str, ConversationSummary] = {}
         for row in [*rows, *title_rows]:
@@ -430,6 +429,12 @@ def _storage_problem(path: Path, error: sqlite3.DatabaseError) -> str:
 def _title_from(text: str) -> str:
     line = " ".join(text.split())
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def _like_literal(text: str) -> str:
+    """``text`` for a LIKE pattern with ``ESCAPE '\\'``: a typed ``%`` or ``_`` is that character,
+    not a wildcard."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _snippet(text: str, terms: Sequence[str], width: int = 80) -> str:

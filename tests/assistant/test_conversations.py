@@ -95,6 +95,26 @@ def test_search_terms_with_quotes_do_not_break_the_query(db: Path) -> None:
     assert [s.id for s in store.summaries('"hello"')] == [conversation_id]
 
 
+def test_underscore_and_percent_in_a_search_are_literal(db: Path) -> None:
+    store = ConversationStore(db)
+    literal = store.create("rate_limit at 50% off")
+    store.add_user_message(literal, "see x_ and 5% here")
+    other = store.create("rate-limit at 500 off")
+    store.add_user_message(other, "see xy and 55 here")
+
+    def found(query: str) -> list[str]:
+        return [s.id for s in store.summaries(query)]
+
+    assert found("x_") == [literal], "a short term: a substring scan of the messages"
+    assert found("5%") == [literal]
+    assert found("rate_limit") == [literal], "titles"
+    assert found("50%") == [literal]
+    with pytest.raises(ConversationNotFoundError, match="see `conversations list`"):
+        store.resolve_id("%")
+    with pytest.raises(ConversationNotFoundError, match="see `conversations list`"):
+        store.resolve_id("_")
+
+
 def test_ids_resolve_by_unique_prefix(db: Path) -> None:
     store = ConversationStore(db)
     conversation_id = store.create("one")
