@@ -1,9 +1,11 @@
 """The llama.cpp engine: load a GGUF (GPU offload where it fits), stream tokens as typed events.
 
-llama-cpp-python's ``Llama.generate`` already keeps the KV cache between calls and evaluates only
-the part of a new prompt that differs from the cached tokens; this module counts what it really
-evaluated (``Usage.prompt_tokens_evaluated``), makes prefill and decode cancellable, and hides
-stop strings (including their partial beginnings) from the stream. Prompts are tokenized by
+llama-cpp-python loads the model; tokens are generated on llama.cpp's low-level API by
+:class:`models.decoding.TokenLoop`, which keeps the KV cache between calls and evaluates only the
+part of a new prompt that differs from the cached tokens. This module counts what was really
+evaluated (``Usage.prompt_tokens_evaluated``), makes prefill and decode cancellable, hides stop
+strings (including their partial beginnings) from the stream, and keeps the system prompt's KV
+state on disk (:mod:`models.prefix_cache`). Prompts are tokenized by
 :func:`prompt_tokens`: control tokens only in the template's markup, message contents as text.
 Where layers run is decided in :mod:`models.offload`; llama.cpp's log lines go through
 :mod:`models.llama_logs`.
