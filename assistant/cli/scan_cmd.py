@@ -9,6 +9,7 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from assistant.cli.context import CliContext
 from assistant.display import plain, terminal_safe, to_json
@@ -53,8 +54,8 @@ def run_scan(args: argparse.Namespace, context: CliContext) -> int:
     console = Console()
     console.print(_table(found, linked))
     for number, model in _numbered(found):
-        where = f"  {number}. {model.path}" + (f"  ({model.problem})" if model.problem else "")
-        console.print(plain(where, one_line=True), soft_wrap=True)
+        where = f"{number}. {model.path}" + (f"  ({model.problem})" if model.problem else "")
+        console.print(Text("  ").append_text(plain(where, one_line=True)), soft_wrap=True)
     for path, name in added.items():
         print(
             terminal_safe(f"Added {name} ({path}); use it with: minicpm-assistant --model {name}")
@@ -105,7 +106,8 @@ def _table(found: list[FoundModel], linked: dict[Path, str]) -> Table:
         collapse_padding=True,
     )
     for column in ("#", "name", "architecture", "params", "quant", "size", "app", "added as"):
-        table.add_column(column, no_wrap=column != "name")
+        names = column in ("name", "added as")  # folded, never cut: they are typed back
+        table.add_column(column, no_wrap=not names, overflow="fold" if names else "ellipsis")
     for number, model in _numbered(found):
         table.add_row(
             str(number),
