@@ -57,6 +57,15 @@ class LibraryConfig(BaseModel):
     """Follow symbolic links while walking folders (links leaving the folder are still skipped). A
     document is known by its path with links resolved, so a link and its target are one document."""
 
+    watch_debounce_s: float = Field(default=2.0, gt=0)
+    """``ingest --watch``: quiet time after the last file event before the folders are updated, so
+    a file being copied or saved in steps is indexed once, complete."""
+
+    watch_rescan_s: float = Field(default=300.0, gt=0)
+    """``ingest --watch``: the folders are rescanned this often even without file events
+    (network and removable drives, folders that cannot be watched, changes made while the library
+    was busy)."""
+
 
 class StoreConfig(BaseModel):
     """Where the library keeps its passages: on this machine, or on a shared Chroma server."""

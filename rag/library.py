@@ -8,6 +8,7 @@ own manifest connection, so a UI can search from one worker while another ingest
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from rag.chroma_server import connect, machine_id
 from rag.config import LibraryConfig, StoreConfig
 from rag.embedder import Embedder, resolve_model
 from rag.errors import CollectionNotFoundError, LibraryBusyError, LibraryError
+from rag.folders import Folder, FolderList
 from rag.indexer import Ingest, recover
 from rag.keyword import KeywordIndex, LocalKeywords
 from rag.lock import WriteLock
@@ -91,6 +93,7 @@ class Library:
         self.methods = Methods()
         """Ranking methods; benchmarks switch them off one at a time."""
         self._upgraded: set[str] = set()
+        self._folder_list: FolderList | None = None
 
     # lazily opened parts
 
@@ -127,6 +130,14 @@ class Library:
                         client, machine_id(self.index_dir), str(self._server.url)
                     )
         return self._shared
+
+    @property
+    def folder_list(self) -> FolderList:
+        """The folders remembered for each collection (:mod:`rag.folders`)."""
+        with self._guard:
+            if self._folder_list is None:
+                self._folder_list = FolderList(self.index_dir)
+            return self._folder_list
 
     @property
     def keywords(self) -> KeywordIndex:
@@ -185,9 +196,13 @@ class Library:
         """Index files and folders into ``collection``; only what changed is touched.
 
         ``retry_failed`` parses again files that failed before even though they did not change.
+        The folders among ``paths`` are remembered for the collection (see :meth:`folders`).
         """
         with WriteLock(self.index_dir):
             self._ensure_collection(collection)
+            for path in paths:
+                if os.path.isdir(resolved := document_path(path)):
+                    self.folder_list.add(collection, resolved)
             recover(self.manifest, self.store)
             run = Ingest(
                 self.manifest,
@@ -251,15 +266,36 @@ class Library:
         self._require(collection)
         absolute = path if self._known(collection, path) else document_path(path)
         with WriteLock(self.index_dir):
-            released, chunks = self.manifest.remove_document(collection, absolute)
-            if released is not None:
-                self.store.delete_content(collection, released)
-                self.manifest.content_deleted(collection, released)
-            return chunks
+            return self._forget_document(collection, absolute)
+
+    def _forget_document(self, collection: str, path: str) -> int:
+        """Remove one document's record, and its passages when no other path holds them (the
+        caller holds the write lock); returns how many chunks the document had."""
+        released, chunks = self.manifest.remove_document(collection, path)
+        if released is not None:
+            self.store.delete_content(collection, released)
+            self.manifest.content_deleted(collection, released)
+        return chunks
+
+    def remove_folder(self, path: str, collection: str = "default") -> int | None:
+        """Forget a remembered folder and remove the documents below it; returns how many
+        documents went (None: ``path`` is not a folder of the collection)."""
+        self._require(collection)
+        folder = document_path(path)
+        with WriteLock(self.index_dir):
+            if not self.folder_list.remove(collection, folder):
+                return None
+            documents = self.manifest.documents_under(collection, [folder])
+            for document in documents:
+                self._forget_document(collection, document.path)
+            for failure in self.manifest.failures_under(collection, [folder]):
+                self.manifest.forget_failure(collection, failure.path)
+            return len(documents)
 
     def remove_collection(self, name: str) -> None:
         self._require(name)
         with WriteLock(self.index_dir):
+            self.folder_list.forget_collection(name)
             self.manifest.remove_collection(name)
             self.store.drop_others(name, set())  # its vectors, and an unfinished switch's
 
@@ -435,6 +471,11 @@ class Library:
     def collections(self) -> list[str]:
         return self.manifest.collections()
 
+    def folders(self, collection: str | None = None) -> list[Folder]:
+        """The folders ingested into ``collection`` (or any), which ``ingest --watch`` keeps
+        current."""
+        return self.folder_list.of(collection)
+
     def close(self) -> None:
         with self._guard:
             for manifest in self._manifests:
@@ -443,6 +484,9 @@ class Library:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+            if self._folder_list is not None:
+                self._folder_list.close()
+                self._folder_list = None
         self._local = threading.local()
 
     # helpers

@@ -24,6 +24,7 @@ from assistant.embedders import open_library
 from assistant.errors import UsageError
 from rag.library import Library
 from rag.types import FileStatus, IngestProgress, IngestReport
+from rag.watch import FolderWatcher
 
 PASSWORD_ENV = "MINICPM_ASSISTANT_PDF_PASSWORD"
 """Environment variable read for the PDF password when ``--password`` is not given."""
@@ -42,7 +43,12 @@ _STATUSES: tuple[FileStatus, ...] = (
 def register(commands: argparse._SubParsersAction) -> None:
     """Add this group's sub-commands."""
     ingest = commands.add_parser("ingest", help="index files and folders (PDF, .txt, .md)")
-    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    ingest.add_argument(
+        "--watch",
+        action="store_true",
+        help="then keep the collection's folders indexed as files change, until Ctrl-C",
+    )
     ingest.add_argument("--collection", default=None, help="collection to index into")
     ingest.add_argument(
         "--retry-failed",
@@ -73,15 +79,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     docs = commands.add_parser("docs", help="list, show or remove indexed documents")
     actions = docs.add_subparsers(dest="docs_action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="indexed documents")
+    folders = actions.add_parser(
+        "folders", help="folders ingested (kept current by ingest --watch)"
+    )
     show = actions.add_parser("show", help="one document's record")
     show.add_argument("path")
-    remove = actions.add_parser("rm", help="remove a document, or --all of a collection")
+    remove = actions.add_parser(
+        "rm", help="remove a document, a folder and its documents, or --all of a collection"
+    )
     remove.add_argument("path", nargs="?")
     remove.add_argument("--all", action="store_true", help="remove the whole collection")
-    for parser in (listing, show, remove):
+    for parser in (listing, folders, show, remove):
         parser.add_argument("--collection", default=None)
         parser.add_argument("--json", action="store_true")
     listing.set_defaults(handler=run_docs_list)
+    folders.set_defaults(handler=run_docs_folders)
     show.set_defaults(handler=run_docs_show)
     remove.set_defaults(handler=run_docs_rm)
     embedder_cmd.register(actions)
@@ -119,23 +131,63 @@ def _collection(args: argparse.Namespace, context: CliContext) -> str:
 
 
 def run_ingest(args: argparse.Namespace, context: CliContext) -> int:
+    if not args.paths and not args.watch:
+        raise UsageError("give the files or folders to ingest (or --watch alone)")
     library = _library(context)
     collection = _collection(args, context)
     console = Console(stderr=True)
     try:
-        if args.json or not console.is_terminal:
-            report = library.ingest(
-                args.paths, collection, password=args.password, retry_failed=args.retry_failed
-            )
-        else:
-            report = _ingest_with_bar(library, args, collection, console)
+        if args.paths:
+            if args.json or not console.is_terminal:
+                report = library.ingest(
+                    args.paths, collection, password=args.password, retry_failed=args.retry_failed
+                )
+            else:
+                report = _ingest_with_bar(library, args, collection, console)
+            _show_report(report, args.json, one_line=args.watch)
+        if args.watch:
+            _watch(library, collection, args.json)
     finally:
         library.close()
-    if args.json:
-        print(to_json(_report_json(report)))
+    return 0
+
+
+def _show_report(report: IngestReport, as_json: bool, *, one_line: bool = False) -> None:
+    """The report as a table, or JSON (``one_line``: one object per line, as a watch prints
+    one per update)."""
+    if as_json:
+        print(to_json(_report_json(report), indent=None if one_line else 2), flush=True)
     else:
         _print_report(report)
-    return 0
+
+
+def _watch(library: Library, collection: str, as_json: bool) -> None:
+    """Keep the collection's folders indexed until Ctrl-C; print each update that changed
+    something (``--json``: one report object per line)."""
+    folders = library.folders(collection)
+    if not folders:
+        raise UsageError(
+            f"collection {collection!r} has no folders to watch: `ingest --watch FOLDER`"
+        )
+    names = ", ".join(terminal_safe(folder.path, one_line=True) for folder in folders)
+    print(f"Watching {names} (Ctrl-C stops).", file=sys.stderr, flush=True)
+
+    def report(update: IngestReport) -> None:
+        if as_json or any(result.status != "unchanged" for result in update.results):
+            _show_report(update, as_json, one_line=True)
+
+    config = library.config
+    watcher = FolderWatcher(
+        library,
+        collection,
+        debounce_s=config.watch_debounce_s,
+        rescan_s=config.watch_rescan_s,
+        on_report=report,
+    )
+    try:
+        watcher.run()
+    except KeyboardInterrupt:  # the way a watch ends; an update cut short resumes next time
+        print("Stopped watching.", file=sys.stderr)
 
 
 def _ingest_with_bar(
@@ -240,6 +292,31 @@ def run_docs_list(args: argparse.Namespace, context: CliContext) -> int:
     return 0
 
 
+def run_docs_folders(args: argparse.Namespace, context: CliContext) -> int:
+    library = _library(context)
+    try:
+        folders = library.folders(args.collection)
+    finally:
+        library.close()
+    if args.json:
+        print(to_json([asdict(folder) for folder in folders]))
+        return 0
+    if not folders:
+        print("No folders ingested yet: run `minicpm-assistant ingest FOLDER`.")
+        return 0
+    table = Table()
+    for column in ("collection", "folder", "added"):
+        table.add_column(column, overflow="fold")
+    for folder in folders:
+        table.add_row(
+            plain(folder.collection, one_line=True),
+            plain(folder.path, one_line=True),
+            datetime.fromtimestamp(folder.added_at).strftime("%Y-%m-%d %H:%M"),
+        )
+    Console().print(table)
+    return 0
+
+
 def run_docs_show(args: argparse.Namespace, context: CliContext) -> int:
     library = _library(context)
     try:
@@ -267,6 +344,12 @@ def run_docs_rm(args: argparse.Namespace, context: CliContext) -> int:
         if args.all:
             library.remove_collection(collection)
             outcome: dict[str, object] = {"collection": collection, "removed": "all"}
+        elif (documents := library.remove_folder(args.path, collection)) is not None:
+            outcome = {
+                "collection": collection,
+                "folder": args.path,
+                "documents_removed": documents,
+            }
         else:
             chunks = library.remove_document(args.path, collection)
             if chunks == 0 and not any(
@@ -284,6 +367,8 @@ def run_docs_rm(args: argparse.Namespace, context: CliContext) -> int:
 def _describe_removal(outcome: dict[str, object]) -> str:
     if outcome.get("removed") == "all":
         return f"Removed collection {outcome['collection']!r}."
+    if "folder" in outcome:
+        return f"Removed folder {outcome['folder']} ({outcome['documents_removed']} documents)."
     return f"Removed {outcome['path']} ({outcome['chunks_removed']} chunks)."
 
 
