@@ -48,6 +48,7 @@ def main() -> int:
     for case in cases:  # both kinds alternate, so machine noise hits them alike
         recomputed.append(first_token(path, args, case, clock, None))
         restored.append(first_token(path, args, case, clock, cache_dir))
+        print(f"  recomputed {recomputed[-1]:.3f} s, restored {restored[-1]:.3f} s", flush=True)
     engine = load(path, args)
     style = PromptStyle.for_template(engine.template.name)
     prefix = len(engine._system_prefix(system_prompt(style)) or [])
