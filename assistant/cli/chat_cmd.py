@@ -148,7 +148,8 @@ def run_ask(args: argparse.Namespace, context: CliContext) -> int:
         with closing(_turn(service, question, args)) as events:
             if args.json:
                 return _print_json(events)
-            return _print_text(events, sys.stdout, think=args.think)
+            printer = _TurnPrinter(sys.stdout, think=args.think)
+            return 0 if printer.show(events, retry="run the same command to try again") else 1
 
 
 class _ThinkingPrinter:
@@ -208,36 +209,52 @@ class _AnswerPrinter:
         self.out.flush()
 
 
-def _print_text(events: Iterator[ChatEvent], out: TextIO, think: bool = False) -> int:
-    """Stream the answer; thinking, searched query and failures go to stderr. Returns the exit
-    code."""
-    finished: AnswerFinished | None = None
-    answer = _AnswerPrinter(out)
-    thinking = _ThinkingPrinter(sys.stderr)
-    for event in events:
-        if isinstance(event, RetrievalStarted) and event.rewritten:
-            print(f"(searching for: {terminal_safe(event.query, one_line=True)})", file=sys.stderr)
-        elif isinstance(event, ThinkingReceived):
-            thinking.write(event.text)
-        elif isinstance(event, TokenReceived):
-            thinking.close()
-            answer.write(event.text)
-        elif isinstance(event, AnswerFinished):
-            finished = event
-        elif isinstance(event, AnswerFailed):
-            thinking.close()
-            out.write("\n")
-            print(terminal_safe(f"{event.title}: {event.message}"), file=sys.stderr)
-            return 1
-    thinking.close()
-    out.write("\n")
-    out.flush()
-    _say_if_it_could_not_think(finished, think)
-    if _said_no_answer(finished, "run the same command to try again"):
-        return 1
-    if finished is not None:
-        _print_sources(finished, out)
-    return 0
+class _TurnPrinter:
+    """Prints one turn for ``ask`` and ``chat`` alike: the answer streams to ``out`` and its
+    sources follow; thinking, the "searching for" line and failures go to stderr, so ``out``
+    carries the answer alone. Keeps the conversation id and the finished answer for the caller,
+    also when Ctrl-C cuts the turn short."""
+
+    def __init__(self, out: TextIO, *, think: bool) -> None:
+        self.out = out
+        self.think = think
+        self.conversation_id: str | None = None
+        self.finished: AnswerFinished | None = None
+
+    def show(self, events: Iterator[ChatEvent], *, retry: str) -> bool:
+        """Print the turn; False when it failed or the model returned no answer (told how to
+        ``retry``)."""
+        answer = _AnswerPrinter(self.out)
+        thinking = _ThinkingPrinter(sys.stderr)
+        for event in events:
+            if isinstance(event, TurnStarted):
+                self.conversation_id = event.conversation_id
+            elif isinstance(event, RetrievalStarted) and event.rewritten:
+                searched = terminal_safe(event.query, one_line=True)
+                print(f"(searching for: {searched})", file=sys.stderr)
+            elif isinstance(event, ThinkingReceived):
+                thinking.write(event.text)
+            elif isinstance(event, TokenReceived):
+                thinking.close()
+                answer.write(event.text)
+            elif isinstance(event, AnswerFinished):
+                self.finished = event
+            elif isinstance(event, AnswerFailed):
+                thinking.close()
+                self.out.write("\n")
+                self.out.flush()
+                print(terminal_safe(f"{event.title}: {event.message}"), file=sys.stderr)
+                return False
+        thinking.close()
+        self.out.write("\n")
+        self.out.flush()
+        _say_if_it_could_not_think(self.finished, self.think)
+        if _said_no_answer(self.finished, retry):
+            return False
+        if self.finished is not None:
+            _print_sources(self.finished, self.out)
+            self.out.flush()
+        return True
 
 
 def _print_sources(finished: AnswerFinished, out: TextIO) -> None:
@@ -320,13 +337,17 @@ def run_chat(args: argparse.Namespace, context: CliContext) -> int:
                 last = _chat_command(text, args, last)
                 continue
             question = text
+            printer = _TurnPrinter(sys.stdout, think=args.think)
             try:
                 with closing(_turn(service, text, args)) as events:
-                    last, failed = _chat_answer(events, args)
+                    answered = printer.show(events, retry="/retry asks again")
             except KeyboardInterrupt:  # Ctrl-C stops this answer (kept, incomplete), not the chat
                 print("\n(stopped)", file=sys.stderr)
                 continue
-            code = 1 if failed else code
+            finally:
+                args.conversation = printer.conversation_id or args.conversation
+            last = printer.finished
+            code = code if answered else 1
     return code
 
 
@@ -364,40 +385,6 @@ def _chat_command(
     else:
         print(CHAT_HELP)
     return last
-
-
-def _chat_answer(
-    events: Iterator[ChatEvent], args: argparse.Namespace
-) -> tuple[AnswerFinished | None, bool]:
-    finished: AnswerFinished | None = None
-    answer = _AnswerPrinter(sys.stdout)
-    thinking = _ThinkingPrinter(sys.stderr)
-    for event in events:
-        if isinstance(event, TurnStarted):
-            args.conversation = event.conversation_id
-        elif isinstance(event, RetrievalStarted) and event.rewritten:
-            print(f"(searching for: {terminal_safe(event.query, one_line=True)})")
-        elif isinstance(event, ThinkingReceived):
-            thinking.write(event.text)
-        elif isinstance(event, TokenReceived):
-            thinking.close()
-            answer.write(event.text)
-        elif isinstance(event, AnswerFinished):
-            finished = event
-        elif isinstance(event, AnswerFailed):
-            thinking.close()
-            print(terminal_safe(f"\n{event.title}: {event.message}"), file=sys.stderr)
-            return None, True
-    thinking.close()
-    sys.stdout.write("\n")
-    sys.stdout.flush()
-    _say_if_it_could_not_think(finished, args.think)
-    if _said_no_answer(finished, "/retry asks again"):
-        return finished, True
-    if finished is not None:
-        _print_sources(finished, sys.stdout)
-    sys.stdout.flush()
-    return finished, False
 
 
 def run_list(args: argparse.Namespace, context: CliContext) -> int:

@@ -92,6 +92,22 @@ def test_chat_runs_commands_and_questions_from_a_pipe(
     assert len(out.strip().splitlines()) == 2  # /new started a second conversation
 
 
+def test_ask_and_chat_print_the_searched_for_line_on_stderr(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stdout carries the answer alone, in both commands."""
+    cli(capsys, "ask", "What are trace trees?")
+    conversation_id = cli(capsys, "conversations", "list")[1].split()[0]
+    code, out, err = cli(capsys, "ask", "--conversation", conversation_id, "And what about them?")
+    assert code == 0 and "(searching for: " in err
+    assert "searching for" not in out and out.startswith("Trace trees record loops [1].\n")
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("What are trace trees?\nAnd what about them?\n"))
+    code, out, err = cli(capsys, "chat")
+    assert code == 0 and err.count("(searching for: ") == 1
+    assert "searching for" not in out and out.count("Trace trees record loops [1].") == 2
+
+
 def test_ctrl_c_stops_the_answer_but_not_the_chat(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
