@@ -305,7 +305,6 @@ class _Meter:
         self.started = clock()
         self.warm: tuple[float, int] | None = None
         """When the first file finished, and the bytes done by then."""
-        self.embed_seconds = 0.0
 
     def file_finished(self, size: int) -> None:
         self.files_done += 1
@@ -360,18 +359,25 @@ class Ingest:
         self._outdated = manifest.outdated_contents(collection)
 
     def run(
-        self, paths: Sequence[Path], password: str | None = None, retry_failed: bool = False
+        self,
+        paths: Sequence[Path],
+        password: str | None = None,
+        retry_failed: bool = False,
+        remove_emptied: bool = False,
     ) -> IngestReport:
         """Index ``paths``. Files that failed before are parsed again when they changed, when a
-        password is given, when the parse limits changed, or with ``retry_failed``."""
+        password is given, when the parse limits changed, or with ``retry_failed``. Documents of
+        a folder that now reads as empty are kept (an unmounted drive) unless ``remove_emptied``
+        confirms they are gone."""
         started = time.monotonic()
         walked = walk(list(paths), self.config.follow_symlinks)
-        for skipped in walked.skipped:
-            status: FileStatus = "failed" if skipped.failed else "skipped"
-            self.results.append(FileResult(skipped.path, status, reason=skipped.reason))
         known = {
             row.path: row for row in self.manifest.documents_under(self.collection, walked.roots)
         }
+        held = [] if remove_emptied else walked.hold_emptied(sorted(known))
+        for skipped in walked.skipped + held:
+            status: FileStatus = "failed" if skipped.failed else "skipped"
+            self.results.append(FileResult(skipped.path, status, reason=skipped.reason))
         found_paths = {found.path for found in walked.files}
         gone = {
             path: row

@@ -6,7 +6,10 @@ vanishing during the walk is reported, never raised. Hidden files and folders ar
 
 Only what the walk proves gone may be removed from the index: a folder that could not be listed
 (permissions, an I/O error, a drive going away) or a file that could not be examined is recorded in
-``WalkResult.unread``, and documents at or below those paths are kept. A name that is not valid
+``WalkResult.unread``, and documents at or below those paths are kept. So is what was indexed from
+a folder that now reads as completely empty (``WalkResult.hold_emptied``): that is what the mount
+point of a drive not mounted looks like, and a folder emptied on purpose is rarer than one
+unmounted; the user confirms such a removal explicitly. A name that is not valid
 UTF-8 cannot be recorded (SQLite stores UTF-8 text), so it is reported once under a readable
 spelling (``display_path``) and left out.
 
@@ -52,9 +55,24 @@ class WalkResult:
     """Paths seen but not read (a folder that could not be listed, a file that could not be
     examined, a root that does not exist): what is indexed below them is not known to be gone."""
 
+    empty: list[str] = field(default_factory=list)
+    """Folders read that hold nothing at all, hidden entries included."""
+
     def was_read(self, path: str) -> bool:
         """Whether the walk saw where ``path`` would be: if it was not found there, it is gone."""
         return is_under(path, self.roots) and not is_under(path, self.unread)
+
+    def hold_emptied(self, indexed: Sequence[str]) -> list[Skipped]:
+        """Treat each empty folder that some of ``indexed`` lie below as unread (an unmounted
+        drive's mount point reads empty); returns them reported, with how many documents each
+        keeps."""
+        held: list[Skipped] = []
+        for folder in self.empty:
+            count = sum(is_under(path, [folder]) for path in indexed)
+            if count:
+                self.unread.append(folder)
+                held.append(Skipped(display_path(folder), _emptied(count)))
+        return held
 
 
 def is_under(path: str, folders: Sequence[str]) -> bool:
@@ -111,6 +129,16 @@ _MISSING_ROOT = (
 )
 
 
+def _emptied(documents: int) -> str:
+    kept = f"{documents} documents indexed from it are"
+    if documents == 1:
+        kept = "1 document indexed from it is"
+    return (
+        f"folder is empty (a drive not mounted?); {kept} kept: if its files were deleted, "
+        "remove them with `docs rm`"
+    )
+
+
 def _unreadable(path: str, result: WalkResult, reason: str) -> None:
     """Report a folder or file that exists but could not be read, and protect what is below it."""
     result.skipped.append(Skipped(display_path(path), reason))
@@ -128,6 +156,8 @@ def _walk_dir(
         seen.add((info.st_dev, info.st_ino))
         with os.scandir(directory) as entries:
             children = sorted(entries, key=lambda entry: entry.name)
+        if not children:
+            result.empty.append(document_path(directory))
     except FileNotFoundError:
         result.skipped.append(Skipped(directory, "folder vanished during the walk"))
         return

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ import pytest
 from assistant.cli import main
 from rag.chunker import chunk_document
 from rag.embedder import Embedder
-from rag.indexer import chunk_budget
+from rag.indexer import Ingest, chunk_budget
 from rag.library import Library
 from rag.loaders import ExtractedDocument, ExtractedPage, load_document
 from rag.types import IngestReport
@@ -35,11 +35,11 @@ def _by_name(report: IngestReport) -> dict[str, tuple[str, str | None]]:
     return {Path(r.path).name: (r.status, r.reason) for r in report.results}
 
 
-def _notes(folder: Path, count: int) -> Path:
+def _notes(folder: Path, count: int, stem: str = "note") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for number in range(count):
-        (folder / f"note{number}.md").write_text(
-            f"# Note {number}\n\nThe tracing compiler records hot loop number {number}.\n"
+        (folder / f"{stem}{number}.md").write_text(
+            f"# {stem} {number}\n\nThe tracing compiler records hot loop number {number}.\n"
         )
     return folder
 
@@ -351,6 +351,108 @@ def test_a_root_that_is_gone_keeps_its_documents(
         "no such file or directory (a drive not mounted?); documents indexed from it are kept",
     )
     assert len(library.documents()) == 2
+
+
+@pytest.fixture
+def drive(tmp_path: Path) -> Iterator[Path]:
+    """A real drive: a small tmpfs mounted on an empty folder (skips where mounting is not
+    permitted), unmounted afterwards if the test has not done so."""
+    mount_point = tmp_path / "library" / "usb"
+    mount_point.mkdir(parents=True)
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)],
+            capture_output=True,
+            text=True,
+        )
+    except FileNotFoundError:
+        pytest.skip("no mount command here")
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        if os.path.ismount(mount_point):
+            subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+EMPTIED = (
+    "failed",
+    "folder is empty (a drive not mounted?); 2 documents indexed from it are kept: if its files "
+    "were deleted, remove them with `docs rm`",
+)
+
+
+def _ingest(library: Library, folder: Path, **options: bool) -> dict[str, tuple[str, str | None]]:
+    """An ingest with the options the library does not take yet (``remove_emptied``)."""
+    run = Ingest(
+        library.manifest,
+        library.store,
+        library.embedder_for("default"),
+        library.config,
+        "default",
+    )
+    return _by_name(run.run([folder], **options))
+
+
+def test_an_unmounted_drive_inside_a_folder_keeps_its_documents(
+    make_library: Callable[..., Library], drive: Path
+) -> None:
+    """The mount point stays as an empty folder: that is not "every file deleted"."""
+    folder = drive.parent
+    _notes(folder, 1)
+    _notes(drive, 2, "paper")
+    library = make_library()
+    assert library.ingest([folder]).count("indexed") == 3
+    subprocess.run(["umount", str(drive)], check=True)
+    assert drive.is_dir() and not any(drive.iterdir())
+    results = _by_name(library.ingest([folder]))
+    assert results["usb"] == EMPTIED
+    assert "removed" not in {status for status, _ in results.values()}
+    assert len(library.documents()) == 3
+    assert _ingest(library, folder, remove_emptied=True)["paper0.md"][0] == "removed"
+    assert [Path(record.path).name for record in library.documents()] == ["note0.md"]
+
+
+def test_an_unmounted_drive_given_as_the_folder_keeps_its_documents(
+    make_library: Callable[..., Library], drive: Path
+) -> None:
+    _notes(drive, 2)
+    library = make_library()
+    library.ingest([drive])
+    subprocess.run(["umount", str(drive)], check=True)
+    assert _by_name(library.ingest([drive]))["usb"] == EMPTIED
+    assert len(library.documents()) == 2
+
+
+def test_an_emptied_folder_is_held_only_while_completely_empty(
+    make_library: Callable[..., Library], tmp_path: Path
+) -> None:
+    """Without a mount: a folder whose files were all deleted keeps them until confirmed; one
+    that still holds anything (a hidden file) was read, so its deleted files go; an empty folder
+    that never held documents is not reported."""
+    folder = _notes(tmp_path / "notes", 1)
+    emptied = _notes(folder / "emptied", 2, "draft")
+    touched = _notes(folder / "touched", 2, "paper")
+    (folder / "never").mkdir()
+    library = make_library()
+    library.ingest([folder])
+    for note in [*emptied.iterdir(), *touched.iterdir()]:
+        note.unlink()
+    (touched / ".DS_Store").write_bytes(b"\0")
+    results = _by_name(library.ingest([folder]))
+    assert results["emptied"] == EMPTIED
+    assert "never" not in results
+    assert sorted(name for name, (status, _) in results.items() if status == "removed") == [
+        "paper0.md",
+        "paper1.md",
+    ]
+    assert sum("/emptied/" in record.path for record in library.documents()) == 2
+    assert sum("/touched/" in record.path for record in library.documents()) == 0
+    results = _by_name(library.ingest([folder]))  # still empty: still held, not forgotten
+    assert results["emptied"] == EMPTIED
+    _ingest(library, folder, remove_emptied=True)
+    assert [Path(record.path).name for record in library.documents()] == ["note0.md"]
 
 
 # 9. failures are retried when the limits changed, or when asked
