@@ -1,32 +1,49 @@
-"""Peak memory of preparing one large text file (parse in the worker, then chunk), by file size.
+"""Peak memory of a whole ingest (parse, chunk, embed, store, record) by file size.
 
-Run: ``.venv/bin/python -m benchmarks.ingest_memory`` (a few minutes on 2 cores); ``--sizes 1 4``
-picks the sizes in MB. Each size runs in a fresh process, which reports its peak RSS above its own
-baseline (the same process after imports and the tokenizer, before the file: the ratio's base)
-and the parse worker's peak RSS. The files are real text: the Chinese news articles of
-``../shared/eval/zh-news`` (one paragraph each) repeated up to the size, written to a temporary
-folder. Embedding is left out: its memory is per batch, and 64 MB of text is hours of MiniLM here.
+Run: ``.venv/bin/python -m benchmarks.ingest_memory`` (``--sizes 5 20 80`` in MB, the default;
+``--embedding real`` runs MiniLM itself, hours for 80 MB on 2 cores). Each measurement runs in a
+fresh process, which reports its peak RSS above its own baseline: the same process after the
+library, the embedding model and Chroma are loaded and a one-line note is ingested. The parse
+worker's peak is its ``VmHWM``, read every 0.2 s while it lives (``ru_maxrss`` of a child would
+count the pages it shared with this process between fork and exec).
+
+The baseline of the same run is the same text cut into 1 MB files in one folder: the vector index
+(Chroma's HNSW graph, in this process) and SQLite's caches grow with what a collection holds,
+whatever the files; what an ingest holds per file should not. So the ratio that matters is one
+file's peak over the split folder's peak, at each size: 1.0 means the size of a file costs
+nothing more than the text it adds to the collection.
+
+The text is real: the Chinese news articles of ``../shared/eval/zh-news`` (one paragraph each)
+repeated up to the size. ``--embedding stand-in`` (the default) keeps MiniLM's tokenizer, model
+and vector size but replaces its forward pass with seeded random unit vectors, as the forward pass
+holds one batch at a time whatever the file (``--embedding real`` shows it on the small sizes).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
+from rag.embedder import Embedder, Vectors
+
 ZH_NEWS = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "zh-news"
-CHUNK_TOKENS, OVERLAP = 256, 32
+SPLIT_MB = 1
 
 
-def write_text_file(path: Path, megabytes: int) -> None:
+def write_text_file(path: Path, megabytes: float) -> None:
     """``megabytes`` of UTF-8 text: the news articles, one paragraph each, over and over."""
     articles = [p.read_text(encoding="utf-8").strip() for p in sorted(ZH_NEWS.glob("*.txt"))]
-    target = megabytes * 2**20
+    target = int(megabytes * 2**20)
     written = 0
     with path.open("w", encoding="utf-8") as handle:
         while written < target:
@@ -38,74 +55,152 @@ def write_text_file(path: Path, megabytes: int) -> None:
                     break
 
 
+def write_split_folder(folder: Path, megabytes: int) -> None:
+    """The same text as :func:`write_text_file`, as ``SPLIT_MB`` MB files (each one a fresh
+    start of the articles, so no two files have the same content)."""
+    folder.mkdir()
+    for number in range(max(1, megabytes // SPLIT_MB)):
+        path = folder / f"part-{number:03d}.txt"
+        write_text_file(path, SPLIT_MB)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(f"Part {number}.\n")
+
+
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _worker_peak_mb(pid: int) -> float:
-    """The parse worker's peak RSS since it started (``VmHWM``, which ``exec`` resets; its
-    ``ru_maxrss`` would count the pages it shared with this process between fork and exec)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+class _ChildPeak(threading.Thread):
+    """The highest ``VmHWM`` of this process's children (the parse worker) while it runs."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_mb = 0.0
+        self._done = threading.Event()
+
+    def __enter__(self) -> _ChildPeak:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self.join()
+
+    def run(self) -> None:
+        parent = f"PPid:\t{os.getpid()}\n"
+        while not self._done.wait(0.2):
+            for status in Path("/proc").glob("[0-9]*/status"):
+                try:
+                    text = status.read_text()
+                except OSError:
+                    continue
+                if parent in text and "VmHWM:" in text:
+                    peak = int(text.split("VmHWM:")[1].split()[0]) / 1024
+                    self.peak_mb = max(self.peak_mb, peak)
 
 
-def measure_one(path: Path) -> dict[str, float]:
-    """In this process: parse ``path`` in the worker and chunk it, as an ingest prepares it."""
-    from rag.chunker import chunk_document
-    from rag.embedder import Embedder
-    from rag.parse_worker import ParseWorker
+def measure_one(target: Path, embedding: str) -> dict[str, float]:
+    """In this process: ingest ``target`` (a file or a folder) into a fresh library."""
+    from rag.config import LibraryConfig
+    from rag.library import Library
 
-    embedder = Embedder("all-MiniLM-L6-v2")
-    embedder.token_offsets(["warm up the tokenizer"])
+    work = Path(tempfile.mkdtemp(prefix="ingest-memory-"))
+    library = Library(work / "index", LibraryConfig())
+    embedder = Embedder("all-MiniLM-L6-v2") if embedding == "real" else StandInEmbedder()
+    library.use_embedder(embedder)
+    note = work / "warm-up.md"
+    note.write_text("# Warm up\n\nOne passage, so that every part is loaded.\n")
+    library.ingest([note])
     baseline = _peak_mb()
     started = time.monotonic()
-    with ParseWorker(timeout_s=3600, memory_mb=2048) as worker:
-        document = worker.parse(path)
-        assert worker._process is not None
-        worker_peak = _worker_peak_mb(worker._process.pid)
-    chunks = chunk_document(document, embedder.token_offsets, CHUNK_TOKENS, OVERLAP)
+    with _ChildPeak() as worker:
+        report = library.ingest([target])
+    seconds = time.monotonic() - started
+    failed = [result for result in report.results if result.status == "failed"]
+    if failed:
+        raise SystemExit(f"ingest failed: {failed[0].path}: {failed[0].reason}")
+    files = [target] if target.is_file() else list(target.iterdir())
     return {
-        "file_mb": path.stat().st_size / 2**20,
-        "chunks": len(chunks),
-        "seconds": time.monotonic() - started,
+        "file_mb": sum(path.stat().st_size for path in files) / 2**20,
+        "files": len(files),
+        "chunks": library.manifest.chunk_count("default") - 1,
+        "seconds": seconds,
         "baseline_mb": baseline,
         "peak_above_baseline_mb": _peak_mb() - baseline,
-        "worker_peak_mb": worker_peak,
+        "worker_peak_mb": worker.peak_mb,
     }
+
+
+class StandInEmbedder(Embedder):
+    """MiniLM for everything but its forward pass: its tokenizer (chunking), its limits and its
+    vector size; passages get seeded random unit vectors."""
+
+    def __init__(self) -> None:
+        super().__init__("all-MiniLM-L6-v2")
+
+    def embed_passages(self, texts: list[str]) -> Vectors:
+        rng = np.random.default_rng(len(texts))
+        vectors = rng.standard_normal((len(texts), 384)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def _run_child(target: Path, embedding: str) -> dict[str, float] | str:
+    child = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ingest_memory", "--one", str(target), embedding],
+        capture_output=True,
+        text=True,
+    )
+    if child.returncode != 0:
+        return (child.stderr.strip().splitlines() or ["no output"])[-1]
+    result: dict[str, float] = json.loads(child.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _line(label: str, row: dict[str, float]) -> str:
+    return (
+        f"{label:<14} {row['file_mb']:>6.1f} MB in {row['files']:>3.0f} files  "
+        f"{row['chunks']:>7.0f} chunks  {row['seconds']:>7.1f} s  "
+        f"main +{row['peak_above_baseline_mb']:>6.0f} MB over {row['baseline_mb']:.0f} MB  "
+        f"parse worker {row['worker_peak_mb']:>5.0f} MB"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
-    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5, 20, 80])
+    parser.add_argument("--embedding", choices=("stand-in", "real"), default="stand-in")
+    parser.add_argument(
+        "--split",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also ingest the same text as 1 MB files (the baseline)",
+    )
+    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(measure_one(args.one)))
+        print(json.dumps(measure_one(Path(args.one[0]), args.one[1])))
         return
-    rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        for size in args.sizes:
-            path = Path(folder) / f"news-{size}mb.txt"
-            write_text_file(path, size)
-            child = subprocess.run(
-                [sys.executable, "-m", "benchmarks.ingest_memory", "--one", str(path)],
-                capture_output=True,
-                text=True,
-            )
-            path.unlink()
-            if child.returncode != 0:
-                reason = (child.stderr.strip().splitlines() or ["no output"])[-1]
-                print(f"{size:>4} MB  failed: {reason}")
+    print(f"embedding: {args.embedding}", flush=True)
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory() as folder:
+            one_file = Path(folder) / f"news-{size}mb.txt"
+            write_text_file(one_file, size)
+            whole = _run_child(one_file, args.embedding)
+            if isinstance(whole, str):
+                print(f"{size:>4} MB  failed: {whole}")
                 continue
-            rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
-            row = rows[-1]
-            print(
-                f"{row['file_mb']:>6.1f} MB  {row['chunks']:>7} chunks  {row['seconds']:>6.1f} s  "
-                f"main process +{row['peak_above_baseline_mb']:>7.0f} MB over "
-                f"{row['baseline_mb']:.0f} MB ({row['peak_above_baseline_mb'] / row['file_mb']:.1f}"
-                f" x file)  parse worker {row['worker_peak_mb']:>6.0f} MB",
-                flush=True,
-            )
+            print(_line("one file", whole), flush=True)
+            if not args.split:
+                continue
+            split = Path(folder) / f"news-{size}mb"
+            write_split_folder(split, size)
+            parts = _run_child(split, args.embedding)
+        if isinstance(parts, str):
+            print(f"{size:>4} MB  failed: {parts}")
+            continue
+        print(_line(f"{SPLIT_MB} MB files", parts))
+        ratio = whole["peak_above_baseline_mb"] / max(1.0, parts["peak_above_baseline_mb"])
+        print(f"{size:>4} MB: one file / split folder = {ratio:.2f}", flush=True)
 
 
 if __name__ == "__main__":
