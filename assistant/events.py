@@ -39,7 +39,6 @@ class Source:
 @dataclass(frozen=True)
 class TurnStarted:
     conversation_id: str
-    user_message_id: str
 
 
 @dataclass(frozen=True)

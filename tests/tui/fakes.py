@@ -220,8 +220,8 @@ class FakeService:
         self.asked_collections.append(collection)
         self.asked_think.append(think)
         conversation_id = conversation_id or self.store.create()
-        question_id = self.store.add_user_message(conversation_id, question)
-        yield TurnStarted(conversation_id, question_id)
+        self.store.add_user_message(conversation_id, question)
+        yield TurnStarted(conversation_id)
         yield RetrievalStarted(question)
         yield RetrievalFinished(question, PASSAGES, Relevance(True))
         if self.fail_with is not None:
