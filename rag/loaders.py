@@ -29,7 +29,9 @@ from rag.textclean import (
 
 PDF_SUFFIXES = frozenset({".pdf"})
 TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown"})
-SUPPORTED_SUFFIXES = PDF_SUFFIXES | TEXT_SUFFIXES
+MARKUP_SUFFIXES = frozenset({".docx", ".html", ".htm", ".xhtml", ".epub"})
+"""Word, HTML and EPUB, read by :mod:`rag.markup`."""
+SUPPORTED_SUFFIXES = PDF_SUFFIXES | TEXT_SUFFIXES | MARKUP_SUFFIXES
 _TEXT_ENCODINGS = ("utf-8-sig", "gb18030", "cp1252")
 
 
@@ -249,9 +251,15 @@ def stream_document(
     if suffix in TEXT_SUFFIXES and size > STREAM_TEXT_BYTES:
         yield from _stream_text(path)
         return
-    document = _finish(
-        _load_pdf(path, password, extractors) if suffix in PDF_SUFFIXES else _load_text(path)
-    )
+    if suffix in PDF_SUFFIXES:
+        loaded = _load_pdf(path, password, extractors)
+    elif suffix in MARKUP_SUFFIXES:
+        from rag.markup import load_markup  # it builds on this module's types
+
+        loaded = load_markup(path)
+    else:
+        loaded = _load_text(path)
+    document = _finish(loaded)
     yield replace(document, pages=(), warnings=())
     yield from document.pages
     yield DocumentEnd(document.warnings)

@@ -42,7 +42,9 @@ _STATUSES: tuple[FileStatus, ...] = (
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add this group's sub-commands."""
-    ingest = commands.add_parser("ingest", help="index files and folders (PDF, .txt, .md)")
+    ingest = commands.add_parser(
+        "ingest", help="index files and folders (PDF, .txt, .md, .docx, .html, .epub)"
+    )
     ingest.add_argument("paths", nargs="*", type=Path, metavar="PATH")
     ingest.add_argument(
         "--watch",
