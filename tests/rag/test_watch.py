@@ -22,6 +22,7 @@ from rag.types import IngestReport
 from rag.watch import FolderWatcher
 from tests.conftest import REPO_ROOT
 from tests.rag.test_crash_consistency import _assert_consistent
+from tests.rag.test_markup import _epub, _html, _word
 
 DEADLINE_S = 120.0
 """How long the index may take to follow a change (a bound for a hung watcher, not a timing)."""
@@ -97,6 +98,23 @@ def test_the_index_follows_added_changed_moved_and_deleted_files(
         "an emptied folder",
     )
     assert _names(library) == {"first.md"}
+
+
+def test_word_html_and_epub_files_dropped_in_become_searchable(
+    watched: tuple[Library, Path, list[IngestReport]],
+) -> None:
+    library, folder, _ = watched
+    _word(folder / "orchard.docx")
+    _html(folder / "harbour.html")
+    _epub(folder / "voyages.epub")
+    wanted = {"first.md", "orchard.docx", "harbour.html", "voyages.epub"}
+    _eventually(lambda: _names(library) == wanted, "three new documents")
+    for query, name in (
+        ("prune apple trees late winter", "orchard.docx"),
+        ("high tide boats ebb", "harbour.html"),
+        ("storm broke the mainmast", "voyages.epub"),
+    ):
+        assert Path(library.search(query, k=1)[0].file).name == name
 
 
 def test_hidden_and_unsupported_files_start_no_update(
