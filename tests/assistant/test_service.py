@@ -390,7 +390,7 @@ def test_workers_asking_for_the_library_at_once_open_it_once(
 ) -> None:
     opened: list[FakeLibrary] = []
 
-    def slow_library(locations: Locations, config: object) -> FakeLibrary:
+    def slow_library(locations: Locations, config: object, store: object = None) -> FakeLibrary:
         time.sleep(0.05)
         opened.append(FakeLibrary(list(PASSAGES)))
         return opened[-1]
