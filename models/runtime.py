@@ -429,27 +429,48 @@ def token_piece(vocab: Any, token: int) -> bytes:
     return PieceReader(vocab).read(token)
 
 
+SHOWN_CONTROL_TOKENS = ("<think>", "</think>")
+"""Control tokens whose text an answer's reader must see (``models.thinking`` splits on them)."""
+
+
 class PieceReader:
     """Token bytes through one reused buffer, grown when a piece does not fit.
 
     ``Llama.detokenize`` uses a 32-byte buffer and silently drops longer pieces (hundreds of
     Gemma's and MiniCPM's multi-character words), which would cut real text out of answers.
+    Control tokens read as nothing, except the thinking tags (:data:`SHOWN_CONTROL_TOKENS`): a
+    GGUF that marks ``<think>`` as a control token would otherwise hand its thinking over as
+    the answer, with no tag left for ``models.thinking`` to split on.
     """
 
     def __init__(self, vocab: Any) -> None:
         self._vocab = vocab
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(vocab))
         self._buffer = ctypes.create_string_buffer(64)
+        self._shown = frozenset(
+            token
+            for text in SHOWN_CONTROL_TOKENS
+            if (token := _single_special_token(vocab, text)) is not None
+        )
 
     def read(self, token: int) -> bytes:
+        special = token in self._shown
         while True:
             size = len(self._buffer)
             length = llama_cpp.llama_token_to_piece(
-                self._vocab, token, self._buffer, size, 0, False
+                self._vocab, token, self._buffer, size, 0, special
             )
             if length >= 0:
                 return self._buffer.raw[:length]
             self._buffer = ctypes.create_string_buffer(-length)
+
+
+def _single_special_token(vocab: Any, text: str) -> int | None:
+    """The token id a special text is as one token (None if the vocabulary spells it out)."""
+    encoded = text.encode()
+    tokens = (llama_cpp.llama_token * 4)()
+    count = llama_cpp.llama_tokenize(vocab, encoded, len(encoded), tokens, 4, False, True)
+    return int(tokens[0]) if count == 1 else None
 
 
 def _can_drop_suffixes(llm: llama_cpp.Llama) -> bool:

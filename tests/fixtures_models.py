@@ -57,10 +57,14 @@ def build_minicpm_gguf(
     architecture: str = "minicpm",
     seed: int = 0,
     dtype: type[np.floating] = np.float32,
+    controls: tuple[str, ...] = (),
 ) -> Path:
-    """Write a MiniCPM GGUF with random weights to ``path`` (tensor by tensor, low memory)."""
+    """Write a MiniCPM GGUF with random weights to ``path`` (tensor by tensor, low memory).
+
+    Pieces of ``control_pieces`` are control tokens when they start with ``<|`` or are in
+    ``controls`` (``<think>`` as some GGUFs mark it), user-defined otherwise."""
     rng = np.random.default_rng(seed)
-    tokens, scores, types = _vocabulary(control_pieces, shape.n_vocab)
+    tokens, scores, types = _vocabulary(control_pieces, shape.n_vocab, controls)
     writer = gguf.GGUFWriter(str(path), architecture)
     writer.add_name("tiny-minicpm-test")
     writer.add_context_length(shape.context_length)
@@ -127,7 +131,7 @@ def quantize_gguf(source: Path, destination: Path, file_type: str = "Q4_K_M") ->
 
 
 def _vocabulary(
-    control_pieces: tuple[str, ...], n_vocab: int | None
+    control_pieces: tuple[str, ...], n_vocab: int | None, controls: tuple[str, ...] = ()
 ) -> tuple[list[bytes], list[float], list[int]]:
     """SentencePiece-style vocab: specials, 256 byte tokens, chat markers, then word pieces."""
     tokens: list[bytes] = [b"<unk>", b"<s>", b"</s>"]
@@ -136,7 +140,7 @@ def _vocabulary(
     types += [gguf.TokenType.BYTE] * 256
     for piece in control_pieces:
         tokens.append(piece.encode())
-        is_control = piece.startswith("<|")
+        is_control = piece.startswith("<|") or piece in controls
         types.append(gguf.TokenType.CONTROL if is_control else gguf.TokenType.USER_DEFINED)
     pieces = ["▁"] + [chr(c) for c in range(33, 127)] + [f"▁{word}" for word in _WORDS]
     pieces += [word for word in _WORDS]

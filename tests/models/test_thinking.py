@@ -3,10 +3,14 @@ and the templates' thinking switch."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import llama_cpp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.runtime import PieceReader
 from models.templates import (
     NO_THINKING,
     ChatMessage,
@@ -15,6 +19,7 @@ from models.templates import (
     select_template,
 )
 from models.thinking import ThinkingSplitter, prompt_opens_thinking, split_reply
+from tests.fixtures_models import CHATML_PIECES, build_minicpm_gguf
 
 
 def _streamed(chunks: list[str], *, inside: bool = False) -> tuple[str, str]:
@@ -139,3 +144,27 @@ def test_a_thinking_capable_chatml_prompt_keeps_its_prefix_from_turn_to_turn() -
     both = [*first, ChatMessage("assistant", "a1"), ChatMessage("user", "q2")]
     assert template.end_of_turn is not None
     assert template.render(both).startswith(template.render(first) + "a1" + template.end_of_turn)
+
+
+def test_thinking_tags_marked_as_control_tokens_are_read_as_text(tmp_path: Path) -> None:
+    """A GGUF may mark ``<think>`` as a control token, which llama.cpp renders as nothing when
+    control tokens are hidden: the engine must still see the tag, or thinking becomes answer."""
+    path = build_minicpm_gguf(
+        tmp_path / "think-control.gguf",
+        control_pieces=(*CHATML_PIECES, "<think>", "</think>"),
+        controls=("<think>", "</think>"),
+    )
+    vocab_only = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    try:
+        vocab = vocab_only._model.vocab
+        reader = PieceReader(vocab)
+        think, end, im_start = (
+            vocab_only.tokenize(text.encode(), add_bos=False, special=True)
+            for text in ("<think>", "</think>", "<|im_start|>")
+        )
+        assert len(think) == len(end) == len(im_start) == 1
+        assert llama_cpp.llama_vocab_get_attr(vocab, think[0]) & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
+        assert reader.read(think[0]) == b"<think>" and reader.read(end[0]) == b"</think>"
+        assert reader.read(im_start[0]) == b""  # other control tokens stay hidden
+    finally:
+        vocab_only.close()
