@@ -9,8 +9,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from rag.chunker import chunk_document
+from rag.embedder import Embedder
+from rag.indexer import chunk_budget, recover
 from rag.library import Library
+from rag.loaders import load_document
 from tests.conftest import REPO_ROOT
+
+ZH_NEWS = REPO_ROOT.parent / "shared" / "eval" / "zh-news"
 
 CHILD = """
 import sys
@@ -48,6 +54,11 @@ def _assert_consistent(library: Library) -> None:
     pending = {content_hash for _, content_hash in manifest.pending()}
     unrecorded = store.count("default") - len(recorded_ids)
     assert unrecorded == 0 or pending, "vectors stored that no pending row accounts for"
+    staged = {
+        row[0] for row in manifest.connection.execute("SELECT content_hash FROM staged_chunks")
+    }
+    assert staged <= pending, "passages staged that no pending row accounts for"
+    assert not staged & {content_hash for content_hash, _ in rows}, "a recorded content is staged"
 
 
 def test_kill_9_at_several_points_then_rerun(
@@ -92,3 +103,49 @@ def test_kill_9_at_several_points_then_rerun(
     assert recorded == {path.name for path in folder.iterdir()}
     total = library.manifest.connection.execute("SELECT SUM(chunks) FROM contents").fetchone()[0]
     assert library.store.count("default") == total  # no duplicates, no orphans
+
+
+def test_kill_9_inside_a_file_of_many_batches_then_rerun(
+    make_library: Callable[..., Library], embedder: Embedder, tmp_path: Path
+) -> None:
+    """A file is stored batch by batch. Killed between two batches it is not recorded, what was
+    stored of it is swept, and the rerun records exactly its chunks, once."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    articles = [path.read_text(encoding="utf-8").strip() for path in sorted(ZH_NEWS.glob("*.txt"))]
+    long_file = folder / "news.txt"
+    long_file.write_text("\n\n".join(articles[:60]) + "\n", encoding="utf-8")
+    index = tmp_path / "index"
+    for lines_before_kill in (3, 5):
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(index), str(folder)],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert child.stdout is not None
+        for seen, line in enumerate(child.stdout, start=1):
+            assert not line.startswith("finished"), "the ingest ended before the kill"
+            if seen == lines_before_kill:
+                child.send_signal(signal.SIGKILL)
+                break
+        child.wait()
+        inspector = make_library(index, batch_size=8)
+        connection = inspector.manifest.connection
+        assert connection.execute("SELECT count(*) FROM staged_chunks").fetchone()[0] > 0
+        assert inspector.documents("default") == [], "recorded before its last batch"
+        _assert_consistent(inspector)
+        recover(inspector.manifest, inspector.store)
+        assert connection.execute("SELECT count(*) FROM staged_chunks").fetchone()[0] == 0
+        assert inspector.store.count("default") == 0, "vectors of the cut file left behind"
+        inspector.close()
+    library = make_library(index, batch_size=8)
+    assert library.ingest([folder]).count("indexed") == 1
+    _assert_consistent(library)
+    budget, overlap = chunk_budget(library.config, embedder)
+    expected = chunk_document(load_document(long_file), embedder.token_offsets, budget, overlap)
+    assert len(expected) > 4 * 32, "too few batches for a kill to land inside the file"
+    texts = library.manifest.connection.execute("SELECT text FROM chunks ORDER BY seq").fetchall()
+    assert [text for (text,) in texts] == [chunk.text for chunk in expected]
+    assert library.store.count("default") == len(expected)

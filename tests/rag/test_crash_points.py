@@ -1,7 +1,8 @@
 """``kill -9`` a real ingest at many random points (``make soak``): after every restart the store
 and the manifest agree, nothing is duplicated or orphaned, and both SQLite files pass
 ``PRAGMA integrity_check``. The folder changes between runs, so kills land in updates and
-removals too, not only in first-time indexing."""
+removals too, not only in first-time indexing, and one file is long enough to be stored in many
+batches, so kills land between its batches too."""
 
 from __future__ import annotations
 
@@ -84,6 +85,8 @@ def test_kill_9_at_many_random_points(
         shutil.copy(pdf_corpus / "clean" / name, folder / name)
     for news in sorted(ZH_NEWS.glob("*.txt"))[:12]:
         shutil.copy(news, folder / news.name)
+    long_news = [path.read_text(encoding="utf-8") for path in sorted(ZH_NEWS.glob("*.txt"))[20:50]]
+    (folder / "long-news.txt").write_text("\n\n".join(long_news), encoding="utf-8")  # batches
     (folder / "notes.md").write_text("# Notes\n\nTrace trees and nested loops.\n")
     index = tmp_path / "index"
     kills = runs = 0
@@ -101,6 +104,8 @@ def test_kill_9_at_many_random_points(
         _assert_consistent(restarted)
         recover(restarted.manifest, restarted.store)  # what the next ingest does first
         assert restarted.manifest.pending() == []
+        staged = restarted.manifest.connection.execute("SELECT count(*) FROM staged_chunks")
+        assert staged.fetchone()[0] == 0
         total = restarted.manifest.connection.execute(
             "SELECT coalesce(SUM(chunks), 0) FROM contents"
         ).fetchone()[0]

@@ -33,15 +33,16 @@ PIECE = 1 << 20
 """The loader's piece size (characters cleaned and sent at a time)."""
 
 
-def _news_text(megabytes: float) -> str:
-    """Real text: the Chinese news articles, one paragraph each, repeated up to the size."""
+def _news_text(megabytes: float, first: int = 0) -> str:
+    """Real text: the Chinese news articles from ``first`` on, one paragraph each, repeated up
+    to the size."""
     articles = [p.read_text(encoding="utf-8").strip() for p in sorted(ZH_NEWS.glob("*.txt"))]
     parts: list[str] = []
     size = 0
     while size < megabytes * 2**20:
-        for article in articles:
-            parts.append(article)
-            size += len(article.encode()) + 2
+        article = articles[(first + len(parts)) % len(articles)]
+        parts.append(article)
+        size += len(article.encode()) + 2
     return "\n\n".join(parts)
 
 
@@ -90,7 +91,8 @@ def test_a_file_failing_part_way_leaves_no_passages(
     files are indexed."""
     folder = tmp_path / "docs"
     folder.mkdir()
-    pages = [_news_text(0.004) for _ in range(12)]
+    # the chunker reads 512 sentences ahead: the failure comes well after that
+    pages = [_news_text(0.004, first=10 * page) for page in range(24)]  # no running lines
     (folder / "long.txt").write_text("\f".join(pages), encoding="utf-8")
     (folder / "short.md").write_text("# Short\n\nThe tracing compiler records loops.\n")
     real_stream = ParseWorker.stream
@@ -99,7 +101,7 @@ def test_a_file_failing_part_way_leaves_no_passages(
         self: ParseWorker, path: Path, password: str | None = None
     ) -> Iterator[DocumentPart]:
         for part in real_stream(self, path, password):
-            if path.name == "long.txt" and isinstance(part, ExtractedPage) and part.number == 10:
+            if path.name == "long.txt" and isinstance(part, ExtractedPage) and part.number == 20:
                 raise DocumentLoadError("cannot read: Input/output error")
             yield part
 
