@@ -41,7 +41,7 @@ from rag.manifest import DocumentRow, Manifest, chunk_id
 from rag.parse_worker import ParseWorker
 from rag.store import VectorStore
 from rag.types import FileResult, FileStatus, IngestProgress, IngestReport
-from rag.walker import FoundFile, WalkResult, walk
+from rag.walker import FoundFile, Skipped, WalkResult, held_folders, is_under, walk
 
 ProgressCallback = Callable[[IngestProgress], None]
 _EMBED_SLICE = 4
@@ -374,23 +374,32 @@ class Ingest:
         known = {
             row.path: row for row in self.manifest.documents_under(self.collection, walked.roots)
         }
-        held = [] if remove_emptied else walked.hold_emptied(sorted(known))
-        for skipped in walked.skipped + held:
-            status: FileStatus = "failed" if skipped.failed else "skipped"
-            self.results.append(FileResult(skipped.path, status, reason=skipped.reason))
+        if not remove_emptied:
+            walked.hold_emptied(sorted(known))
+        self.results += [_skipped_result(skipped) for skipped in walked.skipped]
         found_paths = {found.path for found in walked.files}
         gone = {
             path: row
             for path, row in known.items()
             if path not in found_paths and walked.was_read(path)
         }
+        held = [folder for folder in walked.empty if folder in walked.unread]
+        movable = {  # kept while their folder reads empty, unless found again elsewhere
+            path: row
+            for path, row in known.items()
+            if path not in found_paths and is_under(path, held)
+        }
         work = self._triage(walked.files, known, password, retry_failed)
         self._meter = _Meter(len(walked.files), sum(found.size for found in work))
         self._meter.files_done = len(walked.files) - len(work)
         self._report(None, None)
-        moved_from = self._process(work, known, gone, password)
+        moved_from = self._process(work, known, {**gone, **movable}, password)
+        kept = sorted(path for path in movable if path not in moved_from)
+        for skipped in held_folders(held, kept):
+            self.results.append(_skipped_result(skipped))
         if not self.cancel.is_set():
-            self._remove_gone(gone, moved_from)
+            moved = {path: row for path, row in movable.items() if path in moved_from}
+            self._remove_gone({**gone, **moved}, moved_from)
             self._forget_gone_failures(walked, found_paths)
         self.results.sort(key=lambda result: result.path)
         return IngestReport(self.collection, self.results, time.monotonic() - started)
@@ -614,3 +623,8 @@ def _drain(preparer: _Preparer) -> None:
         except queue.Empty:
             continue
     preparer.join()
+
+
+def _skipped_result(skipped: Skipped) -> FileResult:
+    status: FileStatus = "failed" if skipped.failed else "skipped"
+    return FileResult(skipped.path, status, reason=skipped.reason)

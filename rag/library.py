@@ -192,10 +192,13 @@ class Library:
         password: str | None = None,
         cancel: threading.Event | None = None,
         retry_failed: bool = False,
+        remove_emptied: bool = False,
     ) -> IngestReport:
         """Index files and folders into ``collection``; only what changed is touched.
 
         ``retry_failed`` parses again files that failed before even though they did not change.
+        A folder that reads as completely empty keeps its documents (an unmounted drive) unless
+        ``remove_emptied`` confirms its files are gone.
         The folders among ``paths`` are remembered for the collection (see :meth:`folders`).
         """
         with WriteLock(self.index_dir):
@@ -213,7 +216,7 @@ class Library:
                 progress,
                 cancel,
             )
-            return run.run(paths, password, retry_failed)
+            return run.run(paths, password, retry_failed, remove_emptied)
 
     def outdated(self, collection: str = "default") -> list[str]:
         """Documents indexed by an older release's passage format (see :meth:`upgrade`)."""

@@ -66,13 +66,21 @@ class WalkResult:
         """Treat each empty folder that some of ``indexed`` lie below as unread (an unmounted
         drive's mount point reads empty); returns them reported, with how many documents each
         keeps."""
-        held: list[Skipped] = []
-        for folder in self.empty:
-            count = sum(is_under(path, [folder]) for path in indexed)
-            if count:
-                self.unread.append(folder)
-                held.append(Skipped(display_path(folder), _emptied(count)))
+        held = held_folders(self.empty, indexed)
+        self.unread += [
+            folder for folder in self.empty if any(is_under(p, [folder]) for p in indexed)
+        ]
         return held
+
+
+def held_folders(folders: Sequence[str], kept: Sequence[str]) -> list[Skipped]:
+    """The report of each of ``folders`` that keeps documents of ``kept``, with how many."""
+    held: list[Skipped] = []
+    for folder in folders:
+        count = sum(is_under(path, [folder]) for path in kept)
+        if count:
+            held.append(Skipped(display_path(folder), _emptied(count)))
+    return held
 
 
 def is_under(path: str, folders: Sequence[str]) -> bool:
@@ -135,7 +143,7 @@ def _emptied(documents: int) -> str:
         kept = "1 document indexed from it is"
     return (
         f"folder is empty (a drive not mounted?); {kept} kept: if its files were deleted, "
-        "remove them with `docs rm`"
+        "run the ingest again with --remove-emptied"
     )
 
 

@@ -58,6 +58,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="parse again files that failed before, even if they have not changed",
     )
     ingest.add_argument(
+        "--remove-emptied",
+        action="store_true",
+        help="remove the documents of folders that now read as empty (kept by default: a drive "
+        "that is not mounted looks empty)",
+    )
+    ingest.add_argument(
         "--password",
         nargs="?",
         action=_PasswordAction,
@@ -142,7 +148,11 @@ def run_ingest(args: argparse.Namespace, context: CliContext) -> int:
         if args.paths:
             if args.json or not console.is_terminal:
                 report = library.ingest(
-                    args.paths, collection, password=args.password, retry_failed=args.retry_failed
+                    args.paths,
+                    collection,
+                    password=args.password,
+                    retry_failed=args.retry_failed,
+                    remove_emptied=args.remove_emptied,
                 )
             else:
                 report = _ingest_with_bar(library, args, collection, console)
@@ -223,6 +233,7 @@ def _ingest_with_bar(
             progress=update,
             password=args.password,
             retry_failed=args.retry_failed,
+            remove_emptied=args.remove_emptied,
         )
 
 

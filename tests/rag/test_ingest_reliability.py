@@ -20,7 +20,7 @@ import pytest
 from assistant.cli import main
 from rag.chunker import chunk_document
 from rag.embedder import Embedder
-from rag.indexer import Ingest, chunk_budget
+from rag.indexer import chunk_budget
 from rag.library import Library
 from rag.loaders import ExtractedDocument, ExtractedPage, load_document
 from rag.types import IngestReport
@@ -379,20 +379,8 @@ def drive(tmp_path: Path) -> Iterator[Path]:
 EMPTIED = (
     "failed",
     "folder is empty (a drive not mounted?); 2 documents indexed from it are kept: if its files "
-    "were deleted, remove them with `docs rm`",
+    "were deleted, run the ingest again with --remove-emptied",
 )
-
-
-def _ingest(library: Library, folder: Path, **options: bool) -> dict[str, tuple[str, str | None]]:
-    """An ingest with the options the library does not take yet (``remove_emptied``)."""
-    run = Ingest(
-        library.manifest,
-        library.store,
-        library.embedder_for("default"),
-        library.config,
-        "default",
-    )
-    return _by_name(run.run([folder], **options))
 
 
 def test_an_unmounted_drive_inside_a_folder_keeps_its_documents(
@@ -410,7 +398,7 @@ def test_an_unmounted_drive_inside_a_folder_keeps_its_documents(
     assert results["usb"] == EMPTIED
     assert "removed" not in {status for status, _ in results.values()}
     assert len(library.documents()) == 3
-    assert _ingest(library, folder, remove_emptied=True)["paper0.md"][0] == "removed"
+    assert _by_name(library.ingest([folder], remove_emptied=True))["paper0.md"][0] == "removed"
     assert [Path(record.path).name for record in library.documents()] == ["note0.md"]
 
 
@@ -451,7 +439,7 @@ def test_an_emptied_folder_is_held_only_while_completely_empty(
     assert sum("/touched/" in record.path for record in library.documents()) == 0
     results = _by_name(library.ingest([folder]))  # still empty: still held, not forgotten
     assert results["emptied"] == EMPTIED
-    _ingest(library, folder, remove_emptied=True)
+    _by_name(library.ingest([folder], remove_emptied=True))
     assert [Path(record.path).name for record in library.documents()] == ["note0.md"]
 
 
