@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,9 +47,6 @@ NAME_COVERAGE = 0.5
 """Share of a question's salient terms (rarity-weighted) its best document must mention."""
 COVERS_SHOWN = 5
 """Document titles named when a refusal says what the collection does cover."""
-
-
-_LATIN = re.compile(r"[A-Za-z]")
 
 
 def _written(term: salience.Term, text: str) -> bool:
@@ -374,10 +370,10 @@ class Library:
         An identifier (number, model, code, quote) that the collection never mentions refuses,
         and so does a question whose identifiers and periods no one document found holds
         together ("the Houston accident in July 2008" when the Houston report is of December
-        2007). A name or technical word (``salience.rare_words``) the collection never spells
-        the question's way must be there in another form (:mod:`rag.aliases`: "AL" for
-        "Alabama"), in that same document; other names may be spelt another way, so they only
-        count towards coverage: the document must also hold at least :data:`NAME_COVERAGE` of
+        2007). A name (Chinese too) or technical word (``salience.rare_words``) the collection
+        never spells the question's way must be there in another form (:mod:`rag.aliases`: "AL"
+        for "Alabama"), in that same document; other names may be spelt another way, so they
+        only count towards coverage: the document must also hold at least :data:`NAME_COVERAGE` of
         the question's terms, each weighted by its rarity (idf).
         """
         found = sorted({hit.content_hash for hit in hits if hit.content_hash})
@@ -399,11 +395,7 @@ class Library:
         nowhere = [term.text for term in terms if term.identifier and frequency[term] == 0]
         if nowhere:
             return self._refusal(collection, tuple(nowhere), mentioned_nowhere=True)
-        written_otherwise = [
-            term
-            for term in terms
-            if term.month or (frequency[term] == 0 and _LATIN.search(term.text))
-        ]
+        written_otherwise = [term for term in terms if term.month or frequency[term] == 0]
         holders = {
             term: keywords.contents_mentioning(collection, term.text, found)
             for term in terms

@@ -108,3 +108,13 @@ def test_english_questions_keep_the_cosine_threshold(notes_library: Library) -> 
     assert notes_library.lexical_support(hits, question) is None
     assert notes_library.judge(hits, question).relevant
     assert not notes_library.judge([], "成年大熊猫每天吃多少竹子？").relevant
+
+
+def test_a_chinese_name_the_notes_never_mention_is_refused_by_name(notes_library: Library) -> None:
+    """都江堰 is in the notes, 灵渠 (another canal of the same era) is not: its name is missing,
+    however much of the rest of the question the notes hold."""
+    question = "灵渠位于四川省哪里，由哪几部分组成？"
+    judgement = notes_library.judge(notes_library.search(question, k=5), question)
+    assert not judgement.relevant and "灵渠" in judgement.missing
+    asked = "都江堰位于四川省哪里，由哪几部分组成？"
+    assert notes_library.judge(notes_library.search(asked, k=5), asked).relevant
