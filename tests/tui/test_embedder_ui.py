@@ -4,6 +4,7 @@ real embedding catalog and models folder)."""
 from __future__ import annotations
 
 from textual.widgets import Button, DataTable, ProgressBar
+from textual.widgets.data_table import RowDoesNotExist
 
 from tests.tui.fakes import FakeService
 from tests.tui.test_screens_ui import welcome
@@ -62,6 +63,9 @@ async def test_first_run_offers_the_multilingual_embedder_and_downloads_it(
         table = models.query_one("#embedders", DataTable)
 
         def downloaded() -> bool:
-            return str(table.get_row("multilingual-e5-small")[5]) == "yes"
+            try:
+                return str(table.get_row("multilingual-e5-small")[5]) == "yes"
+            except RowDoesNotExist:  # the screen fills its tables after it is shown
+                return False
 
         await wait_until(pilot, downloaded, what="the embedding model's download")
