@@ -66,7 +66,9 @@ def test_the_ingest_bar_shows_the_librarys_estimate(
 ) -> None:
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=200)
-    args = argparse.Namespace(paths=[notes(tmp_path)], password=None, retry_failed=False)
+    args = argparse.Namespace(
+        paths=[notes(tmp_path)], password=None, retry_failed=False, remove_emptied=False
+    )
     report = _ingest_with_bar(make_library(), args, "default", console)
     assert report.count("indexed") == 4
     assert "about 0 s left" in screen.getvalue(), "the last update drawn before the bar goes"
