@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
@@ -283,26 +284,20 @@ def run_docs_list(args: argparse.Namespace, context: CliContext) -> int:
         records = library.documents(args.collection)
     finally:
         library.close()
-    if args.json:
-        print(to_json([asdict(record) for record in records]))
-        return 0
-    if not records:
-        print("No documents indexed yet: run `minicpm-assistant ingest PATH`.")
-        return 0
-    table = Table()
-    for column in ("collection", "file", "pages", "chunks", "indexed", "status"):
-        table.add_column(column, overflow="fold")
-    for record in records:
-        table.add_row(
+    rows = [
+        (
             plain(record.collection, one_line=True),
             plain(record.path, one_line=True),
             str(record.pages),
             str(record.chunks),
-            datetime.fromtimestamp(record.indexed_at).strftime("%Y-%m-%d %H:%M"),
+            _when(record.indexed_at),
             record.status,
         )
-    Console().print(table)
-    return 0
+        for record in records
+    ]
+    empty = "No documents indexed yet: run `minicpm-assistant ingest PATH`."
+    columns = ("collection", "file", "pages", "chunks", "indexed", "status")
+    return _print_listing(records, rows, columns, empty, args.json)
 
 
 def run_docs_folders(args: argparse.Namespace, context: CliContext) -> int:
@@ -311,23 +306,43 @@ def run_docs_folders(args: argparse.Namespace, context: CliContext) -> int:
         folders = library.folders(args.collection)
     finally:
         library.close()
-    if args.json:
-        print(to_json([asdict(folder) for folder in folders]))
-        return 0
-    if not folders:
-        print("No folders ingested yet: run `minicpm-assistant ingest FOLDER`.")
-        return 0
-    table = Table()
-    for column in ("collection", "folder", "added"):
-        table.add_column(column, overflow="fold")
-    for folder in folders:
-        table.add_row(
+    rows = [
+        (
             plain(folder.collection, one_line=True),
             plain(folder.path, one_line=True),
-            datetime.fromtimestamp(folder.added_at).strftime("%Y-%m-%d %H:%M"),
+            _when(folder.added_at),
         )
+        for folder in folders
+    ]
+    empty = "No folders ingested yet: run `minicpm-assistant ingest FOLDER`."
+    return _print_listing(folders, rows, ("collection", "folder", "added"), empty, args.json)
+
+
+def _print_listing(
+    items: Sequence[Any],
+    rows: Sequence[tuple[str | Text, ...]],
+    columns: Sequence[str],
+    empty: str,
+    as_json: bool,
+) -> int:
+    """A listing as JSON (the dataclasses ``items``), or as a table of ``rows``."""
+    if as_json:
+        print(to_json([asdict(item) for item in items]))
+        return 0
+    if not rows:
+        print(empty)
+        return 0
+    table = Table()
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
     return 0
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
 def run_docs_show(args: argparse.Namespace, context: CliContext) -> int:
