@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import json
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from models.runtime import LlamaEngine
 from models.store import ModelStore
 from rag.config import LibraryConfig
 from rag.library import Library
+from tests.mounts import tmpfs
 
 
 @pytest.fixture
@@ -35,20 +35,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MB tmpfs, unmounted afterwards."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    try:
-        mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
-            capture_output=True,
-            text=True,
-        )
-    except FileNotFoundError:
-        pytest.skip("no mount command here")
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with tmpfs(mount_point, "16m"):
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def fill(disk: Path) -> Path:

@@ -32,6 +32,20 @@ print("finished", flush=True)
 """
 
 
+def start_ingest(child: str, *args: str) -> subprocess.Popen[str]:
+    """``child`` (an ingest script such as :data:`CHILD`) in a process of its own, its progress
+    lines readable from ``stdout``, ready to be killed at any of them."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", child, *args],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process
+
+
 def _assert_consistent(library: Library) -> None:
     """Every recorded document has all its vectors; the store holds nothing unrecorded."""
     manifest, store = library.manifest, library.store
@@ -72,14 +86,7 @@ def test_kill_9_at_several_points_then_rerun(
     index = tmp_path / "index"
     kills = 0
     for lines_before_kill in (1, 3, 5, 8):
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(index), str(folder)],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert child.stdout is not None
+        child = start_ingest(CHILD, str(index), str(folder))
         seen = 0
         for line in child.stdout:
             if line.startswith("finished"):
@@ -117,14 +124,7 @@ def test_kill_9_inside_a_file_of_many_batches_then_rerun(
     long_file.write_text("\n\n".join(articles[:60]) + "\n", encoding="utf-8")
     index = tmp_path / "index"
     for lines_before_kill in (3, 5):
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(index), str(folder)],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert child.stdout is not None
+        child = start_ingest(CHILD, str(index), str(folder))
         for seen, line in enumerate(child.stdout, start=1):
             assert not line.startswith("finished"), "the ingest ended before the kill"
             if seen == lines_before_kill:

@@ -11,8 +11,6 @@ import random
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +20,7 @@ import pytest
 from rag.indexer import recover
 from rag.library import Library
 from tests.conftest import REPO_ROOT
-from tests.rag.test_crash_consistency import CHILD, _assert_consistent
+from tests.rag.test_crash_consistency import CHILD, _assert_consistent, start_ingest
 
 ZH_NEWS = REPO_ROOT.parent / "shared" / "eval" / "zh-news"
 KILLS = 24
@@ -49,14 +47,7 @@ def _change_folder(folder: Path, rng: random.Random, serial: int) -> None:
 
 def _run_and_kill(index: Path, folder: Path, rng: random.Random) -> bool:
     """Start an ingest and kill it at a random point; False when it finished first."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(index), str(folder)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert child.stdout is not None
+    child = start_ingest(CHILD, str(index), str(folder))
     by_lines = rng.random() < 0.5
     target = rng.randint(1, 12) if by_lines else rng.uniform(0.0, 3.0)
     seen, first = 0, None

@@ -25,7 +25,8 @@ from rag.library import Library
 from rag.loaders import ExtractedDocument, ExtractedPage, load_document
 from rag.types import IngestReport
 from tests.conftest import REPO_ROOT
-from tests.rag.test_crash_consistency import CHILD
+from tests.mounts import tmpfs
+from tests.rag.test_crash_consistency import CHILD, start_ingest
 
 ZH_NEWS = REPO_ROOT.parent / "shared" / "eval" / "zh-news"
 SOAK = pytest.mark.skipif(not os.environ.get("SOAK"), reason="a long run: `make soak`")
@@ -213,14 +214,7 @@ def test_a_failing_writer_leaves_no_preparing_thread_or_parse_process(
 def test_the_parse_process_of_an_ingest_killed_with_9_does_not_live_on(tmp_path: Path) -> None:
     """Frozen mid-work, a parse worker whose ingest is killed must still go: the time limit
     died with the ingest, and an orphan would parse a pathological file for ever."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path / "index"), str(ZH_NEWS)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert child.stdout is not None
+    child = start_ingest(CHILD, str(tmp_path / "index"), str(ZH_NEWS))
     worker = None
     try:
         child.stdout.readline()  # the ingest has started
@@ -359,21 +353,8 @@ def drive(tmp_path: Path) -> Iterator[Path]:
     permitted), unmounted afterwards if the test has not done so."""
     mount_point = tmp_path / "library" / "usb"
     mount_point.mkdir(parents=True)
-    try:
-        mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)],
-            capture_output=True,
-            text=True,
-        )
-    except FileNotFoundError:
-        pytest.skip("no mount command here")
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with tmpfs(mount_point, "8m"):
         yield mount_point
-    finally:
-        if os.path.ismount(mount_point):
-            subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 EMPTIED = (

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +24,7 @@ from rag.retriever import Methods
 from rag.shared import ServerVectorStore
 from rag.shared_manifest import SharedManifest
 from tests.chroma_server import ChromaServer, free_port
-from tests.conftest import REPO_ROOT
+from tests.rag.test_crash_consistency import start_ingest
 
 TOPICS = {
     "piper.md": "# Piper PA-28 accident\n\nThe Piper PA-28 crashed near Tallahassee after fuel "
@@ -187,14 +185,7 @@ def test_kill_9_mid_ingest_then_rerun(
     index = tmp_path / "index-a"
     kills = 0
     for lines_before_kill in (3,):
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(index), str(folder), config],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert child.stdout is not None
+        child = start_ingest(CHILD, str(index), str(folder), config)
         for seen, line in enumerate(child.stdout, start=1):
             if line.startswith("finished"):
                 break
