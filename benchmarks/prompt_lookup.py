@@ -32,6 +32,7 @@ import llama_cpp  # noqa: E402, F401  # before numpy: on the H200 machine the ot
 from assistant.events import Source  # noqa: E402
 from assistant.prompting import PromptStyle, TurnMode, build_messages, user_turn  # noqa: E402
 from benchmarks.engine import CLOCKS, Clock, machine, resolve_model, today  # noqa: E402
+from benchmarks.engine import SAMPLING as GREEDY  # noqa: E402
 from models.config import EngineConfig  # noqa: E402
 from models.events import DoneEvent, TokenEvent  # noqa: E402
 from models.hardware import physical_cores  # noqa: E402
@@ -43,7 +44,6 @@ from rag.loaders import load_document  # noqa: E402
 from tests.fixtures_models import smollm2_gguf  # noqa: E402
 
 GOLD = REPO_ROOT / "benchmarks" / "gold" / "pdf-clean.json"
-GREEDY = SamplingParams(temperature=0.0, top_k=40, top_p=1.0, min_p=0.0, repeat_penalty=1.0)
 
 
 @dataclass(frozen=True)
