@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input, TextArea
 
 from assistant.locations import Locations
 from assistant.settings import Settings
@@ -23,7 +24,11 @@ SnapCompare = Callable[..., bool]
 
 
 @pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def steady(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """UTC dates, and cursors that do not blink: a blink every 0.5 s would make the picture
+    depend on how long the run took."""
+    monkeypatch.setattr(TextArea, "_toggle_cursor_blink_visible", lambda self: None)
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     yield
