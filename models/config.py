@@ -76,6 +76,12 @@ class ServerConfig(BaseModel):
     timeout_s: float = Field(default=120.0, gt=0)
     """Seconds to wait for the server to connect and for each piece of an answer."""
 
+    parallel: int | None = Field(default=None, ge=1)
+    """Answers the server generates at once (``serve`` runs that many turns together). Empty:
+    what llama.cpp's server reports (its slots, ``--parallel``), 1 for llama-cpp-python's (one
+    request at a time; unless started with ``--interrupt_requests false`` a new request ends the
+    one streaming), 4 for servers that say nothing (vLLM and Ollama queue what they cannot batch)."""
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
