@@ -94,6 +94,9 @@ class ModelStatus:
     offload_reason: str
     server_url: str | None = None
     """The model server generating the answers; ``None`` for llama.cpp in this process."""
+    parallel: int = 1
+    """Turns that may generate at once: a model server's parallel answers; 1 in this process,
+    where llama.cpp holds one context."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,9 @@ class CatalogRow:
 class AssistantService:
     """Conversations, grounded answers, the document library and models behind one object.
 
-    ``ask`` runs one turn at a time; callers (the TUI's single chat worker, the CLI) do not
-    overlap turns on the same service.
+    ``ask`` runs one turn at a time unless :attr:`ModelStatus.parallel` says the engine takes
+    more (a model server): then that many may overlap (``serve`` does). The TUI's single chat
+    worker and the CLI do not overlap turns.
     """
 
     def __init__(
@@ -511,4 +515,5 @@ def _status_of(engine: TextEngine) -> ModelStatus:
         backend=engine.offload.backend,
         offload_reason=engine.offload.reason,
         server_url=engine.client.base_url if isinstance(engine, ServerEngine) else None,
+        parallel=engine.parallel if isinstance(engine, ServerEngine) else 1,
     )

@@ -16,6 +16,12 @@ The chat pipeline renders prompts, counts tokens and streams exactly as with
   :func:`estimate_tokens`, which errs on the high side so prompts still fit.
 * **Document text stays data.** Servers read control tokens anywhere in the text they template,
   so token-like markers inside message contents are broken by a zero-width space before sending.
+* **Thinking.** A model with a thinking mode gets ``chat_template_kwargs.enable_thinking`` (what
+  llama.cpp's server and vLLM read; llama-cpp-python's server ignores it). Thinking a server
+  sends apart from the answer (``reasoning_content``, vLLM's newer ``reasoning``) is streamed
+  back inside ``<think>`` tags, so the pipeline splits it off exactly as with the local engine.
+* **Parallel answers.** :attr:`ServerEngine.parallel` is how many streams the server generates
+  at once (llama.cpp's slots, see :func:`_parallel`), so ``serve`` can run that many turns.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from models.templates import (
     Prompt,
     build_template,
 )
+from models.thinking import CLOSE_TAG, OPEN_TAG, prompt_opens_thinking
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +66,10 @@ SERVER_MODEL_PREFIX = "server:"
 
 DEFAULT_CONTEXT = 2048
 """Context assumed when neither the server nor the settings say: llama-cpp-python's default."""
+
+UNREPORTED_PARALLEL = 4
+"""Answers assumed at once from a server that neither reports its slots nor is known to take one
+request at a time (vLLM batches continuously; Ollama queues what it cannot run)."""
 
 COUNT_CACHE_SIZE = 4096
 """Token counts remembered per text: the budget counts the same passages and turns repeatedly."""
@@ -106,11 +117,19 @@ class ServerPrompt(Prompt):
     """A rendered prompt that keeps its messages, for a server that applies its own template."""
 
     messages: tuple[ChatMessage, ...]
+    enable_thinking: bool | None
+    """The thinking switch to send the server's template; ``None``: the model has none."""
 
-    def __new__(cls, rendered: Prompt, messages: Sequence[ChatMessage]) -> ServerPrompt:
+    def __new__(
+        cls,
+        rendered: Prompt,
+        messages: Sequence[ChatMessage],
+        enable_thinking: bool | None = None,
+    ) -> ServerPrompt:
         parts = [Content(text) if is_content else text for text, is_content in rendered.segments()]
         prompt = cast(ServerPrompt, super().__new__(cls, parts))
         prompt.messages = tuple(messages)
+        prompt.enable_thinking = enable_thinking
         return prompt
 
 
@@ -118,20 +137,30 @@ class ServerTemplate(ChatTemplate):
     """Leaves the template to the server; the text it renders is only used to count tokens.
 
     That text comes from the server's own template where the server shows it (llama.cpp), else
-    from ChatML, the format of MiniCPM3/4/5 and of most instruct models.
+    from ChatML, the format of MiniCPM3/4/5 and of most instruct models. ``can_think``: the
+    server's template has a thinking switch (it shows one, or the catalog says the model has
+    one), sent with each prompt.
     """
 
     name = "server"
 
-    def __init__(self, local: ChatTemplate) -> None:
+    def __init__(self, local: ChatTemplate, *, can_think: bool, thinking: bool = False) -> None:
         self.local = local
         self.stop = local.stop
         self.end_of_turn = local.end_of_turn
+        self.can_think = can_think
+        self._thinking = can_think and thinking
+
+    def with_thinking(self, enabled: bool) -> ChatTemplate:
+        if not self.can_think or enabled == self._thinking:
+            return self
+        return ServerTemplate(self.local.with_thinking(enabled), can_think=True, thinking=enabled)
 
     def render(
         self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True
     ) -> ServerPrompt:
-        return ServerPrompt(self.local.render(messages, add_generation_prompt), messages)
+        switch = self._thinking if self.can_think else None
+        return ServerPrompt(self.local.render(messages, add_generation_prompt), messages, switch)
 
     def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> list[Part]:
         return self.local._render(messages, add_generation_prompt)
@@ -151,6 +180,8 @@ class ServerFacts:
     tokenizer: Literal["/tokenize", "/extras/tokenize", "estimate"]
     """Who counts tokens: ``/tokenize`` (llama.cpp, vLLM), ``/extras/tokenize``
     (llama-cpp-python), or :func:`estimate_tokens`."""
+    slots: int | None = None
+    """Answers the server generates at once, where it says (llama.cpp's ``total_slots``)."""
 
 
 def template_kind(source: str | None) -> str | None:
@@ -188,6 +219,8 @@ class ServerEngine:
         )
         self.n_ctx = n_ctx
         self.template = template
+        self.parallel = 1
+        """Answers the server generates at once, found by :meth:`connect` (:func:`_parallel`)."""
         self.offload = OffloadInfo(
             n_gpu_layers=0,
             total_layers=0,
@@ -231,7 +264,9 @@ class ServerEngine:
                 client.base_url,
                 n_ctx,
             )
-        engine = cls(client, chosen, facts, n_ctx, _template_for(config, facts), source)
+        thinks = _catalog_thinks(chosen)
+        engine = cls(client, chosen, facts, n_ctx, _template_for(config, facts, thinks), source)
+        engine.parallel = _parallel(facts, config.parallel)
         engine._bos_offset = engine._server_count("") if facts.tokenizer != "estimate" else 0
         return engine
 
@@ -267,6 +302,7 @@ class ServerEngine:
         url = f"{self.client.base_url}/{'chat/completions' if is_chat else 'completions'}"
         body = self._request_body(prompt, params, stops, prompt_tokens)
         stop_filter = StopFilter(stops)
+        reasoning = _TaggedReasoning(opened_by_prompt=prompt_opens_thinking(prompt))
         first_text_at = last_text_at = None
         pieces = 0
         reason: Literal["stop", "length", "cancelled"] = "length"
@@ -277,7 +313,8 @@ class ServerEngine:
             for event in self.client.stream(url, body, cancel):
                 usage = event.get("usage") or usage
                 timings = event.get("timings") or timings
-                text, finish = _choice(event, is_chat)
+                thought, text, finish = _choice(event, is_chat)
+                text = reasoning.text(thought, text)
                 if text:
                     pieces += 1
                     last_text_at = time.perf_counter()
@@ -342,6 +379,8 @@ class ServerEngine:
             body["messages"] = [
                 {"role": m.role, "content": defuse_markers(m.content)} for m in prompt.messages
             ]
+            if prompt.enable_thinking is not None:
+                body["chat_template_kwargs"] = {"enable_thinking": prompt.enable_thinking}
         else:
             body["prompt"] = _completion_text(prompt)
         return body
@@ -390,6 +429,9 @@ def _discover(client: ServerClient, model_id: str, models: list[str], listing: A
     else:
         tokenizer = "estimate"
     template = props.get("chat_template")
+    slots = props.get("total_slots")
+    if tokenizer == "/extras/tokenize":  # llama-cpp-python: one model lock for every request
+        slots = 1
     return ServerFacts(
         models=tuple(models),
         n_ctx=int(n_ctx) if isinstance(n_ctx, int | float) and n_ctx > 0 else None,
@@ -397,7 +439,17 @@ def _discover(client: ServerClient, model_id: str, models: list[str], listing: A
         bos_token=str(props.get("bos_token") or ""),
         eos_token=str(props.get("eos_token") or ""),
         tokenizer=tokenizer,
+        slots=slots if isinstance(slots, int) and slots > 0 else None,
     )
+
+
+def _parallel(facts: ServerFacts, configured: int | None) -> int:
+    """``[llm] parallel``, else the server's slots, else :data:`UNREPORTED_PARALLEL`.
+
+    llama-cpp-python's server (known by its ``/extras`` tokenizer) counts as one slot: it runs
+    one request at a time, and by default a request arriving meanwhile ends the one streaming.
+    """
+    return configured or facts.slots or UNREPORTED_PARALLEL
 
 
 def _tokenize_body(text: str, model_id: str) -> dict[str, Any]:
@@ -434,7 +486,13 @@ def _context_length(reported: int | None, configured: int | None) -> tuple[int, 
     return DEFAULT_CONTEXT, "default"
 
 
-def _template_for(config: ServerConfig, facts: ServerFacts) -> ChatTemplate:
+def _catalog_thinks(model_id: str) -> bool:
+    """The catalog knows the model (by its file or repo name) and it has a thinking mode."""
+    entry = find_entry(model_id.rsplit("/", 1)[-1])
+    return entry is not None and entry.thinking_sampling is not None
+
+
+def _template_for(config: ServerConfig, facts: ServerFacts, catalog_thinks: bool) -> ChatTemplate:
     if config.template != "server":
         return build_template(config.template)
     local: ChatTemplate = ChatMLTemplate()
@@ -447,22 +505,59 @@ def _template_for(config: ServerConfig, facts: ServerFacts) -> ChatTemplate:
             log.info(
                 "cannot render the server's chat template here (%s); counting as ChatML", error
             )
-    return ServerTemplate(local)
+    return ServerTemplate(local, can_think=local.can_think or catalog_thinks)
 
 
-def _choice(event: dict[str, Any], is_chat: bool) -> tuple[str, str | None]:
-    """The new text and the finish reason of one stream event (usage-only events have none)."""
+def _choice(event: dict[str, Any], is_chat: bool) -> tuple[str, str, str | None]:
+    """The new thinking, the new answer text and the finish reason of one stream event
+    (usage-only events have none)."""
     choices = event.get("choices")
     if not isinstance(choices, list) or not choices:
-        return "", None
+        return "", "", None
     choice = choices[0] if isinstance(choices[0], dict) else {}
+    thought = None
     if is_chat:
         delta = choice.get("delta")
-        text = delta.get("content") if isinstance(delta, dict) else None
+        delta = delta if isinstance(delta, dict) else {}
+        text = delta.get("content")
+        thought = delta.get("reasoning_content") or delta.get("reasoning")
     else:
         text = choice.get("text")
     finish = choice.get("finish_reason")
-    return (text if isinstance(text, str) else ""), (finish if isinstance(finish, str) else None)
+    return (
+        thought if isinstance(thought, str) else "",
+        text if isinstance(text, str) else "",
+        finish if isinstance(finish, str) else None,
+    )
+
+
+class _TaggedReasoning:
+    """Thinking that a server parsed out of the reply, put back in ``<think>`` tags.
+
+    The pipeline tells thinking from answer by those tags (``models.thinking``); a server that
+    sends thinking apart would otherwise have it dropped, or, were it joined as plain text, shown
+    as the answer. Thinking arriving after the answer began is dropped: it is never the answer.
+    """
+
+    def __init__(self, *, opened_by_prompt: bool) -> None:
+        self._opened_by_prompt = opened_by_prompt
+        self._inside = False
+        self._closed = False
+
+    def text(self, thought: str, answer: str) -> str:
+        """The reply text for one event's thinking and answer pieces."""
+        text = ""
+        if thought and not self._closed:
+            if not self._inside and not self._opened_by_prompt:
+                text = OPEN_TAG
+            self._inside = True
+            text += thought
+        if answer and self._inside:
+            text += CLOSE_TAG
+            self._inside, self._closed = False, True
+        elif answer:
+            self._closed = True
+        return text + answer
 
 
 def _usage(
