@@ -12,14 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.errors import UsageError
 from assistant.locations import Locations
 from models.embedders import EMBEDDERS, EmbedderEntry, find_embedder, local_path
 from models.errors import ModelNotFoundError
 from rag.config import LibraryConfig, StoreConfig
-from rag.library import Library
 from rag.types import EmbeddingSpec
+
+if TYPE_CHECKING:
+    from rag.library import Library
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ def open_library(
 ) -> Library:
     """The library as the app uses it: collections load the models ``models pull`` fetched;
     with ``[store] url`` set, the library is the one shared on that Chroma server."""
+    from rag.library import Library  # Chroma and NumPy: only for commands that use the library
+
     return Library(
         locations.index_dir, config, locate_model=locator(locations.models_dir), server=store
     )

@@ -3,6 +3,10 @@
 It owns the conversation store, loads the model lazily (or takes a given engine, as tests do),
 opens the document library lazily, and runs chat turns as a stream of events. The TUI imports
 only ``assistant.*``: the library's and the catalog's record types are re-exported here.
+
+llama.cpp, the library (Chroma, NumPy) and the model server's client (httpx) are imported where
+they are first needed, not with this module: commands that use none of them (``--help``,
+``conversations``) start in a fraction of the time (``tests/assistant/test_imports.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import threading
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from assistant.config_file import save_setting
 from assistant.conversations import Conversation, ConversationStore, ConversationSummary, Role
@@ -38,15 +42,8 @@ from models.errors import ModelError
 from models.fetch import ProgressCallback
 from models.scan import FoundModel
 from models.scan import scan as scan_other_apps
-from models.server_engine import (
-    SERVER_MODEL_PREFIX,
-    ServerEngine,
-    list_server_models,
-    server_model_name,
-)
 from models.store import LocalModel, ModelStore
 from rag.errors import CollectionNotFoundError
-from rag.library import Library
 from rag.types import (
     DocumentRecord,
     FileResult,
@@ -57,6 +54,9 @@ from rag.types import (
     SwitchProgress,
     SwitchReport,
 )
+
+if TYPE_CHECKING:
+    from rag.library import Library
 
 __all__ = [
     "AssistantService",
@@ -203,9 +203,11 @@ class AssistantService:
         self, name_or_path: str | None, progress: Progress | None, config: EngineConfig
     ) -> TextEngine:
         if name_or_path is not None and _is_server(name_or_path):
+            from models.server_engine import SERVER_MODEL_PREFIX, ServerEngine
+
             model_id = name_or_path.removeprefix(SERVER_MODEL_PREFIX)
             return ServerEngine.connect(self.settings.llm, model_id or None)
-        from models.runtime import LlamaEngine  # loads llama.cpp: only when a model is needed
+        from models.runtime import LlamaEngine
 
         engine = LlamaEngine.load(self._models.resolve(name_or_path), config, progress)
         # every prompt starts with the system turn: its KV comes from disk after the first load
@@ -218,6 +220,8 @@ class AssistantService:
         configured. Raises :class:`ModelError` naming the URL when the server does not answer."""
         if self.settings.llm.base_url is None:
             return []
+        from models.server_engine import list_server_models, server_model_name
+
         return [server_model_name(model_id) for model_id in list_server_models(self.settings.llm)]
 
     # Chat
@@ -489,11 +493,15 @@ def _configured_model(settings: Settings) -> str | None:
     else the server's first."""
     chosen = settings.engine.model
     if settings.llm.base_url is not None and not (chosen and _is_server(chosen)):
+        from models.server_engine import server_model_name
+
         return server_model_name(settings.llm.model or "")
     return chosen
 
 
 def _is_server(name_or_path: str) -> bool:
+    from models.server_engine import SERVER_MODEL_PREFIX
+
     return name_or_path.startswith(SERVER_MODEL_PREFIX)
 
 
@@ -503,6 +511,8 @@ def _same_file(left: Path, right: Path) -> bool:
 
 
 def _status_of(engine: TextEngine) -> ModelStatus:
+    from models.server_engine import ServerEngine
+
     model = engine.model
     return ModelStatus(
         name=model.name,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 
 from assistant.cli.context import CliContext
-from rag.embedder import download_model
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -28,6 +27,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_download(args: argparse.Namespace, context: CliContext) -> int:
+    from rag.embedder import download_model  # NumPy: not for every command's start
+
     library = context.settings.library
     names = args.names or [name for name in (library.embedding_model, library.rerank_model) if name]
     for name in names:

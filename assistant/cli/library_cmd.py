@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
@@ -23,9 +23,10 @@ from assistant.cli.context import CliContext
 from assistant.display import plain, terminal_safe, to_json
 from assistant.embedders import open_library
 from assistant.errors import UsageError
-from rag.library import Library
 from rag.types import FileStatus, IngestProgress, IngestReport
-from rag.watch import FolderWatcher
+
+if TYPE_CHECKING:
+    from rag.library import Library
 
 PASSWORD_ENV = "MINICPM_ASSISTANT_PDF_PASSWORD"
 """Environment variable read for the PDF password when ``--password`` is not given."""
@@ -177,6 +178,8 @@ def _show_report(report: IngestReport, as_json: bool, *, one_line: bool = False)
 def _watch(library: Library, collection: str, as_json: bool) -> None:
     """Keep the collection's folders indexed until Ctrl-C; print each update that changed
     something (``--json``: one report object per line)."""
+    from rag.watch import FolderWatcher  # watchdog: only for --watch
+
     folders = library.folders(collection)
     if not folders:
         raise UsageError(
