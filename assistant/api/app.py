@@ -1,8 +1,9 @@
 """The ASGI app: ``GET /v1/models`` and ``POST /v1/chat/completions``, behind a guard.
 
 ``model`` is a collection of the library, so ``/v1/models`` lists the collections. Answers come
-from :meth:`AssistantService.ask` through :class:`TurnQueue`; a request waits for its turn, and
-a client that disconnects, while waiting or mid-answer, stops it. No CORS headers are sent, so a
+from :meth:`AssistantService.ask` through :class:`TurnQueue` (several at once when the model
+server has parallel slots); a request waits for its turn, and a client that disconnects, while
+waiting or mid-answer, stops it. No CORS headers are sent, so a
 web page in the user's browser cannot read the answers.
 """
 
@@ -44,8 +45,10 @@ _CLIENT_ERRORS = {QuestionTooLongError.title: (400, "context_length_exceeded")}
 
 
 def create_app(service: AssistantService, config: ServeConfig) -> Starlette:
-    """The API over ``service`` (its model loaded or not); the caller closes the service."""
-    turns = TurnQueue(service, config.max_waiting)
+    """The API over ``service``; the caller closes the service. Turns overlap as far as the
+    loaded model allows (one at a time when it is not loaded yet)."""
+    status = service.model_status()
+    turns = TurnQueue(service, config.max_waiting, status.parallel if status else 1)
     routes = _Routes(service, turns, max_body=config.max_request_kb * 1024)
 
     @asynccontextmanager

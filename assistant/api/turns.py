@@ -1,9 +1,12 @@
-"""Chat turns run one at a time on one worker thread, their events handed to the event loop.
+"""Chat turns run on worker threads, as many at once as the model can answer, their events
+handed to the event loop.
 
-The service runs one turn at a time (llama.cpp holds one context), so requests queue in arrival
-order, at most ``max_waiting`` behind the one answering; more are refused at once rather than
-left waiting without end. A request whose client has gone stops its turn: one still waiting is
-skipped, one answering stops generating at the next token (the service's ``cancel``).
+llama.cpp in this process holds one context, so there turns run one at a time; a model server
+with parallel slots (``ModelStatus.parallel``) answers that many together. Further requests queue
+in arrival order, at most ``max_waiting`` of them; more are refused at once rather than left
+waiting without end. A request whose client has gone stops its turn: one still waiting is
+skipped, one answering stops generating at the next token (the service's ``cancel``), and the
+turns beside it go on.
 
 Each turn gets a conversation of its own, built from the client's messages and deleted when the
 turn ends: the client holds the conversation, and what a tool asked is not kept on disk.
@@ -78,12 +81,13 @@ class RunningTurn:
 
 
 class TurnQueue:
-    """Runs turns through ``service`` in order, one at a time."""
+    """Runs turns through ``service`` in order, ``parallel`` at a time."""
 
-    def __init__(self, service: AssistantService, max_waiting: int) -> None:
+    def __init__(self, service: AssistantService, max_waiting: int, parallel: int = 1) -> None:
         self._service = service
         self._max_waiting = max_waiting
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-turn")
+        self._parallel = parallel
+        self._worker = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="chat-turn")
         self._lock = threading.Lock()
         self._turns: set[RunningTurn] = set()
 
@@ -91,7 +95,7 @@ class TurnQueue:
         """Queue ``request``; :class:`ApiError` (429) when ``max_waiting`` turns already wait."""
         turn = RunningTurn(asyncio.get_running_loop())
         with self._lock:
-            if len(self._turns) > self._max_waiting:
+            if len(self._turns) >= self._parallel + self._max_waiting:
                 raise ApiError(
                     429,
                     f"the model is busy: {len(self._turns)} requests are ahead of this one; "
@@ -104,7 +108,7 @@ class TurnQueue:
         return turn
 
     def close(self) -> None:
-        """Stop every turn and wait for the worker (blocking: call off the event loop)."""
+        """Stop every turn and wait for the workers (blocking: call off the event loop)."""
         with self._lock:
             for turn in self._turns:
                 turn.stop()
@@ -163,7 +167,7 @@ class _Ended:
     """The client went away before the answer was complete."""
 
     def log(self) -> None:
-        """One line per answer, once the model is free; never its text or the question."""
+        """One line per answer, once it has ended; never its text or the question."""
         tokens = self.finished.usage.completion_tokens
         if self.stopped:
             logger.info("client went away: answer stopped after %d tokens", tokens)

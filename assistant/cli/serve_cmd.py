@@ -54,6 +54,8 @@ def run_serve(args: argparse.Namespace, context: CliContext) -> int:
         model = terminal_safe(status.name, one_line=True)
         if status.is_demo:
             model += " (the offline demo model, not MiniCPM: answers will be poor)"
+        if status.parallel > 1:
+            model += f", {status.parallel} at once"
 
         def ready(url: str) -> None:
             print(f"Serving your library at {url}, answers by {model}. Ctrl-C stops.", flush=True)

@@ -41,12 +41,16 @@ class LlamaCppServer:
         alias: str = SMOLLM2_ALIAS,
         n_ctx: int = 2048,
         threads: int = 1,
+        queue_requests: bool = False,
     ) -> None:
         self.model = model
         self.alias = alias
         self.n_ctx = n_ctx
         self.threads = threads
         """One by default: a second thread spinning on a busy 2-core machine makes it slower."""
+        self.queue_requests = queue_requests
+        """``--interrupt_requests false``: a request arriving while another streams waits for
+        it; by default llama-cpp-python's server ends the streaming one instead."""
         self.port = free_port()
         self.log_path = log_dir / f"llama-server-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -71,6 +75,7 @@ class LlamaCppServer:
             "--n_threads_batch", str(self.threads),  # its default is every core
             "--logits_all", "false",  # its default keeps every prompt position's logits
             "--seed", "1",
+            "--interrupt_requests", "false" if self.queue_requests else "true",
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
