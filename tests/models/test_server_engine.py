@@ -6,6 +6,7 @@ is in ``tests/assistant/test_server_chat.py``)."""
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +21,15 @@ from models.runtime import LlamaEngine
 from models.sampling import SamplingParams
 from models.server_client import ModelServerError
 from models.server_engine import (
+    UNREPORTED_PARALLEL,
     ServerEngine,
     ServerPrompt,
+    ServerTemplate,
     defuse_markers,
     estimate_tokens,
 )
 from models.templates import ChatMessage
+from models.thinking import split_reply
 from tests.fixtures_models import smollm2_gguf
 from tests.models.conftest import local
 from tests.models.model_server import (
@@ -85,10 +89,13 @@ def test_connect_learns_the_model_its_context_and_tokenizer(
     # llama-cpp-python's server does not report its context: the default (its own) is assumed
     assert (engine.n_ctx, engine.context_source) == (2048, "default")
     assert engine.offload.backend == "server" and smollm2_server.base_url in engine.offload.reason
+    # it runs one request at a time: one answer at once unless configured
+    assert (engine.facts.slots, engine.parallel) == (1, 1)
     capped = ServerEngine.connect(
-        ServerConfig(base_url=smollm2_server.base_url, context_length=1024)
+        ServerConfig(base_url=smollm2_server.base_url, context_length=1024, parallel=3)
     )
     assert (capped.n_ctx, capped.context_source) == (1024, "configured")
+    assert capped.parallel == 3
     capped.close()
 
 
@@ -225,15 +232,19 @@ class _BadServer(http.server.BaseHTTPRequestHandler):
     reply: tuple[int, bytes] = (200, b"")
     key: str | None = None
     """The API key it wants, as llama.cpp's ``--api-key`` does."""
+    model_id = "broken"
+    bodies: list[dict[str, object]]
+    """The JSON bodies posted to it, in order."""
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         if self.key is not None and self.headers.get("authorization") != f"Bearer {self.key}":
             self._send(401, b'{"error": {"message": "Invalid API Key"}}', "application/json")
             return
-        self._send(200, b'{"data": [{"id": "broken"}]}', "application/json")
+        listing = json.dumps({"data": [{"id": self.model_id}]}).encode()
+        self._send(200, listing, "application/json")
 
     def do_POST(self) -> None:  # noqa: N802
-        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.bodies.append(json.loads(self.rfile.read(int(self.headers.get("content-length", 0)))))
         status, body = self.reply
         self._send(status, body, "text/event-stream" if status == 200 else "application/json")
 
@@ -253,7 +264,7 @@ def bad_server() -> Iterator[tuple[str, type[_BadServer]]]:
     """A loopback HTTP server that misbehaves on purpose (what a real one only does rarely)."""
 
     class Handler(_BadServer):
-        pass
+        bodies = []
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -283,6 +294,7 @@ def test_server_failures_are_one_clear_error_naming_the_url(
     url, handler = bad_server
     engine = ServerEngine.connect(ServerConfig(base_url=url))
     assert engine.facts.tokenizer == "estimate"  # it has no tokenizer endpoint
+    assert engine.parallel == UNREPORTED_PARALLEL  # nor says how many it answers at once
     handler.reply = reply
     with pytest.raises(ModelServerError, match=message) as failure:
         run(engine, engine.template.render(QUESTION))
@@ -340,3 +352,58 @@ def test_the_api_key_is_sent_and_a_wrong_one_says_which_setting(
     engine = ServerEngine.connect(ServerConfig(base_url=url, api_key="s3cret"))
     assert engine.model_id == "broken"
     engine.close()
+
+
+def _sse(*deltas: dict[str, str], finish: str | None = "stop") -> bytes:
+    events = [{"choices": [{"delta": delta, "finish_reason": None}]} for delta in deltas]
+    events.append({"choices": [{"delta": {}, "finish_reason": finish}]})
+    lines = [f"data: {json.dumps(event)}\n\n" for event in events] + ["data: [DONE]\n\n"]
+    return "".join(lines).encode()
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_thinking_sent_apart_is_split_from_the_answer(
+    bad_server: tuple[str, type[_BadServer]], field: str
+) -> None:
+    """llama.cpp's server and vLLM (``reasoning_content``; vLLM 0.11+ ``reasoning``) parse the
+    thinking out of a reply themselves; it comes back as thinking, never as the answer. The
+    stand-in sends the stream shape their documentation shows."""
+    url, handler = bad_server
+    handler.model_id = "openbmb/MiniCPM4.1-8B"  # a thinking model, as vLLM names it
+    engine = ServerEngine.connect(ServerConfig(base_url=url))
+    thinking = engine.template.with_thinking(True)
+    assert engine.template.can_think and thinking.can_think
+    handler.reply = (200, _sse({field: "Loops "}, {field: "get hot."}, {"content": "Traces [1]."}))
+    pieces, done = run(engine, thinking.render(QUESTION))
+    assert split_reply("".join(pieces)) == ("Loops get hot.", "Traces [1].")
+    assert handler.bodies[-1]["chat_template_kwargs"] == {"enable_thinking": True}
+    assert done.stop_reason == "stop"
+    handler.reply = (200, _sse({field: "Still thinking"}, finish="length"))
+    pieces, done = run(engine, thinking.render(QUESTION))
+    assert split_reply("".join(pieces)) == ("Still thinking", "")  # cut off: no answer
+    run(engine, engine.template.render(QUESTION))
+    assert handler.bodies[-1]["chat_template_kwargs"] == {"enable_thinking": False}
+    engine.close()
+
+
+def test_a_model_without_a_thinking_switch_is_sent_none(
+    bad_server: tuple[str, type[_BadServer]],
+) -> None:
+    url, handler = bad_server
+    engine = ServerEngine.connect(ServerConfig(base_url=url))
+    assert not engine.template.can_think
+    handler.reply = (200, _sse({"content": "Paris."}))
+    pieces, _ = run(engine, engine.template.with_thinking(True).render(QUESTION))
+    assert pieces == ["Paris."] and "chat_template_kwargs" not in handler.bodies[-1]
+    engine.close()
+
+
+def test_llama_cpp_pythons_server_takes_the_thinking_switch(engine: ServerEngine) -> None:
+    """It ignores ``chat_template_kwargs`` (its templates get their arguments at start-up), but
+    a request carrying it is answered as usual."""
+    assert isinstance(engine.template, ServerTemplate)
+    switched = ServerTemplate(engine.template.local, can_think=True).with_thinking(True)
+    prompt = switched.render(QUESTION)
+    assert isinstance(prompt, ServerPrompt) and prompt.enable_thinking is True
+    pieces, done = run(engine, prompt)
+    assert "".join(pieces).strip() and done.stop_reason in ("stop", "length")
