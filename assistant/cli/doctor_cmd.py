@@ -2,7 +2,8 @@
 
 Checks Python, the llama.cpp build and its GPU backend, visible GPUs, the models on disk, the
 model server when answers come from one (its model, context length and chat template), the
-bundled embedding model and the storage locations. A failed check (something the app cannot work
+bundled embedding model, where the library is stored (the embedded store, or a Chroma server and
+whether it answers) and the storage locations. A failed check (something the app cannot work
 without) makes the exit code non-zero; warnings do not.
 """
 
@@ -24,6 +25,7 @@ from models.catalog import DEMO_ENTRY, DEMO_PACKAGE, MINICPM_HINT
 from models.errors import ModelError, ModelLoadError
 from models.gguf_info import read_gguf_info
 from models.store import ModelStore
+from rag.errors import LibraryError
 
 Status = Literal["ok", "warn", "fail"]
 _MARKS = {"ok": "✓", "warn": "!", "fail": "✗"}
@@ -52,6 +54,7 @@ def run_doctor(args: argparse.Namespace, context: CliContext) -> int:
         _models(context),
         _answers(context),
         _embedding_model(),
+        _library(context),
         _storage(context),
     ]
     healthy = all(check.status != "fail" for check in checks)
@@ -211,6 +214,39 @@ def _embedding_model() -> Check:
     return Check(
         "Embedding model", "ok", f"all-MiniLM-L6-v2 at {model_dir}", {"path": str(model_dir)}
     )
+
+
+def _library(context: CliContext) -> Check:
+    """Where the passages are stored; a configured Chroma server must answer (else fail)."""
+    config = context.settings.store
+    if config.url is None:
+        index = context.locations.index_dir
+        return Check(
+            "Library",
+            "ok",
+            f"embedded Chroma store in {index} (set [store] url to share one on a Chroma server)",
+            {"backend": "embedded", "path": str(index)},
+        )
+    from rag.chroma_server import connect  # chromadb's client: only for a shared library
+
+    data: dict[str, Any] = {
+        "backend": "server",
+        "url": config.url,
+        "tenant": config.tenant,
+        "database": config.database,
+    }
+    try:
+        client = connect(config)
+        data["server_version"] = client.get_version()
+        data["collections"] = client.count_collections()
+    except LibraryError as error:
+        return Check("Library", "fail", error.message, data)
+    detail = (
+        f"shared on the Chroma server {config.url} (version {data['server_version']}), which "
+        f"answers: database {config.database!r} of tenant {config.tenant!r}, "
+        f"{data['collections']} Chroma collections"
+    )
+    return Check("Library", "ok", detail, data)
 
 
 def _storage(context: CliContext) -> Check:
