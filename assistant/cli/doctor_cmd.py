@@ -189,14 +189,17 @@ def _answers(context: CliContext) -> Check:
             "context_source": engine.context_source,
             "chat_template": served,
             "tokenizer": facts.tokenizer,
+            "parallel": engine.parallel,
         }
     finally:
         engine.close()
     counting = "estimated" if facts.tokenizer == "estimate" else "by the server"
+    parallel = engine.parallel
+    at_once = "one answer at a time" if parallel == 1 else f"{parallel} answers at once"
     detail = (
         f"model server {config.base_url} answers: model {engine.model_id}, context "
         f"{engine.n_ctx} tokens ({context_from}), chat template {template}, tokens counted "
-        f"{counting}"
+        f"{counting}, {at_once}"
     )
     return Check("Answers from", "ok", detail, data)
 

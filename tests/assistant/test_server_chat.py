@@ -166,6 +166,7 @@ def test_doctor_names_the_model_server_and_what_it_serves(
         "context_source": "default",
         "chat_template": None,  # llama-cpp-python's server does not show its template
         "tokenizer": "/extras/tokenize",
+        "parallel": 1,  # it answers one request at a time
     }
 
 
