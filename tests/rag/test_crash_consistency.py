@@ -27,23 +27,46 @@ from rag.library import Library
 library = Library(Path(sys.argv[1]), LibraryConfig(batch_size=8))
 def report(progress):
     print(progress.files_done, progress.chunks_done, flush=True)
+    sys.stdin.readline()  # in lockstep, wait for the test's go; at once otherwise
 library.ingest([Path(sys.argv[2])], progress=report)
 print("finished", flush=True)
 """
 
 
-def start_ingest(child: str, *args: str) -> subprocess.Popen[str]:
+def start_ingest(child: str, *args: str, lockstep: bool = False) -> subprocess.Popen[str]:
     """``child`` (an ingest script such as :data:`CHILD`) in a process of its own, its progress
-    lines readable from ``stdout``, ready to be killed at any of them."""
+    lines readable from ``stdout``, ready to be killed at any of them.
+
+    In ``lockstep`` the child waits after each line until :func:`kill_at_line` lets it go on, so
+    a kill lands exactly there however slowly this process is scheduled.
+    """
     process = subprocess.Popen(
         [sys.executable, "-c", child, *args],
         cwd=REPO_ROOT,
+        stdin=subprocess.PIPE if lockstep else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     assert process.stdout is not None
     return process
+
+
+def kill_at_line(child: subprocess.Popen[str], line: int) -> bool:
+    """Kill a lockstep child while it waits after its ``line``-th progress line; False when it
+    finished first."""
+    assert child.stdout is not None and child.stdin is not None
+    for seen, text in enumerate(child.stdout, start=1):
+        if text.startswith("finished"):
+            break
+        if seen == line:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            return True
+        child.stdin.write("\n")
+        child.stdin.flush()
+    child.wait()
+    return False
 
 
 def _assert_consistent(library: Library) -> None:
@@ -86,17 +109,8 @@ def test_kill_9_at_several_points_then_rerun(
     index = tmp_path / "index"
     kills = 0
     for lines_before_kill in (1, 3, 5, 8):
-        child = start_ingest(CHILD, str(index), str(folder))
-        seen = 0
-        for line in child.stdout:
-            if line.startswith("finished"):
-                break
-            seen += 1
-            if seen == lines_before_kill:
-                child.send_signal(signal.SIGKILL)
-                kills += 1
-                break
-        child.wait()
+        child = start_ingest(CHILD, str(index), str(folder), lockstep=True)
+        kills += kill_at_line(child, lines_before_kill)
         inspector = make_library(index, batch_size=8)
         _assert_consistent(inspector)
         inspector.close()
@@ -124,13 +138,8 @@ def test_kill_9_inside_a_file_of_many_batches_then_rerun(
     long_file.write_text("\n\n".join(articles[:60]) + "\n", encoding="utf-8")
     index = tmp_path / "index"
     for lines_before_kill in (3, 5):
-        child = start_ingest(CHILD, str(index), str(folder))
-        for seen, line in enumerate(child.stdout, start=1):
-            assert not line.startswith("finished"), "the ingest ended before the kill"
-            if seen == lines_before_kill:
-                child.send_signal(signal.SIGKILL)
-                break
-        child.wait()
+        child = start_ingest(CHILD, str(index), str(folder), lockstep=True)
+        assert kill_at_line(child, lines_before_kill), "the ingest ended before the kill"
         inspector = make_library(index, batch_size=8)
         connection = inspector.manifest.connection
         assert connection.execute("SELECT count(*) FROM staged_chunks").fetchone()[0] > 0

@@ -8,7 +8,6 @@ manifest and machine id) using one server database.
 from __future__ import annotations
 
 import shutil
-import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from rag.retriever import Methods
 from rag.shared import ServerVectorStore
 from rag.shared_manifest import SharedManifest
 from tests.chroma_server import ChromaServer, free_port
-from tests.rag.test_crash_consistency import start_ingest
+from tests.rag.test_crash_consistency import kill_at_line, start_ingest
 
 TOPICS = {
     "piper.md": "# Piper PA-28 accident\n\nThe Piper PA-28 crashed near Tallahassee after fuel "
@@ -173,6 +172,7 @@ server = StoreConfig.model_validate_json(sys.argv[3]) if sys.argv[3] != "null" e
 library = Library(Path(sys.argv[1]), LibraryConfig(batch_size=2), server=server)
 def report(progress):
     print(progress.files_done, progress.chunks_done, flush=True)
+    sys.stdin.readline()  # in lockstep, wait for the test's go
 library.ingest([Path(sys.argv[2])], progress=report)
 print("finished", flush=True)
 """
@@ -185,15 +185,8 @@ def test_kill_9_mid_ingest_then_rerun(
     index = tmp_path / "index-a"
     kills = 0
     for lines_before_kill in (3,):
-        child = start_ingest(CHILD, str(index), str(folder), config)
-        for seen, line in enumerate(child.stdout, start=1):
-            if line.startswith("finished"):
-                break
-            if seen == lines_before_kill:
-                child.send_signal(signal.SIGKILL)
-                kills += 1
-                break
-        child.wait()
+        child = start_ingest(CHILD, str(index), str(folder), config, lockstep=True)
+        kills += kill_at_line(child, lines_before_kill)
         inspector = machines("a", batch_size=2)
         _assert_consistent(inspector)
         inspector.close()
