@@ -24,6 +24,11 @@ _QUERY_STOPWORDS = frozenset(
 """English function words left out of keyword *queries*: they match nearly every chunk, so they
 cost a scan of the whole index and add next to nothing to BM25. Documents keep them."""
 
+_MATCHES_THEN_CHUNKS = "chunk_fts CROSS JOIN chunks c ON c.rowid = chunk_fts.rowid"
+"""The FTS5 matches first, then their chunk rows: SQLite keeps a CROSS JOIN's order. With a plain
+JOIN it may walk every chunk of the collection and run the MATCH once per chunk (31 ms a term at
+776 passages, growing with the library, instead of well under 1 ms)."""
+
 TOKENIZER = "porter unicode61 remove_diacritics 2"
 SCHEMA = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5("
@@ -126,8 +131,7 @@ def search(
     if expression is None:
         return []
     sql = (
-        "SELECT c.chunk_id, bm25(chunk_fts) AS rank FROM chunk_fts "
-        "JOIN chunks c ON c.rowid = chunk_fts.rowid "
+        f"SELECT c.chunk_id, bm25(chunk_fts) AS rank FROM {_MATCHES_THEN_CHUNKS} "
         "WHERE chunk_fts MATCH ? AND c.collection = ?"
     )
     parameters: list[object] = [expression, collection]
@@ -160,8 +164,7 @@ def passages_mentioning(connection: sqlite3.Connection, collection: str, term: s
     if expression is None:
         return 0
     row = connection.execute(
-        "SELECT count(*) FROM chunk_fts JOIN chunks c ON c.rowid = chunk_fts.rowid "
-        "WHERE chunk_fts MATCH ? AND c.collection = ?",
+        f"SELECT count(*) FROM {_MATCHES_THEN_CHUNKS} WHERE chunk_fts MATCH ? AND c.collection = ?",
         (expression, collection),
     ).fetchone()
     return int(row[0])
@@ -175,8 +178,8 @@ def contents_mentioning(
     if expression is None or not contents:
         return set()
     rows = connection.execute(
-        "SELECT DISTINCT c.content_hash FROM chunk_fts JOIN chunks c "
-        "ON c.rowid = chunk_fts.rowid WHERE chunk_fts MATCH ? AND c.collection = ? "
+        f"SELECT DISTINCT c.content_hash FROM {_MATCHES_THEN_CHUNKS} "
+        "WHERE chunk_fts MATCH ? AND c.collection = ? "
         f"AND c.content_hash IN ({','.join('?' * len(contents))})",
         (expression, collection, *contents),
     )

@@ -183,9 +183,10 @@ class Retriever:
         fused = self._fuse(query, lists)
         rows = self.manifest.chunks(collection, list(fused))
         ranked = self._rank({chunk: score for chunk, score in fused.items() if chunk in rows}, rows)
-        kept = self._collapse([rows[chunk] for chunk in ranked])
+        pool_size = max(k * 3, 10) if self.reranker is not None else k
+        kept = self._collapse([rows[chunk] for chunk in ranked], pool_size)
         if self.reranker is not None and kept:
-            pool = kept[: max(k * 3, 10)]
+            pool = kept[:pool_size]
             scores = self.reranker.scores(query, [row.text for row in pool])
             best = sorted(zip(pool, scores, strict=True), key=lambda pair: -pair[1])[:k]
         else:
@@ -258,13 +259,17 @@ class Retriever:
         }
         return sorted(total, key=lambda chunk: (-total[chunk], chunk))
 
-    def _collapse(self, rows: list[ChunkRow]) -> list[ChunkRow]:
-        """Drop near-duplicates of a better passage (of the same document, by default)."""
+    def _collapse(self, rows: list[ChunkRow], wanted: int) -> list[ChunkRow]:
+        """The best ``wanted`` rows without near-duplicates of a better passage (of the same
+        document, by default); it stops there, since tokenizing every candidate costs more than
+        the rest of a search."""
         if self.methods.collapse == "off":
-            return rows
+            return rows[:wanted]
         kept: list[ChunkRow] = []
         kept_tokens: list[tuple[str, set[str]]] = []
         for row in rows:
+            if len(kept) == wanted:
+                break
             tokens = set(keyword.tokenize(row.text))
             same_scope = (
                 (content, other)
@@ -308,13 +313,22 @@ def _joined(texts: list[str]) -> str:
     """
     joined = texts[0]
     for right in texts[1:]:
-        for start in range(max(0, len(joined) - len(right)), len(joined) - _MIN_OVERLAP + 1):
-            if right.startswith(joined[start:]):
-                joined = joined[:start] + right
-                break
-        else:
-            joined = f"{joined}\n\n{right}"
+        start = _overlap_start(joined, right)
+        joined = f"{joined}\n\n{right}" if start is None else joined[:start] + right
     return joined
+
+
+def _overlap_start(left: str, right: str) -> int | None:
+    """Where the longest end of ``left`` (at least :data:`_MIN_OVERLAP` characters) that
+    ``right`` begins with starts; only places where ``right``'s first characters occur are
+    tried."""
+    head = right[:_MIN_OVERLAP]
+    start = left.find(head, max(0, len(left) - len(right)))
+    while start != -1 and start <= len(left) - _MIN_OVERLAP:
+        if right.startswith(left[start:]):
+            return start
+        start = left.find(head, start + 1)
+    return None
 
 
 def _peak(ranked: list[tuple[str, float]]) -> float:
