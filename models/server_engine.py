@@ -307,6 +307,7 @@ class ServerEngine:
         pieces = 0
         reason: Literal["stop", "length", "cancelled"] = "length"
         hit_stop = False
+        finished_by: str | None = None
         usage: dict[str, Any] = {}
         timings: dict[str, Any] = {}
         try:
@@ -326,9 +327,16 @@ class ServerEngine:
                         reason = "stop"
                         break
                 if finish is not None:
-                    reason = "stop" if finish == "stop" else "length"
+                    finished_by, reason = finish, "stop" if finish == "stop" else "length"
         except StreamCancelled:
             reason = "cancelled"
+        if finished_by is None and not hit_stop and reason != "cancelled":
+            raise ModelServerError(
+                f"the model server at {self.client.base_url} ended the answer without finishing "
+                "it (no finish_reason); llama-cpp-python's server does so when another request "
+                "arrives, unless started with --interrupt_requests false (else set [llm] "
+                "parallel = 1). Ask again."
+            )
         if not hit_stop and (rest := stop_filter.flush()):
             first_text_at = first_text_at or time.perf_counter()
             yield TokenEvent(rest)

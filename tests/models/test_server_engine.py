@@ -9,6 +9,7 @@ import http.server
 import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -407,3 +408,24 @@ def test_llama_cpp_pythons_server_takes_the_thinking_switch(engine: ServerEngine
     assert isinstance(prompt, ServerPrompt) and prompt.enable_thinking is True
     pieces, done = run(engine, prompt)
     assert "".join(pieces).strip() and done.stop_reason in ("stop", "length")
+
+
+def test_a_stream_ended_by_another_request_is_an_error_not_an_answer(
+    engine: ServerEngine, smollm2_server: LlamaCppServer
+) -> None:
+    """llama-cpp-python's server, as started by default, ends the answer streaming when another
+    request arrives: ``[DONE]`` without a finish reason, which must not pass for a whole answer."""
+    prompt = engine.template.render([ChatMessage("user", "Write a long story about a ship.")])
+    events = engine.stream(prompt, GREEDY.with_overrides(max_tokens=400))
+    assert isinstance(next(events), TokenEvent)  # streaming now
+    with ThreadPoolExecutor(1) as pool:
+        other = pool.submit(
+            httpx.post,
+            f"{smollm2_server.base_url}/chat/completions",
+            json={"messages": [vars(m) for m in QUESTION], "max_tokens": 1},
+            timeout=120,
+        )
+        with pytest.raises(ModelServerError, match="--interrupt_requests false") as cut:
+            list(events)
+        assert other.result().status_code == 200
+    assert smollm2_server.base_url in cut.value.message
