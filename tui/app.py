@@ -1,4 +1,4 @@
-"""The Textual app: chat, library and models as modes over one :class:`AssistantService`.
+"""The Textual app: chat, library and models as modes over one service (:class:`Service`).
 
 ``make_app`` is shared by ``run_app`` (the ``minicpm-assistant`` command) and the tests, which
 pass their own service. Model loading runs in an app-level thread worker so every screen sees
@@ -7,12 +7,13 @@ the result through the ``model_status`` reactive.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from textual import on, work
 from textual.app import App
-from textual.binding import Binding
+from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.theme import Theme
@@ -20,18 +21,18 @@ from textual.theme import Theme
 from assistant.display import terminal_safe
 from assistant.locations import Locations
 from assistant.settings import Settings
-from tui.commands import AssistantCommands, PaletteCommand
-from tui.messages import ModelFailed, ModelLoadProgressed, ModelReady
-from tui.screens.base import attempt, failure
+from tui.commands import AssistantCommands, Command, bindings
+from tui.screens.base import ReportsWorkerFailures, attempt
 from tui.screens.chat import ChatScreen
 from tui.screens.dialogs import TextPrompt
 from tui.screens.first_run import FirstRunChoice, FirstRunScreen
 from tui.screens.help import HelpScreen
 from tui.screens.library import LibraryScreen
 from tui.screens.models import ModelsScreen
+from tui.service_protocol import Service
 
 if TYPE_CHECKING:
-    from assistant.service import AssistantService, CatalogEntry, EmbedderRow, ModelStatus
+    from assistant.service import CatalogEntry, EmbedderRow, ModelStatus
 
 FIRST_RUN_MARKER = "tui-welcome-done"
 
@@ -50,36 +51,53 @@ MINICPM_THEME = Theme(
 )
 
 
-class MiniCPMApp(App[None]):
+class MiniCPMApp(App[None], ReportsWorkerFailures):
     """The terminal document assistant."""
+
+    @dataclass
+    class ModelLoadProgressed(Message):
+        fraction: float
+
+    @dataclass
+    class ModelReady(Message):
+        status: ModelStatus
 
     CSS_PATH = "app.tcss"
     TITLE = "MiniCPM Assistant"
     MODES: ClassVar = {"chat": ChatScreen, "library": LibraryScreen, "models": ModelsScreen}
     DEFAULT_MODE = "chat"
     COMMANDS = App.COMMANDS | {AssistantCommands}
-    BINDINGS = [
-        Binding("f1", "help", "Help"),
-        Binding("f2", "switch_mode('chat')", "Chat"),
-        Binding("f3", "switch_mode('library')", "Library"),
-        Binding("f4", "switch_mode('models')", "Models"),
-    ]
-    PALETTE = (
-        PaletteCommand("Chat", "Go to the chat screen (F2)", "switch_mode('chat')"),
-        PaletteCommand("Library", "Add, index, remove documents (F3)", "switch_mode('library')"),
-        PaletteCommand("Models", "Download, pick, configure models (F4)", "switch_mode('models')"),
-        PaletteCommand("Help", "Keys and screens (F1)", "help"),
-        PaletteCommand("Reload model", "Load the current model again", "reload_model"),
-        PaletteCommand("Switch collection", "Pick the document collection to use", "collection"),
-        PaletteCommand("Welcome", "Show the first-run choices again", "welcome"),
+    ACTIONS = (
+        Command("help", "Help", "Keys and screens (F1)", key="f1", label="Help"),
+        Command(
+            "switch_mode('chat')", "Chat", "Go to the chat screen (F2)", key="f2", label="Chat"
+        ),
+        Command(
+            "switch_mode('library')",
+            "Library",
+            "Add, index, remove documents (F3)",
+            key="f3",
+            label="Library",
+        ),
+        Command(
+            "switch_mode('models')",
+            "Models",
+            "Download, pick, configure models (F4)",
+            key="f4",
+            label="Models",
+        ),
+        Command("reload_model", "Reload model", "Load the current model again"),
+        Command("collection", "Switch collection", "Pick the document collection to use"),
+        Command("welcome", "Welcome", "Show the first-run choices again"),
     )
+    BINDINGS = bindings(ACTIONS)
 
     model_status: reactive[ModelStatus | None] = reactive(None)
     model_activity: reactive[str] = reactive("")
     ingest_activity: reactive[str] = reactive("")
     collection: reactive[str] = reactive("default")
 
-    def __init__(self, settings: Settings, locations: Locations, service: AssistantService) -> None:
+    def __init__(self, settings: Settings, locations: Locations, service: Service) -> None:
         super().__init__()
         self.settings = settings
         self.locations = locations
@@ -169,22 +187,18 @@ class MiniCPMApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="model")
     def _load_model(self, name_or_path: str | None, add_first: bool) -> None:
-        """Runs in a thread; the result arrives as a message."""
+        """Runs in a thread; the result arrives as a message, a failure in ``worker_failed``."""
 
         def progress(fraction: float) -> None:
-            self.post_message(ModelLoadProgressed(fraction))
+            self.post_message(self.ModelLoadProgressed(fraction))
 
-        try:
-            if add_first and name_or_path is not None:
-                name_or_path = str(self.service.add_model(Path(name_or_path)).path)
-            if name_or_path is None:
-                status = self.service.load_engine(progress)
-            else:
-                status = self.service.switch_model(name_or_path, progress)
-        except Exception as error:  # reported, never fatal
-            self.post_message(ModelFailed(*failure(error)))
+        if add_first and name_or_path is not None:
+            name_or_path = str(self.service.add_model(Path(name_or_path)).path)
+        if name_or_path is None:
+            status = self.service.load_engine(progress)
         else:
-            self.post_message(ModelReady(status))
+            status = self.service.switch_model(name_or_path, progress)
+        self.post_message(self.ModelReady(status))
 
     @on(ModelLoadProgressed)
     def _model_progress(self, event: ModelLoadProgressed) -> None:
@@ -204,13 +218,13 @@ class MiniCPMApp(App[None]):
                 severity="warning",
             )
 
-    @on(ModelFailed)
-    def _model_failed(self, event: ModelFailed) -> None:
+    async def worker_failed(self, group: str, title: str, message: str) -> None:
+        """Loading a model is the app's only worker: say why it failed and where to pick another."""
         self.model_loading = False
         self.model_activity = ""
         self.notify(
-            f"{event.message}\nPick another model or GGUF file on the Models screen (F4).",
-            title=event.title,
+            f"{message}\nPick another model or GGUF file on the Models screen (F4).",
+            title=title,
             severity="error",
             timeout=12,
         )
@@ -278,13 +292,13 @@ class MiniCPMApp(App[None]):
 
 
 def make_app(
-    settings: Settings, locations: Locations, *, service: AssistantService | None = None
+    settings: Settings, locations: Locations, *, service: Service | None = None
 ) -> MiniCPMApp:
     """Build the app around ``service`` (a real :class:`AssistantService` when not given)."""
     if service is None:
         from assistant.service import AssistantService
 
-        service = AssistantService(settings, locations)
+        service = AssistantService(settings, locations)  # mypy checks it against the Protocol
     return MiniCPMApp(settings, locations, service)
 
 

@@ -36,11 +36,18 @@ def fake_service(locations: Locations) -> FakeService:
 @pytest.fixture
 def fake_app(settings: Settings, locations: Locations, fake_service: FakeService) -> MiniCPMApp:
     (locations.data_dir / FIRST_RUN_MARKER).touch()
-    return make_app(settings, locations, service=fake_service)  # type: ignore[arg-type]
+    return make_app(settings, locations, service=fake_service)
 
 
 @pytest.fixture
-def new_user_app(settings: Settings, locations: Locations) -> MiniCPMApp:
+def new_user_service(locations: Locations) -> FakeService:
+    """No MiniCPM model on disk and no documents."""
+    return FakeService(locations, minicpm_on_disk=False)
+
+
+@pytest.fixture
+def new_user_app(
+    settings: Settings, locations: Locations, new_user_service: FakeService
+) -> MiniCPMApp:
     """A first start: no MiniCPM model on disk, no documents, the welcome not seen yet."""
-    service = FakeService(locations, minicpm_on_disk=False)
-    return make_app(settings, locations, service=service)  # type: ignore[arg-type]
+    return make_app(settings, locations, service=new_user_service)

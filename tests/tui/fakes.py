@@ -1,7 +1,9 @@
 """A scripted stand-in for :class:`assistant.service.AssistantService`, for tests about the UI
 itself (layout, keys, snapshots). Conversations are stored for real (``ConversationStore`` on the
 test's home); the model and the library are scripted so answers and timings are deterministic.
-The main flows are also tested against the real service in ``test_real_stack.py``.
+The main flows are also tested against the real service in ``test_real_stack.py``. It returns the
+core's own record types and mypy checks it against the TUI's :class:`tui.service_protocol.Service`
+(where the tests hand it to ``make_app``), so it cannot drift from what the real service offers.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal
 
 from assistant.conversations import Conversation, ConversationStore, ConversationSummary
 from assistant.embedders import EmbedderRow, embedder_rows
@@ -25,8 +28,12 @@ from assistant.events import (
     TurnStarted,
 )
 from assistant.locations import Locations
+from assistant.service import CatalogRow, ModelStatus
+from models.catalog import CatalogEntry, find_entry
 from models.embedders import embedders_dir
 from models.events import Timings, Usage
+from models.scan import FoundModel
+from models.store import LocalModel
 from rag.types import (
     DocumentRecord,
     EmbeddingSpec,
@@ -39,45 +46,32 @@ from rag.types import (
     SwitchReport,
 )
 
-
-@dataclass(frozen=True)
-class FakeStatus:
-    name: str = "minicpm-2b-dpo"
-    path: Path = Path("/models/minicpm-2b-dpo-q4_k_m.gguf")
-    is_demo: bool = False
-    is_minicpm: bool = True
-    n_ctx: int = 4096
-    n_gpu_layers: int = 0
-    total_layers: int = 40
-    backend: str = "CPU"
-    offload_reason: str = "no GPU backend"
-    server_url: str | None = None
-
-
-@dataclass(frozen=True)
-class FakeEntry:
-    name: str
-    title: str
-    params: str = "2.7B"
-    family: str = "MiniCPM-2B"
-    quantization: str = "Q4_K_M"
-    size_bytes: int = 1_700_000_000
-    ram_gb: float = 3.0
-    is_demo: bool = False
+DEMO_STATUS = ModelStatus(
+    "gemma3-270m-demo",
+    Path("/models/gemma.gguf"),
+    is_demo=True,
+    is_minicpm=False,
+    n_ctx=4096,
+    n_gpu_layers=0,
+    total_layers=19,
+    backend="CPU",
+    offload_reason="no GPU backend",
+)
+MINICPM_STATUS = replace(
+    DEMO_STATUS,
+    name="minicpm-2b-dpo",
+    path=Path("/models/minicpm-2b-dpo-q4_k_m.gguf"),
+    is_demo=False,
+    is_minicpm=True,
+    total_layers=40,
+)
 
 
-@dataclass(frozen=True)
-class FakeRow:
-    entry: FakeEntry
-    on_disk: bool
-    path: Path | None = None
-
-
-@dataclass(frozen=True)
-class FakeLocalModel:
-    name: str
-    path: Path
-    is_minicpm: bool
+def catalog_entry(name: str, **facts: Any) -> CatalogEntry:
+    """The real catalog entry ``name`` with scripted ``facts`` (titles, sizes): fixed pictures."""
+    entry = find_entry(name)
+    assert entry is not None, f"{name} is not in the catalog"
+    return replace(entry, **facts)
 
 
 PASSAGES = [
@@ -118,13 +112,15 @@ class FakeService:
         ]
     )
     token_delay_s: float = 0.0
-    status: FakeStatus = field(default_factory=FakeStatus)
+    status: ModelStatus = MINICPM_STATUS
     minicpm_on_disk: bool = True
     documents_list: list[DocumentRecord] = field(default_factory=list)
     fail_with: Exception | None = None
     """Raised by ``ask`` after retrieval (a model failure mid-turn)."""
     download_error: Exception | None = None
-    ingest_delay_s: float = 0.0
+    ingest_gate: threading.Event | None = None
+    """When given, ``ingest`` stops after the first file until it is set (at most a minute), so
+    a test sees indexing under way however slow the machine is."""
     asked: list[str] = field(default_factory=list)
     asked_collections: list[str | None] = field(default_factory=list)
     ingested: list[list[Path]] = field(default_factory=list)
@@ -138,71 +134,89 @@ class FakeService:
 
     def __post_init__(self) -> None:
         if not self.minicpm_on_disk:
-            self.status = FakeStatus(
-                "gemma3-270m-demo",
-                Path("/models/gemma.gguf"),
-                is_demo=True,
-                is_minicpm=False,
-                total_layers=19,
-            )
+            self.status = DEMO_STATUS
         self.store = ConversationStore(self.locations.ensure().database_file)
         self.loaded = False
 
     # Model
 
-    def load_engine(self, progress: Callable[[float], None] | None = None) -> FakeStatus:
+    def load_engine(self, progress: Callable[[float], None] | None = None) -> ModelStatus:
         if progress:
             progress(1.0)
         self.loaded = True
         return self.status
 
-    def switch_model(self, name_or_path: str, progress: object = None) -> FakeStatus:
+    def switch_model(
+        self,
+        name_or_path: str,
+        progress: Callable[[float], None] | None = None,
+        *,
+        n_gpu_layers: int | Literal["auto"] | None = None,
+    ) -> ModelStatus:
         self.switched_to.append(name_or_path)
         return self.status
 
-    def model_status(self) -> FakeStatus | None:
-        return self.status if self.loaded else None
+    def server_models(self) -> list[str]:
+        return []
 
-    def local_models(self) -> list[FakeLocalModel]:
-        if not self.minicpm_on_disk:
-            return [FakeLocalModel("gemma3-270m-demo", Path("/models/gemma.gguf"), False)]
-        return [FakeLocalModel(self.status.name, self.status.path, True)]
+    def local_models(self) -> list[LocalModel]:
+        return [LocalModel(self.status.name, self.status.path, None, self.status.is_demo)]
 
-    def catalog(self) -> list[FakeRow]:
+    def catalog(self) -> list[CatalogRow]:
         return [
-            FakeRow(FakeEntry("minicpm-2b-dpo", "MiniCPM-2B DPO"), self.minicpm_on_disk),
-            FakeRow(
-                FakeEntry(
-                    "minicpm-1b", "MiniCPM-1B", params="1.2B", size_bytes=800_000_000, ram_gb=1.8
+            CatalogRow(
+                catalog_entry(
+                    "minicpm-2b-dpo",
+                    title="MiniCPM-2B DPO",
+                    params="2.7B",
+                    quantization="Q4_K_M",
+                    size_bytes=1_700_000_000,
+                    ram_gb=3.0,
+                ),
+                self.minicpm_on_disk,
+            ),
+            CatalogRow(
+                catalog_entry(
+                    "minicpm-1b",
+                    title="MiniCPM-1B",
+                    params="1.2B",
+                    quantization="Q4_K_M",
+                    size_bytes=800_000_000,
+                    ram_gb=1.8,
                 ),
                 False,
             ),
-            FakeRow(
-                FakeEntry(
+            CatalogRow(
+                catalog_entry(
                     "gemma3-270m-demo",
-                    "Gemma 3 270M",
+                    title="Gemma 3 270M",
                     params="270M",
-                    family="Gemma 3 (demo)",
+                    quantization="Q4_K_M",
                     size_bytes=253_000_000,
                     ram_gb=0.6,
-                    is_demo=True,
                 ),
                 True,
             ),
         ]
 
-    def add_model(self, path: Path) -> FakeLocalModel:
-        return FakeLocalModel(path.stem, path, True)
+    def add_model(self, path: Path, name: str | None = None) -> LocalModel:
+        return LocalModel(name or path.stem, path, None, False)
+
+    def found_models(self) -> list[FoundModel]:
+        return []
 
     def pull_model(
-        self, name: str, source: object = None, progress: Callable[[int, int], None] | None = None
-    ) -> FakeLocalModel:
+        self,
+        name: str,
+        source: Literal["hf", "modelscope"] | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> LocalModel:
         if self.download_error is not None:
             raise self.download_error
         for done in (0, 500, 1000):
             if progress:
                 progress(done, 1000)
-        return FakeLocalModel(name, Path(f"/models/{name}.gguf"), True)
+        return LocalModel(name, Path(f"/models/{name}.gguf"), find_entry(name), False)
 
     # Chat
 
@@ -303,7 +317,8 @@ class FakeService:
         files = sorted(p for path in paths for p in (path.iterdir() if path.is_dir() else [path]))
         report = IngestReport(collection or "default")
         for done, file in enumerate(files, 1):
-            time.sleep(self.ingest_delay_s)
+            if done == 2 and self.ingest_gate is not None:
+                self.ingest_gate.wait(timeout=60)
             failed = file.suffix != ".pdf"
             result = FileResult(
                 str(file),

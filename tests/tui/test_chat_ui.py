@@ -4,18 +4,20 @@ test_real_stack.py."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import pytest
 from textual.binding import Binding
 from textual.message import Message
+from textual.pilot import Pilot
 from textual.widgets import Input, Markdown, OptionList
 
-from assistant.events import Source
+from assistant.events import AnswerFinished, ChatEvent, Source, TokenReceived
 from models.errors import GenerationError
 from tests.tui.fakes import FakeService
 from tests.tui.waiting import wait_until
 from tui.app import MiniCPMApp
 from tui.commands import AssistantCommands
-from tui.messages import AnswerCompleted, TokensArrived
 from tui.screens.chat import ChatScreen
 from tui.screens.dialogs import ConfirmDialog, SourceScreen
 from tui.screens.help import HelpScreen
@@ -27,13 +29,22 @@ from tui.widgets.prompt import PromptInput
 from tui.widgets.sources_panel import SourcesPanel
 from tui.widgets.status_bar import StatusBar
 
+E = TypeVar("E", bound=ChatEvent)
+
+
+def turn_events(seen: list[Message], kind: type[E]) -> list[E]:
+    """The core's events of ``kind`` handed to the chat screen, each once (the hook sees a
+    message at every node it bubbles through)."""
+    messages = {id(m): m for m in seen if isinstance(m, ChatScreen.TurnEvent)}.values()
+    return [m.event for m in messages if isinstance(m.event, kind)]
+
 
 def chat(app: MiniCPMApp) -> ChatScreen:
     assert isinstance(app.screen, ChatScreen)
     return app.screen
 
 
-async def ask(pilot, app: MiniCPMApp, question: str) -> None:  # type: ignore[no-untyped-def]
+async def ask(pilot: Pilot[None], app: MiniCPMApp, question: str) -> None:
     prompt = app.screen.query_one(PromptInput)
     prompt.focus()
     prompt.text = question
@@ -41,18 +52,20 @@ async def ask(pilot, app: MiniCPMApp, question: str) -> None:  # type: ignore[no
     await wait_until(pilot, lambda: not chat(app).generating, what="the answer")
 
 
-async def test_answer_streams_and_lists_sources(fake_app: MiniCPMApp) -> None:
+async def test_answer_streams_and_lists_sources(
+    fake_app: MiniCPMApp, fake_service: FakeService
+) -> None:
     seen: list[Message] = []
     async with fake_app.run_test(size=(120, 36), message_hook=seen.append) as pilot:
         await pilot.press(*"what is tracemonkey")
         await pilot.press("enter")
-        await wait_until(pilot, lambda: any(isinstance(m, AnswerCompleted) for m in seen))
+        await wait_until(pilot, lambda: bool(turn_events(seen, AnswerFinished)))
         await wait_until(pilot, lambda: not chat(fake_app).generating)
 
-        tokens = {id(m) for m in seen if isinstance(m, TokensArrived)}  # a message bubbles
+        tokens = turn_events(seen, TokenReceived)
         assert len(tokens) == 7, "each token is handed to the UI as it arrives"
         answer = fake_app.screen.query_one(AnswerView)
-        assert answer.text == "".join(fake_app.service.answer_tokens)  # type: ignore[attr-defined]
+        assert answer.text == "".join(fake_service.answer_tokens)
         assert "tracemonkey.pdf p.1" in str(answer.query_one(".answer-note").render())
         sources = fake_app.screen.query_one(SourcesPanel).sources
         assert [s.number for s in sources] == [1, 2, 3], "cited first, then the uncited passage"
@@ -63,10 +76,9 @@ async def test_answer_streams_and_lists_sources(fake_app: MiniCPMApp) -> None:
 
 
 async def test_passages_are_marked_uncited_only_once_the_answer_is_done(
-    fake_app: MiniCPMApp,
+    fake_app: MiniCPMApp, fake_service: FakeService
 ) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
-    service.token_delay_s = 0.2
+    fake_service.token_delay_s = 0.2
     async with fake_app.run_test(size=(120, 36)) as pilot:
         await pilot.press(*"what is tracemonkey", "enter")
         panel = fake_app.screen.query_one(SourcesPanel)
@@ -82,14 +94,15 @@ async def test_passages_are_marked_uncited_only_once_the_answer_is_done(
         assert ["not cited" in label for label in labels()] == [False, False, True]
 
 
-async def test_enter_sends_ctrl_j_adds_a_line_and_up_recalls(fake_app: MiniCPMApp) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
+async def test_enter_sends_ctrl_j_adds_a_line_and_up_recalls(
+    fake_app: MiniCPMApp, fake_service: FakeService
+) -> None:
     async with fake_app.run_test(size=(100, 30)) as pilot:
         prompt = fake_app.screen.query_one(PromptInput)
         await pilot.press(*"first", "ctrl+j", *"line")
         assert prompt.text == "first\nline"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: service.asked == ["first\nline"])
+        await wait_until(pilot, lambda: fake_service.asked == ["first\nline"])
         await wait_until(pilot, lambda: not chat(fake_app).generating)
         assert prompt.text == ""
         await pilot.press("up")
@@ -98,10 +111,11 @@ async def test_enter_sends_ctrl_j_adds_a_line_and_up_recalls(fake_app: MiniCPMAp
         assert prompt.text == ""
 
 
-async def test_escape_stops_and_keeps_the_partial_answer(fake_app: MiniCPMApp) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
-    service.answer_tokens = [f"word{i} " for i in range(400)]
-    service.token_delay_s = 0.01
+async def test_escape_stops_and_keeps_the_partial_answer(
+    fake_app: MiniCPMApp, fake_service: FakeService
+) -> None:
+    fake_service.answer_tokens = [f"word{i} " for i in range(400)]
+    fake_service.token_delay_s = 0.01
     async with fake_app.run_test(size=(100, 30)) as pilot:
         prompt = fake_app.screen.query_one(PromptInput)
         prompt.text = "tell me everything"
@@ -113,14 +127,22 @@ async def test_escape_stops_and_keeps_the_partial_answer(fake_app: MiniCPMApp) -
 
         assert 0 < len(answer.text.split()) < 400
         assert "stopped" in str(answer.query_one(".answer-note").render())
-        stored = service.get_conversation(chat(fake_app).conversation_id or "")
+        stored = fake_service.get_conversation(chat(fake_app).conversation_id or "")
         assert stored.messages[-1].incomplete
         assert stored.messages[-1].text == answer.text
 
 
-async def _answer_view(pilot, app: MiniCPMApp) -> AnswerView:  # type: ignore[no-untyped-def]
+async def _answer_view(pilot: Pilot[None], app: MiniCPMApp) -> AnswerView:
     await wait_until(pilot, lambda: bool(app.screen.query(AnswerView)), what="an answer view")
     return app.screen.query(AnswerView).last()
+
+
+async def source_shown(pilot: Pilot[None], app: MiniCPMApp) -> Source:
+    """The passage the source screen opened on shows."""
+    await wait_until(pilot, lambda: isinstance(app.screen, SourceScreen))
+    screen = app.screen
+    assert isinstance(screen, SourceScreen)
+    return screen.source
 
 
 async def test_switching_conversations_shows_their_messages(fake_app: MiniCPMApp) -> None:
@@ -156,8 +178,9 @@ async def test_enter_in_the_conversation_list_opens_one_right_away(fake_app: Min
         await wait_until(pilot, lambda: chat(fake_app).conversation_id == first_id)
 
 
-async def test_rename_search_and_delete_conversations(fake_app: MiniCPMApp) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
+async def test_rename_search_and_delete_conversations(
+    fake_app: MiniCPMApp, fake_service: FakeService
+) -> None:
     async with fake_app.run_test(size=(120, 36)) as pilot:
         await ask(pilot, fake_app, "about trace trees")
         await pilot.press("ctrl+n")
@@ -168,7 +191,9 @@ async def test_rename_search_and_delete_conversations(fake_app: MiniCPMApp) -> N
         await wait_until(pilot, lambda: bool(fake_app.screen.query("TextPrompt Input")))
         fake_app.screen.query_one(Input).value = "Fruit"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: service.get_conversation(conversation_id).title == "Fruit")
+        await wait_until(
+            pilot, lambda: fake_service.get_conversation(conversation_id).title == "Fruit"
+        )
 
         await pilot.press("ctrl+f")
         await pilot.press(*"bananas")
@@ -178,7 +203,7 @@ async def test_rename_search_and_delete_conversations(fake_app: MiniCPMApp) -> N
         await fake_app.screen.run_action("delete")
         await wait_until(pilot, lambda: isinstance(fake_app.screen, ConfirmDialog))
         await pilot.press("y")
-        await wait_until(pilot, lambda: len(service.list_conversations()) == 1)
+        await wait_until(pilot, lambda: len(fake_service.list_conversations()) == 1)
         assert chat(fake_app).conversation_id is None
 
 
@@ -188,10 +213,9 @@ async def test_rename_search_and_delete_conversations(fake_app: MiniCPMApp) -> N
     ids=["model error", "unexpected bug"],
 )
 async def test_failed_answer_notifies_and_gives_the_question_back(
-    fake_app: MiniCPMApp, error: Exception
+    fake_app: MiniCPMApp, error: Exception, fake_service: FakeService
 ) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
-    service.fail_with = error
+    fake_service.fail_with = error
     async with fake_app.run_test(size=(100, 30)) as pilot:
         await ask(pilot, fake_app, "a question")
         assert fake_app.is_running
@@ -201,10 +225,11 @@ async def test_failed_answer_notifies_and_gives_the_question_back(
         assert "failed" in str(fake_app.screen.query_one(".answer-note").render())
 
 
-async def test_empty_answer_says_so_and_offers_a_retry(fake_app: MiniCPMApp) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
-    tokens = service.answer_tokens
-    service.answer_tokens = ["\n", "  "]
+async def test_empty_answer_says_so_and_offers_a_retry(
+    fake_app: MiniCPMApp, fake_service: FakeService
+) -> None:
+    tokens = fake_service.answer_tokens
+    fake_service.answer_tokens = ["\n", "  "]
     async with fake_app.run_test(size=(100, 30)) as pilot:
         await ask(pilot, fake_app, "a question")
         note = str(fake_app.screen.query_one(".answer-note").render())
@@ -213,12 +238,12 @@ async def test_empty_answer_says_so_and_offers_a_retry(fake_app: MiniCPMApp) -> 
         prompt = fake_app.screen.query_one(PromptInput)
         assert prompt.text == "a question", "given back to ask again"
 
-        service.answer_tokens = tokens
+        fake_service.answer_tokens = tokens
         prompt.focus()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: len(service.asked) == 2, what="the retry")
+        await wait_until(pilot, lambda: len(fake_service.asked) == 2, what="the retry")
         await wait_until(pilot, lambda: not chat(fake_app).generating, what="the answer")
-        assert service.asked == ["a question", "a question"]
+        assert fake_service.asked == ["a question", "a question"]
         assert "TraceMonkey" in fake_app.screen.query(AnswerView).last().text
 
         conversation_id = chat(fake_app).conversation_id or ""
@@ -240,14 +265,12 @@ async def test_source_shows_full_text_and_open_is_guarded_when_headless(
         options = fake_app.screen.query_one("#source-options", OptionList)
         options.focus()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(fake_app.screen, SourceScreen))
-        assert fake_app.screen.source.number == 1  # type: ignore[attr-defined]
+        assert (await source_shown(pilot, fake_app)).number == 1
         await pilot.press("escape")
         await wait_until(pilot, lambda: options.has_focus)
         options.highlighted = 1
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(fake_app.screen, SourceScreen))
-        source: Source = fake_app.screen.source  # type: ignore[attr-defined]
+        source = await source_shown(pilot, fake_app)
         assert source.page == "3-4"
         await pilot.press("o")
         await wait_until(pilot, lambda: bool(fake_app._notifications))
@@ -277,11 +300,11 @@ async def test_help_and_palette_reach_every_screen_action(fake_app: MiniCPMApp) 
         await pilot.press("escape")
         provider = AssistantCommands(fake_app.screen)
         titles = {hit.text async for hit in provider.discover()}
-        assert {c.title for c in (*ChatScreen.PALETTE, *MiniCPMApp.PALETTE)} <= titles
+        assert {c.title for c in (*ChatScreen.ACTIONS, *MiniCPMApp.ACTIONS) if c.title} <= titles
 
-    app_actions = {c.action for c in MiniCPMApp.PALETTE}
+    app_actions = {c.action for c in MiniCPMApp.ACTIONS if c.title}
     for screen in (ChatScreen, LibraryScreen, ModelsScreen):
-        reachable = {c.action for c in screen.PALETTE} | app_actions
+        reachable = {c.action for c in screen.ACTIONS if c.title} | app_actions
         for binding in screen.BINDINGS:
             assert isinstance(binding, Binding)
             assert binding.action.removeprefix("app.") in reachable, binding
@@ -311,8 +334,9 @@ async def test_long_answer_is_frozen_in_paragraph_segments(fake_app: MiniCPMApp)
         assert not answer.query(Markdown)
 
 
-async def test_switching_collection_is_used_for_the_next_question(fake_app: MiniCPMApp) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
+async def test_switching_collection_is_used_for_the_next_question(
+    fake_app: MiniCPMApp, fake_service: FakeService
+) -> None:
     async with fake_app.run_test(size=(120, 36)) as pilot:
         await fake_app.run_action("collection")
         await wait_until(pilot, lambda: bool(fake_app.screen.query("TextPrompt Input")))
@@ -321,4 +345,4 @@ async def test_switching_collection_is_used_for_the_next_question(fake_app: Mini
         await wait_until(pilot, lambda: isinstance(fake_app.screen, ChatScreen))
         assert "docs: papers" in str(fake_app.screen.query_one(StatusBar).render())
         await ask(pilot, fake_app, "anything")
-        assert service.asked_collections == ["papers"]
+        assert fake_service.asked_collections == ["papers"]

@@ -10,7 +10,6 @@ from tests.tui.fakes import FakeService
 from tests.tui.test_screens_ui import welcome
 from tests.tui.waiting import wait_until
 from tui.app import MiniCPMApp
-from tui.messages import EmbedderSwitched, EmbedderSwitchProgressed
 from tui.screens.models import ModelsScreen
 
 
@@ -20,9 +19,8 @@ def _marked(table: DataTable[object]) -> list[str]:
 
 
 async def test_download_an_embedder_then_switch_the_collection_to_it(
-    fake_app: MiniCPMApp,
+    fake_app: MiniCPMApp, fake_service: FakeService
 ) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
     seen: list[object] = []
     async with fake_app.run_test(size=(100, 30), message_hook=seen.append) as pilot:
         await pilot.press("f4")
@@ -34,7 +32,7 @@ async def test_download_an_embedder_then_switch_the_collection_to_it(
         table.move_cursor(row=1)
         await pilot.press("enter")
         assert "not downloaded yet" in list(fake_app._notifications)[-1].message
-        assert service.switched_embedders == []
+        assert fake_service.switched_embedders == []
 
         await pilot.press("d")
         await wait_until(pilot, lambda: models.downloading is None, what="the download")
@@ -42,11 +40,11 @@ async def test_download_an_embedder_then_switch_the_collection_to_it(
         await pilot.press("enter")
         await wait_until(pilot, lambda: models.switching is None, what="the switch")
 
-        assert service.switched_embedders == [("multilingual-e5-small", "default")]
+        assert fake_service.switched_embedders == [("multilingual-e5-small", "default")]
         assert _marked(table) == ["multilingual-e5-small"]
-        progressed = {m.done for m in seen if isinstance(m, EmbedderSwitchProgressed)}
+        progressed = {m.done for m in seen if isinstance(m, ModelsScreen.EmbedderSwitchProgressed)}
         assert progressed == {0, 20, 40}  # each message is seen where it bubbles, too
-        assert any(isinstance(m, EmbedderSwitched) for m in seen)
+        assert any(isinstance(m, ModelsScreen.EmbedderSwitched) for m in seen)
         bar = models.query_one("#download-progress", ProgressBar)
         assert bar.progress == bar.total == 40
 

@@ -29,7 +29,7 @@ class ScanningService(FakeService):
     def found_models(self) -> list[FoundModel]:
         return scan()
 
-    def add_model(self, path: Path, name: str | None = None) -> LocalModel:  # type: ignore[override]
+    def add_model(self, path: Path, name: str | None = None) -> LocalModel:
         return ModelStore(self.locations.models_dir).add(path, name)
 
 
@@ -54,7 +54,7 @@ async def test_scan_lists_other_apps_models_and_enter_links_and_loads_one(
 ) -> None:
     (locations.data_dir / FIRST_RUN_MARKER).touch()
     service = ScanningService(locations)
-    app = make_app(settings, locations, service=service)  # type: ignore[arg-type]
+    app = make_app(settings, locations, service=service)
     async with app.run_test(size=(110, 40)) as pilot:
         await wait_until(pilot, lambda: app.model_status is not None)
         await pilot.press("f4")

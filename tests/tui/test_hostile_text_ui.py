@@ -90,8 +90,10 @@ async def test_hostile_names_and_text_in_library_chat_sources_and_notifications(
         assert all("\x1b" not in s.text and ESCAPES not in s.text for s in sources)
         assert MARKUP in sources[0].text  # cleaned at ingest, shown as data
         conversations = app.screen.query_one("#conversation-options", OptionList)
-        titles = [str(conversations.get_option_at_index(i).prompt)
-                  for i in range(conversations.option_count)]
+        titles = [
+            str(conversations.get_option_at_index(i).prompt)
+            for i in range(conversations.option_count)
+        ]
         assert titles and titles[0].startswith("Side exits [/]")
         assert_screen_inert(app)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 from textual.widgets import Markdown
 from textual.widgets._markdown import MarkdownParagraph
 
@@ -28,7 +29,7 @@ class AnswerApp(App[None]):
         self.opened.append(url)
 
 
-async def _click_the_link(app: AnswerApp, pilot) -> None:  # type: ignore[no-untyped-def]
+async def _click_the_link(app: AnswerApp, pilot: Pilot[None]) -> None:
     answer = app.query_one(AnswerView)
     await answer.append(f"[here]({URL}) is more")
     await answer.flush()

@@ -14,14 +14,16 @@ from pathlib import Path
 import pytest
 from textual.message import Message
 from textual.notifications import Notification
+from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Label, OptionList
 
+from assistant.events import AnswerFinished, TokenReceived
 from assistant.locations import Locations
 from assistant.service import AssistantService
 from assistant.settings import Settings
+from tests.tui.test_chat_ui import turn_events
 from tests.tui.waiting import wait_until
 from tui.app import FIRST_RUN_MARKER, MiniCPMApp, make_app
-from tui.messages import AnswerCompleted, TokensArrived
 from tui.screens.chat import ChatScreen
 from tui.screens.first_run import FirstRunScreen
 from tui.screens.library import LibraryScreen
@@ -67,14 +69,18 @@ def pdf_corpus_path() -> Path:
 
 
 @pytest.fixture
-def real_app(indexed_home: Locations) -> Iterator[MiniCPMApp]:
-    settings = small_settings()
-    service = AssistantService(settings, indexed_home)
-    yield make_app(settings, indexed_home, service=service)
+def real_service(indexed_home: Locations) -> Iterator[AssistantService]:
+    service = AssistantService(small_settings(), indexed_home)
+    yield service
     service.close()
 
 
-async def ask(pilot, app: MiniCPMApp, question: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def real_app(indexed_home: Locations, real_service: AssistantService) -> MiniCPMApp:
+    return make_app(real_service.settings, indexed_home, service=real_service)
+
+
+async def ask(pilot: Pilot[None], app: MiniCPMApp, question: str) -> None:
     await wait_until(pilot, lambda: app.model_status is not None, what="the model", timeout=60)
     prompt = app.screen.query_one(PromptInput)
     prompt.text = question
@@ -82,8 +88,10 @@ async def ask(pilot, app: MiniCPMApp, question: str) -> None:  # type: ignore[no
     await pilot.press("enter")
 
 
-def rows_by_name(table: DataTable[object]) -> dict[str, list[object]]:
-    return {str(row[0]): row for row in (table.get_row_at(i) for i in range(table.row_count))}
+def rows_by_name(table: DataTable[object]) -> dict[str, list[str]]:
+    """The table's rows as plain text, by their first cell."""
+    rows = ([str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count))
+    return {row[0]: row for row in rows}
 
 
 def chat(app: MiniCPMApp) -> ChatScreen:
@@ -97,8 +105,8 @@ async def test_ask_streams_an_answer_with_its_sources(real_app: MiniCPMApp) -> N
         await ask(pilot, real_app, "What is TraceMonkey?")
         await wait_until(pilot, lambda: not chat(real_app).generating, timeout=120)
 
-        finished = next(m for m in seen if isinstance(m, AnswerCompleted)).finished
-        tokens = {id(m) for m in seen if isinstance(m, TokensArrived)}
+        finished = turn_events(seen, AnswerFinished)[0]
+        tokens = turn_events(seen, TokenReceived)
         assert len(tokens) > 3, "the answer arrived token by token"
         answer = real_app.screen.query_one(AnswerView)
         assert answer.text.strip() == finished.answer.strip() != ""
@@ -131,8 +139,8 @@ async def test_escape_stops_generation_and_keeps_the_partial_answer(
         assert "stopped" in str(answer.query_one(".answer-note").render())
 
 
-async def test_switch_conversation(real_app: MiniCPMApp) -> None:
-    other = real_app.service.new_conversation("Empty notes")
+async def test_switch_conversation(real_app: MiniCPMApp, real_service: AssistantService) -> None:
+    other = real_service.new_conversation("Empty notes")
     async with real_app.run_test(size=(120, 36)) as pilot:
         await ask(pilot, real_app, "Who wrote the TraceMonkey paper?")
         await wait_until(pilot, lambda: not chat(real_app).generating, timeout=120)
@@ -194,7 +202,8 @@ async def test_first_run_without_minicpm_continues_on_the_demo_model(
     try:
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_until(
-                pilot, lambda: isinstance(app.screen, FirstRunScreen) and app.screen.query(Button)
+                pilot,
+                lambda: isinstance(app.screen, FirstRunScreen) and bool(app.screen.query(Button)),
             )
             labels = [str(b.label) for b in app.screen.query(Button)]
             assert labels[0].startswith("Download MiniCPM")
@@ -218,7 +227,7 @@ async def test_a_broken_gguf_is_refused_and_the_current_model_kept(
     async with real_app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: real_app.model_status is not None, timeout=60)
         await pilot.press("f4")
-        real_app.screen.query_one("#gguf-path").value = str(broken)  # type: ignore[attr-defined]
+        real_app.screen.query_one("#gguf-path", PathInput).value = str(broken)
         real_app.screen.query_one("#gguf-add", Button).press()
 
         def errors() -> list[Notification]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import cast
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, ProgressBar
 
+from assistant.conversations import ConversationSummary
 from assistant.locations import Locations
 from assistant.settings import Settings
 from models.errors import ModelDownloadError
@@ -23,8 +26,9 @@ from tui.widgets.prompt import PromptInput
 from tui.widgets.status_bar import StatusBar
 
 
-async def test_library_bad_path_is_reported_and_kept(fake_app: MiniCPMApp, tmp_path: Path) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
+async def test_library_bad_path_is_reported_and_kept(
+    fake_app: MiniCPMApp, tmp_path: Path, fake_service: FakeService
+) -> None:
     async with fake_app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f3")
         assert isinstance(fake_app.screen, LibraryScreen)
@@ -37,7 +41,7 @@ async def test_library_bad_path_is_reported_and_kept(fake_app: MiniCPMApp, tmp_p
         await wait_until(pilot, lambda: bool(fake_app._notifications))
         assert "does not exist" in list(fake_app._notifications)[-1].message
         assert fake_app.screen.query_one(PathInput).value.endswith("missing")
-        assert service.ingested == []
+        assert fake_service.ingested == []
 
 
 async def test_library_ingest_shows_each_file_and_the_documents(
@@ -140,17 +144,16 @@ async def test_first_run_choices_work_from_the_keyboard(
 
 
 async def test_first_run_local_gguf_switches_to_it(
-    new_user_app: MiniCPMApp, tmp_path: Path
+    new_user_app: MiniCPMApp, tmp_path: Path, new_user_service: FakeService
 ) -> None:
     gguf = tmp_path / "MiniCPM-2B.Q4_K_M.gguf"
     gguf.write_bytes(b"GGUF")
-    service: FakeService = new_user_app.service  # type: ignore[assignment]
     async with new_user_app.run_test(size=(100, 30)) as pilot:
         path = (await welcome(pilot, new_user_app)).query_one(PathInput)
         path.value = str(gguf)
         path.focus()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: service.switched_to == [str(gguf)])
+        await wait_until(pilot, lambda: new_user_service.switched_to == [str(gguf)])
 
 
 async def test_path_suggester_completes_folders(tmp_path: Path) -> None:
@@ -163,9 +166,10 @@ async def test_path_suggester_completes_folders(tmp_path: Path) -> None:
     assert await folders.get_suggestion(str(tmp_path / "nothing" / "x")) is None
 
 
-async def test_indexing_keeps_running_while_chatting(fake_app: MiniCPMApp, tmp_path: Path) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
-    service.ingest_delay_s = 0.4
+async def test_indexing_keeps_running_while_chatting(
+    fake_app: MiniCPMApp, tmp_path: Path, fake_service: FakeService
+) -> None:
+    fake_service.ingest_gate = threading.Event()
     for name in ("a.pdf", "b.pdf", "c.pdf"):
         (tmp_path / name).write_bytes(b"x")
     async with fake_app.run_test(size=(120, 36)) as pilot:
@@ -181,14 +185,16 @@ async def test_indexing_keeps_running_while_chatting(fake_app: MiniCPMApp, tmp_p
         await pilot.press("enter")
         await wait_until(pilot, lambda: not chat.generating, what="the answer")
         assert library.ingesting, "the answer came while indexing went on"
+        fake_service.ingest_gate.set()
         await wait_until(pilot, lambda: not library.ingesting, what="the ingest")
         assert any(n.title == "Indexing finished" for n in fake_app._notifications)
         assert "indexing" not in str(chat.query_one(StatusBar).render())
 
 
-async def test_failed_download_is_explained(fake_app: MiniCPMApp) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
-    service.download_error = ModelDownloadError("huggingface.co is unreachable")
+async def test_failed_download_is_explained(
+    fake_app: MiniCPMApp, fake_service: FakeService
+) -> None:
+    fake_service.download_error = ModelDownloadError("huggingface.co is unreachable")
     async with fake_app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f4")
         models = fake_app.screen
@@ -201,17 +207,18 @@ async def test_failed_download_is_explained(fake_app: MiniCPMApp) -> None:
         assert not models.query_one("#download-progress", ProgressBar).display, "no busy bar"
 
 
-async def test_a_broken_service_call_becomes_a_notification(fake_app: MiniCPMApp) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
+async def test_a_broken_service_call_becomes_a_notification(
+    fake_app: MiniCPMApp, fake_service: FakeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with fake_app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         chat = fake_app.screen
         assert isinstance(chat, ChatScreen)
 
-        def broken(query: str | None = None) -> list[object]:
+        def broken(query: str | None = None) -> list[ConversationSummary]:
             raise RuntimeError("database disk image is malformed")
 
-        service.list_conversations = broken  # type: ignore[method-assign]
+        monkeypatch.setattr(fake_service, "list_conversations", broken)
         await pilot.press("ctrl+f", "x")
         await pilot.pause()
         assert fake_app.is_running
@@ -221,8 +228,9 @@ async def test_a_broken_service_call_becomes_a_notification(fake_app: MiniCPMApp
         assert any(n.title == "Cannot open the conversation" for n in fake_app._notifications)
 
 
-async def test_enter_on_a_model_on_disk_switches_to_it(fake_app: MiniCPMApp) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
+async def test_enter_on_a_model_on_disk_switches_to_it(
+    fake_app: MiniCPMApp, fake_service: FakeService
+) -> None:
     async with fake_app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: fake_app.model_status is not None)
         await pilot.press("f4")
@@ -232,37 +240,37 @@ async def test_enter_on_a_model_on_disk_switches_to_it(fake_app: MiniCPMApp) -> 
         table.focus()
         table.move_cursor(row=2)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: service.switched_to == ["gemma3-270m-demo"])
+        await wait_until(pilot, lambda: fake_service.switched_to == ["gemma3-270m-demo"])
         table.move_cursor(row=1)
         await pilot.press("enter")
         await pilot.pause()
-        assert service.switched_to == ["gemma3-270m-demo"], "not on disk: nothing to load"
+        assert fake_service.switched_to == ["gemma3-270m-demo"], "not on disk: nothing to load"
         assert "press d to download" in list(fake_app._notifications)[-1].message
 
 
 async def test_a_theme_picked_in_the_app_is_saved_for_the_next_start(
-    fake_app: MiniCPMApp,
+    fake_app: MiniCPMApp, fake_service: FakeService
 ) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
     fake_app.settings.ui.theme = "no-such-theme"
     async with fake_app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         assert fake_app.theme == "minicpm"
-        assert service.saved_themes == [], "the fallback at start-up is not saved"
+        assert fake_service.saved_themes == [], "the fallback at start-up is not saved"
         fake_app.theme = "nord"
-        await wait_until(pilot, lambda: service.saved_themes == ["nord"], what="the save")
+        await wait_until(pilot, lambda: fake_service.saved_themes == ["nord"], what="the save")
 
 
-async def test_reindex_all_of_an_empty_collection_says_what_to_do(fake_app: MiniCPMApp) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
-    service.documents_list.clear()
+async def test_reindex_all_of_an_empty_collection_says_what_to_do(
+    fake_app: MiniCPMApp, fake_service: FakeService
+) -> None:
+    fake_service.documents_list.clear()
     async with fake_app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f3")
         library = fake_app.screen
         assert isinstance(library, LibraryScreen)
         await library.run_action("reindex_all")
         await pilot.pause()
-        assert not library.ingesting and service.ingested == []
+        assert not library.ingesting and fake_service.ingested == []
         assert "add a folder" in list(fake_app._notifications)[-1].message
 
 

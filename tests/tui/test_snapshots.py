@@ -36,10 +36,15 @@ def steady(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-async def ask_question(pilot: Pilot[None]) -> None:
+async def model_loaded(pilot: Pilot[None]) -> MiniCPMApp:
     app = pilot.app
     assert isinstance(app, MiniCPMApp)
     await wait_until(pilot, lambda: app.model_status is not None)
+    return app
+
+
+async def ask_question(pilot: Pilot[None]) -> None:
+    app = await model_loaded(pilot)
     prompt = app.screen.query_one(PromptInput)
     prompt.text = "What is TraceMonkey?"
     await pilot.press("enter")
@@ -75,7 +80,7 @@ def test_library(snap_compare: SnapCompare, fake_app: MiniCPMApp, tmp_path: Path
 
 def test_models(snap_compare: SnapCompare, fake_app: MiniCPMApp) -> None:
     async def open_models(pilot: Pilot[None]) -> None:
-        await wait_until(pilot, lambda: pilot.app.model_status is not None)  # type: ignore[attr-defined]
+        await model_loaded(pilot)
         await pilot.press("f4")
         await pilot.pause()
 
@@ -88,10 +93,10 @@ def test_help(snap_compare: SnapCompare, fake_app: MiniCPMApp) -> None:
 
 def test_first_run(snap_compare: SnapCompare, settings: Settings, locations: Locations) -> None:
     service = FakeService(locations, minicpm_on_disk=False)
-    app = make_app(settings, locations, service=service)  # type: ignore[arg-type]
+    app = make_app(settings, locations, service=service)
 
     async def welcome(pilot: Pilot[None]) -> None:
         await wait_until(pilot, lambda: type(pilot.app.screen).__name__ == "FirstRunScreen")
-        await wait_until(pilot, lambda: pilot.app.model_status is not None)  # type: ignore[attr-defined]
+        await model_loaded(pilot)
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=welcome)

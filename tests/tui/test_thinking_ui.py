@@ -13,9 +13,10 @@ from tui.widgets.status_bar import StatusBar
 THOUGHT = ["The passages ", "say [2] ", "\x1b[31mmatters\x1b[0m."]
 
 
-async def test_ctrl_t_lets_the_model_think_and_shows_it_folded(fake_app: MiniCPMApp) -> None:
-    service: FakeService = fake_app.service  # type: ignore[assignment]
-    service.thinking_tokens = list(THOUGHT)
+async def test_ctrl_t_lets_the_model_think_and_shows_it_folded(
+    fake_app: MiniCPMApp, fake_service: FakeService
+) -> None:
+    fake_service.thinking_tokens = list(THOUGHT)
     async with fake_app.run_test(size=(120, 36)) as pilot:
         await ask(pilot, fake_app, "without thinking")
         first = fake_app.screen.query(AnswerView).last()
@@ -25,7 +26,7 @@ async def test_ctrl_t_lets_the_model_think_and_shows_it_folded(fake_app: MiniCPM
         assert chat(fake_app).think
         assert "thinking on" in str(fake_app.screen.query_one(StatusBar).render())
         await ask(pilot, fake_app, "with thinking")
-        assert service.asked_think == [False, True]
+        assert fake_service.asked_think == [False, True]
 
         answer = fake_app.screen.query(AnswerView).last()
         block = answer.query_one(ThinkingBlock)
@@ -33,7 +34,7 @@ async def test_ctrl_t_lets_the_model_think_and_shows_it_folded(fake_app: MiniCPM
         assert block.title == "Thought for 3 tokens"
         shown = str(block.query_one(".thinking-body").render())
         assert "The passages say [2]" in shown and "\x1b" not in shown
-        assert answer.text == "".join(service.answer_tokens)  # the answer alone
+        assert answer.text == "".join(fake_service.answer_tokens)  # the answer alone
         assert answer.children[0] is block  # above the answer
 
         await pilot.press("ctrl+t")
@@ -49,4 +50,4 @@ async def test_ctrl_t_lets_the_model_think_and_shows_it_folded(fake_app: MiniCPM
         reopened = answers[1].query_one(ThinkingBlock)
         assert reopened.collapsed and reopened.title == "Thought"
         assert "The passages say [2]" in str(reopened.query_one(".thinking-body").render())
-        assert answers[1].text == "".join(service.answer_tokens)
+        assert answers[1].text == "".join(fake_service.answer_tokens)

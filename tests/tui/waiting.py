@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from textual.pilot import Pilot
 
 
 async def wait_until(
-    pilot: Pilot[object], condition: Callable[[], bool], timeout: float = 30.0, what: str = ""
+    pilot: Pilot[Any], condition: Callable[[], bool], timeout: float = 30.0, what: str = ""
 ) -> None:
     """Pause the pilot until ``condition()`` holds; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import Footer, Input
 from textual.worker import get_current_worker
 
@@ -19,27 +20,15 @@ from assistant.events import (
     NO_ANSWER,
     AnswerFailed,
     AnswerFinished,
+    ChatEvent,
     RetrievalFinished,
     Source,
     ThinkingReceived,
     TokenReceived,
     TurnStarted,
 )
-from tui.commands import PaletteCommand
-from tui.messages import (
-    AnswerCompleted,
-    AnswerStarted,
-    ConversationChosen,
-    DeleteRequested,
-    EvidenceFound,
-    PromptSubmitted,
-    RenameRequested,
-    ResponseFailed,
-    SourceChosen,
-    ThinkingArrived,
-    TokensArrived,
-)
-from tui.screens.base import AppScreen, failure
+from tui.commands import Command, bindings
+from tui.screens.base import AppScreen
 from tui.screens.dialogs import ConfirmDialog, SourceScreen, TextPrompt
 from tui.widgets.chat_log import AnswerView, ChatLog
 from tui.widgets.conversation_list import ConversationList
@@ -80,33 +69,64 @@ def answer_note(
 
 
 class ChatScreen(AppScreen):
+    @dataclass
+    class TurnEvent(Message):
+        """What the core said about the turn being answered, handed from the worker as it is."""
+
+        event: ChatEvent
+
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
 
-    BINDINGS = [
-        Binding("escape", "stop", "Stop"),
-        Binding("ctrl+n", "new_conversation", "New chat"),
-        Binding("ctrl+f", "search_conversations", "Search"),
-        Binding("ctrl+b", "toggle_conversations", "Chats"),
-        Binding("ctrl+o", "toggle_sources", "Sources"),
-        Binding("ctrl+t", "toggle_thinking", "Think", show=False),
-    ]
-
-    PALETTE = (
-        PaletteCommand("New conversation", "Start an empty conversation", "new_conversation"),
-        PaletteCommand("Rename conversation", "Give this conversation a title", "rename"),
-        PaletteCommand("Delete conversation", "Delete this conversation", "delete"),
-        PaletteCommand("Search conversations", "Full-text search", "search_conversations"),
-        PaletteCommand("Stop generating", "Stop the answer, keep what is written", "stop"),
-        PaletteCommand("Show/hide conversations", "Toggle the sidebar", "toggle_conversations"),
-        PaletteCommand("Show/hide sources", "Toggle the sources panel", "toggle_sources"),
-        PaletteCommand("Copy conversation", "Copy it as Markdown to the clipboard", "copy"),
-        PaletteCommand(
+    ACTIONS = (
+        Command(
+            "stop",
+            "Stop generating",
+            "Stop the answer, keep what is written",
+            key="escape",
+            label="Stop",
+        ),
+        Command(
+            "new_conversation",
+            "New conversation",
+            "Start an empty conversation",
+            key="ctrl+n",
+            label="New chat",
+        ),
+        Command("rename", "Rename conversation", "Give this conversation a title"),
+        Command("delete", "Delete conversation", "Delete this conversation"),
+        Command(
+            "search_conversations",
+            "Search conversations",
+            "Full-text search",
+            key="ctrl+f",
+            label="Search",
+        ),
+        Command(
+            "toggle_conversations",
+            "Show/hide conversations",
+            "Toggle the sidebar",
+            key="ctrl+b",
+            label="Chats",
+        ),
+        Command(
+            "toggle_sources",
+            "Show/hide sources",
+            "Toggle the sources panel",
+            key="ctrl+o",
+            label="Sources",
+        ),
+        Command("copy", "Copy conversation", "Copy it as Markdown to the clipboard"),
+        Command(
+            "toggle_thinking",
             "Think before answering",
             "Let a model with a thinking mode think first (on/off; Ctrl+T)",
-            "toggle_thinking",
+            key="ctrl+t",
+            label="Think",
+            show=False,
         ),
-        PaletteCommand("Focus prompt", "Type a question", "focus_prompt"),
+        Command("focus_prompt", "Focus prompt", "Type a question"),
     )
+    BINDINGS = bindings(ACTIONS)
 
     def __init__(self) -> None:
         super().__init__()
@@ -150,8 +170,8 @@ class ChatScreen(AppScreen):
     def _search_changed(self) -> None:
         self.refresh_conversations()
 
-    @on(ConversationChosen)
-    async def _open_conversation(self, event: ConversationChosen) -> None:
+    @on(ConversationList.Chosen)
+    async def _open_conversation(self, event: ConversationList.Chosen) -> None:
         if self._busy("switching conversations"):
             return
         await self.open_conversation(event.conversation_id)
@@ -254,13 +274,13 @@ class ChatScreen(AppScreen):
 
     def action_rename(self) -> None:
         if self.conversation_id is not None:
-            self.post_message(RenameRequested(self.conversation_id))
+            self.rename_conversation(self.conversation_id)
         else:
             self.notify("Ask something first: a new conversation has nothing to rename.")
 
     def action_delete(self) -> None:
         if self.conversation_id is not None:
-            self.post_message(DeleteRequested(self.conversation_id))
+            self.delete_conversation(self.conversation_id)
 
     def action_copy(self) -> None:
         conversation_id = self.conversation_id
@@ -273,9 +293,16 @@ class ChatScreen(AppScreen):
             self.app.copy_to_clipboard(markdown)
             self.notify("Conversation copied as Markdown.")
 
-    @on(RenameRequested)
-    def _rename(self, event: RenameRequested) -> None:
-        conversation_id = event.conversation_id
+    @on(ConversationList.RenameRequested)
+    def _rename_requested(self, event: ConversationList.RenameRequested) -> None:
+        self.rename_conversation(event.conversation_id)
+
+    @on(ConversationList.DeleteRequested)
+    def _delete_requested(self, event: ConversationList.DeleteRequested) -> None:
+        self.delete_conversation(event.conversation_id)
+
+    def rename_conversation(self, conversation_id: str) -> None:
+        """Ask for a new title for ``conversation_id``."""
         ok, conversation = self.attempt(
             "rename", lambda: self.service.get_conversation(conversation_id)
         )
@@ -291,9 +318,8 @@ class ChatScreen(AppScreen):
 
         self.app.push_screen(TextPrompt("Rename conversation", conversation.title), renamed)
 
-    @on(DeleteRequested)
-    def _delete(self, event: DeleteRequested) -> None:
-        conversation_id = event.conversation_id
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Delete ``conversation_id`` once the user confirms."""
         if self._busy("deleting a conversation"):
             return
 
@@ -315,8 +341,8 @@ class ChatScreen(AppScreen):
             self.notify(f"An answer is being written; press Esc to stop it before {doing}.")
         return self.generating
 
-    @on(PromptSubmitted)
-    async def _ask(self, event: PromptSubmitted) -> None:
+    @on(PromptInput.Submitted)
+    async def _ask(self, event: PromptInput.Submitted) -> None:
         prompt = self.query_one(PromptInput)
         if self.generating:
             prompt.restore(event.text)
@@ -352,34 +378,20 @@ class ChatScreen(AppScreen):
         think: bool,
         cancel: threading.Event,
     ) -> None:
-        """Run one turn in a thread and post what happens as messages."""
+        """Run one turn in a thread and post the core's events as they come; a failure to
+        run it at all arrives in ``worker_failed``."""
         worker = get_current_worker()
-        try:
-            events = self.service.ask(
-                question,
-                conversation_id=conversation_id,
-                collection=collection,
-                think=think,
-                cancel=cancel,
-            )
-            for event in events:
-                if worker.is_cancelled:
-                    cancel.set()
-                if isinstance(event, TokenReceived):
-                    self.post_message(TokensArrived(event.text))
-                elif isinstance(event, ThinkingReceived):
-                    self.post_message(ThinkingArrived(event.text))
-                elif isinstance(event, TurnStarted):
-                    self.post_message(AnswerStarted(event.conversation_id))
-                elif isinstance(event, RetrievalFinished):
-                    sources = [Source.from_hit(n, hit) for n, hit in enumerate(event.hits, 1)]
-                    self.post_message(EvidenceFound(sources, event.relevant))
-                elif isinstance(event, AnswerFinished):
-                    self.post_message(AnswerCompleted(event))
-                elif isinstance(event, AnswerFailed):
-                    self.post_message(ResponseFailed(event.title, event.message, question))
-        except Exception as error:  # reported, and the UI given back, never fatal
-            self.post_message(ResponseFailed(*failure(error), question))
+        events = self.service.ask(
+            question,
+            conversation_id=conversation_id,
+            collection=collection,
+            think=think,
+            cancel=cancel,
+        )
+        for event in events:
+            if worker.is_cancelled:
+                cancel.set()
+            self.post_message(self.TurnEvent(event))
 
     def action_stop(self) -> None:
         if self.generating:
@@ -387,33 +399,36 @@ class ChatScreen(AppScreen):
             if self._answer is not None:
                 self._answer.set_note("stopping…")
 
-    @on(AnswerStarted)
-    def _answer_started(self, event: AnswerStarted) -> None:
-        if self.conversation_id != event.conversation_id:
-            self.conversation_id = event.conversation_id
+    @on(TurnEvent)
+    async def _turn_event(self, message: TurnEvent) -> None:
+        match message.event:
+            case TurnStarted(conversation_id=conversation_id):
+                self._answer_started(conversation_id)
+            case RetrievalFinished(hits=hits) as retrieved:
+                sources = [Source.from_hit(number, hit) for number, hit in enumerate(hits, 1)]
+                self._evidence(sources, retrieved.relevant)
+            case ThinkingReceived(text=text) if self._answer is not None:
+                await self._answer.add_thinking(text)
+            case TokenReceived(text=text) if self._answer is not None:
+                await self._answer.append(text)
+            case AnswerFinished() as finished:
+                await self._completed(finished)
+            case AnswerFailed(title=title, message=failure):
+                await self._failed(title, failure)
+
+    def _answer_started(self, conversation_id: str) -> None:
+        if self.conversation_id != conversation_id:
+            self.conversation_id = conversation_id
             self.refresh_conversations()
 
-    @on(EvidenceFound)
-    def _evidence(self, event: EvidenceFound) -> None:
-        note = "" if event.relevant else "Nothing relevant found in your documents."
-        found = event.sources if event.relevant else []
+    def _evidence(self, sources: list[Source], relevant: bool) -> None:
+        note = "" if relevant else "Nothing relevant found in your documents."
+        found = sources if relevant else []
         self.query_one(SourcesPanel).show([], found, note=note, answered=False)
         if self._answer is not None:
             self._answer.set_note("writing…")
 
-    @on(ThinkingArrived)
-    async def _thinking(self, event: ThinkingArrived) -> None:
-        if self._answer is not None:
-            await self._answer.add_thinking(event.text)
-
-    @on(TokensArrived)
-    async def _tokens(self, event: TokensArrived) -> None:
-        if self._answer is not None:
-            await self._answer.append(event.text)
-
-    @on(AnswerCompleted)
-    async def _completed(self, event: AnswerCompleted) -> None:
-        finished = event.finished
+    async def _completed(self, finished: AnswerFinished) -> None:
         self.conversation_id = finished.conversation_id
         if self._answer is not None:
             self._answer.finish_thinking(finished.thinking_tokens)
@@ -445,18 +460,22 @@ class ChatScreen(AppScreen):
         )
         self.query_one(PromptInput).restore(self._question)
 
-    @on(ResponseFailed)
-    async def _failed(self, event: ResponseFailed) -> None:
+    async def worker_failed(self, group: str, title: str, message: str) -> None:
+        """The answer's worker is the screen's only one: the turn could not run at all."""
+        await self._failed(title, message)
+
+    async def _failed(self, title: str, message: str) -> None:
+        """Generation failed: the UI is restored and the question goes back into the prompt."""
         if self._answer is not None:
-            await self._answer.finish(f"failed: {event.title}")
+            await self._answer.finish(f"failed: {title}")
         self.notify(
-            f"{event.message}\nYour question is back in the prompt; try again or pick another "
+            f"{message}\nYour question is back in the prompt; try again or pick another "
             "model (F4).",
-            title=event.title,
+            title=title,
             severity="error",
             timeout=10,
         )
-        self.query_one(PromptInput).restore(event.question)
+        self.query_one(PromptInput).restore(self._question)
         self._turn_over()
 
     def _turn_over(self) -> None:
@@ -465,6 +484,6 @@ class ChatScreen(AppScreen):
         self.refresh_conversations()
         self.query_one(PromptInput).focus()
 
-    @on(SourceChosen)
-    def _show_source(self, event: SourceChosen) -> None:
+    @on(SourcesPanel.Chosen)
+    def _show_source(self, event: SourcesPanel.Chosen) -> None:
         self.app.push_screen(SourceScreen(event.source))

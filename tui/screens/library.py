@@ -10,21 +10,21 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar
 from textual.worker import get_current_worker
 
 from assistant.display import plain
-from tui.commands import PaletteCommand
-from tui.messages import IngestFailed, IngestFinished, IngestProgressed
-from tui.screens.base import AppScreen, failure
+from tui.commands import Command, bindings
+from tui.screens.base import AppScreen
 from tui.screens.dialogs import ConfirmDialog
 from tui.widgets.path_input import PathInput
 
@@ -50,22 +50,53 @@ def report_summary(report: IngestReport) -> str:
 
 
 class LibraryScreen(AppScreen):
-    BINDINGS = [
-        Binding("a", "add_folder", "Add folder"),
-        Binding("delete", "remove_document", "Remove"),
-        Binding("r", "reindex_document", "Re-index"),
-        Binding("R", "reindex_all", "Re-index all"),
-        Binding("s", "stop_ingest", "Stop indexing"),
-        Binding("escape", "app.switch_mode('chat')", "Chat", show=False),
-    ]
+    @dataclass
+    class IngestProgressed(Message):
+        progress: IngestProgress
 
-    PALETTE = (
-        PaletteCommand("Add a folder", "Index a folder of PDFs and notes", "add_folder"),
-        PaletteCommand("Remove document", "Drop the selected document", "remove_document"),
-        PaletteCommand("Re-index document", "Index the selected one again", "reindex_document"),
-        PaletteCommand("Re-index all", "Check every document for changes", "reindex_all"),
-        PaletteCommand("Stop indexing", "Cancel the running ingest", "stop_ingest"),
+    @dataclass
+    class IngestFinished(Message):
+        report: IngestReport
+
+    ACTIONS = (
+        Command(
+            "add_folder",
+            "Add a folder",
+            "Index a folder of PDFs and notes",
+            key="a",
+            label="Add folder",
+        ),
+        Command(
+            "remove_document",
+            "Remove document",
+            "Drop the selected document",
+            key="delete",
+            label="Remove",
+        ),
+        Command(
+            "reindex_document",
+            "Re-index document",
+            "Index the selected one again",
+            key="r",
+            label="Re-index",
+        ),
+        Command(
+            "reindex_all",
+            "Re-index all",
+            "Check every document for changes",
+            key="R",
+            label="Re-index all",
+        ),
+        Command(
+            "stop_ingest",
+            "Stop indexing",
+            "Cancel the running ingest",
+            key="s",
+            label="Stop indexing",
+        ),
+        Command("app.switch_mode('chat')", key="escape", label="Chat", show=False),
     )
+    BINDINGS = bindings(ACTIONS)
 
     def __init__(self) -> None:
         super().__init__()
@@ -205,20 +236,17 @@ class LibraryScreen(AppScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ingest")
     def ingest(self, paths: list[Path], collection: str, cancel: threading.Event) -> None:
-        """Index in a thread; progress and the report come back as messages."""
+        """Index in a thread; progress and the report come back as messages, a failure in
+        ``worker_failed``."""
         worker = get_current_worker()
 
         def progress(snapshot: IngestProgress) -> None:
             if worker.is_cancelled:
                 cancel.set()
-            self.post_message(IngestProgressed(snapshot))
+            self.post_message(self.IngestProgressed(snapshot))
 
-        try:
-            report = self.service.ingest(paths, collection, progress=progress, cancel=cancel)
-        except Exception as error:  # reported, and the screen given back, never fatal
-            self.post_message(IngestFailed(*failure(error)))
-        else:
-            self.post_message(IngestFinished(report))
+        report = self.service.ingest(paths, collection, progress=progress, cancel=cancel)
+        self.post_message(self.IngestFinished(report))
 
     def action_stop_ingest(self) -> None:
         if self.ingesting:
@@ -277,10 +305,10 @@ class LibraryScreen(AppScreen):
         self._ingest_over()
         self.refresh_documents()
 
-    @on(IngestFailed)
-    def _failed(self, event: IngestFailed) -> None:
-        self.query_one("#ingest-summary", Label).update(plain(f"Failed: {event.message}"))
-        self.notify(event.message, title=event.title, severity="error", timeout=10)
+    async def worker_failed(self, group: str, title: str, message: str) -> None:
+        """The ingest is the screen's only worker."""
+        self.query_one("#ingest-summary", Label).update(plain(f"Failed: {message}"))
+        self.notify(message, title=title, severity="error", timeout=10)
         self._ingest_over()
 
     def _ingest_over(self) -> None:

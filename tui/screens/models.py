@@ -7,25 +7,18 @@ server serves are listed beside the local ones and Enter switches to one."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar
 
 from assistant.display import plain
-from tui.commands import PaletteCommand
-from tui.messages import (
-    DownloadFailed,
-    DownloadFinished,
-    DownloadProgressed,
-    EmbedderSwitched,
-    EmbedderSwitchFailed,
-    EmbedderSwitchProgressed,
-)
-from tui.screens.base import AppScreen, failure
+from tui.commands import Command, bindings
+from tui.screens.base import AppScreen
 from tui.widgets.path_input import PathInput
 from tui.widgets.status_bar import describe_model
 
@@ -46,31 +39,69 @@ def parse_gpu_layers(text: str) -> int | Literal["auto"]:
 
 
 class ModelsScreen(AppScreen):
-    BINDINGS = [
-        Binding("enter", "use_model", "Use", show=True),
-        Binding("d", "download", "Download"),
-        Binding("a", "add_local", "Add GGUF"),
-        Binding("g", "gpu_layers", "GPU layers"),
-        Binding("s", "scan", "Scan other apps"),
-        Binding("escape", "app.switch_mode('chat')", "Chat", show=False),
-    ]
+    @dataclass
+    class DownloadProgressed(Message):
+        name: str
+        done_bytes: int
+        total_bytes: int
 
-    PALETTE = (
-        PaletteCommand("Use model", "Switch to the selected model", "use_model"),
-        PaletteCommand("Download model", "Download the selected catalog model", "download"),
-        PaletteCommand("Add a local GGUF", "Use a model file you already have", "add_local"),
-        PaletteCommand("Set GPU layers", "Layers to offload to the GPU (reloads)", "gpu_layers"),
-        PaletteCommand(
+    @dataclass
+    class DownloadFinished(Message):
+        name: str
+
+    @dataclass
+    class EmbedderSwitchProgressed(Message):
+        """Passages of ``collection`` re-embedded so far with embedding model ``name``."""
+
+        name: str
+        collection: str
+        done: int
+        total: int
+
+    @dataclass
+    class EmbedderSwitched(Message):
+        name: str
+        collection: str
+        passages: int
+
+    ACTIONS = (
+        Command("use_model", "Use model", "Switch to the selected model", key="enter", label="Use"),
+        Command(
+            "download",
+            "Download model",
+            "Download the selected catalog model",
+            key="d",
+            label="Download",
+        ),
+        Command(
+            "add_local",
+            "Add a local GGUF",
+            "Use a model file you already have",
+            key="a",
+            label="Add GGUF",
+        ),
+        Command(
+            "gpu_layers",
+            "Set GPU layers",
+            "Layers to offload to the GPU (reloads)",
+            key="g",
+            label="GPU layers",
+        ),
+        Command(
+            "scan",
             "Find models of other apps",
             "GGUFs of LM Studio, Ollama, GPT4All, llama.cpp and the Hugging Face cache",
-            "scan",
+            key="s",
+            label="Scan other apps",
         ),
-        PaletteCommand(
+        Command(
+            "use_embedder",
             "Use embedding model",
             "Re-embed this collection's passages with the selected embedding model",
-            "use_embedder",
         ),
+        Command("app.switch_mode('chat')", key="escape", label="Chat", show=False),
     )
+    BINDINGS = bindings(ACTIONS)
 
     def __init__(self) -> None:
         super().__init__()
@@ -244,15 +275,8 @@ class ModelsScreen(AppScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="server-models")
     def list_server_models(self) -> None:
         """Asks the server over the network, so it runs off the UI thread."""
-        try:
-            names = self.service.server_models()
-        except Exception as error:  # reported in the title, never fatal
-            message = failure(error)[1]
-            self.app.call_from_thread(
-                self.query_one("#server-title", Label).update, f"Model server: {message}"
-            )
-        else:
-            self.app.call_from_thread(self._show_server_models, names)
+        names = self.service.server_models()
+        self.app.call_from_thread(self._show_server_models, names)
 
     def _show_server_models(self, names: list[str]) -> None:
         """``names`` are ``server:<id>``; ● marks the one answering now."""
@@ -283,13 +307,8 @@ class ModelsScreen(AppScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
     def scan_other_apps(self) -> None:
         """Reads a header per file found, so it runs off the UI thread."""
-        try:
-            found = self.service.found_models()
-        except Exception as error:  # reported, never fatal
-            title, message = failure(error)
-            self.app.call_from_thread(self.notify, message, title=title, severity="error")
-        else:
-            self.app.call_from_thread(self._show_found, found)
+        found = self.service.found_models()
+        self.app.call_from_thread(self._show_found, found)
 
     def _show_found(self, found: list[FoundModel]) -> None:
         self._found = found
@@ -356,16 +375,12 @@ class ModelsScreen(AppScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="download")
     def download(self, name: str) -> None:
         def progress(done: int, total: int | None) -> None:
-            self.post_message(DownloadProgressed(name, done, total or 0))
+            self.post_message(self.DownloadProgressed(name, done, total or 0))
 
         is_embedder = name in self._embedder_rows
         pull = self.service.pull_embedder if is_embedder else self.service.pull_model
-        try:
-            pull(name, progress=progress)
-        except Exception as error:  # reported, never fatal
-            self.post_message(DownloadFailed(name, *failure(error)))
-        else:
-            self.post_message(DownloadFinished(name))
+        pull(name, progress=progress)
+        self.post_message(self.DownloadFinished(name))
 
     @on(DownloadProgressed)
     def _download_progress(self, event: DownloadProgressed) -> None:
@@ -385,14 +400,26 @@ class ModelsScreen(AppScreen):
         self.notify(f"{event.name} is ready; press Enter on it to use it.", title="Downloaded")
         self.refresh_catalog()
 
-    @on(DownloadFailed)
-    def _download_failed(self, event: DownloadFailed) -> None:
+    async def worker_failed(self, group: str, title: str, message: str) -> None:
+        """Each worker's failure is shown where its work was: a download's or a switch's in the
+        progress panel, the server's in its title."""
+        match group:
+            case "download":
+                self._download_failed(title, message)
+            case "embedder-switch":
+                self._switch_failed(title, message)
+            case "server-models":
+                self.query_one("#server-title", Label).update(f"Model server: {message}")
+            case _:  # the scan of other apps' folders, or any other: say what failed
+                self.notify(message, title=title, severity="error")
+
+    def _download_failed(self, title: str, message: str) -> None:
         self.downloading = None
-        self.query_one("#download-label", Label).update(f"Download failed: {event.message}")
+        self.query_one("#download-label", Label).update(f"Download failed: {message}")
         self.query_one("#download-progress", ProgressBar).display = False  # not "still going"
         self.notify(
-            f"{event.message}\nCheck the connection and try again (d), or use a local GGUF (a).",
-            title=event.title,
+            f"{message}\nCheck the connection and try again (d), or use a local GGUF (a).",
+            title=title,
             severity="error",
             timeout=10,
         )
@@ -423,15 +450,15 @@ class ModelsScreen(AppScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="embedder-switch")
     def switch_embedder(self, name: str, collection: str) -> None:
-        def progress(done: SwitchProgress) -> None:
-            self.post_message(EmbedderSwitchProgressed(name, collection, done.done, done.total))
+        """Re-embeds in a thread; a failure (in ``worker_failed``) leaves the old index."""
 
-        try:
-            report = self.service.switch_embedder(name, collection, progress=progress)
-        except Exception as error:  # reported, never fatal: the old index still answers
-            self.post_message(EmbedderSwitchFailed(name, *failure(error)))
-        else:
-            self.post_message(EmbedderSwitched(name, collection, report.passages))
+        def progress(done: SwitchProgress) -> None:
+            self.post_message(
+                self.EmbedderSwitchProgressed(name, collection, done.done, done.total)
+            )
+
+        report = self.service.switch_embedder(name, collection, progress=progress)
+        self.post_message(self.EmbedderSwitched(name, collection, report.passages))
 
     @on(EmbedderSwitchProgressed)
     def _switch_progress(self, event: EmbedderSwitchProgressed) -> None:
@@ -452,14 +479,13 @@ class ModelsScreen(AppScreen):
         self.notify(f"{event.collection!r} now searches with {event.name}.", title="Switched")
         self.refresh_embedders()
 
-    @on(EmbedderSwitchFailed)
-    def _switch_failed(self, event: EmbedderSwitchFailed) -> None:
+    def _switch_failed(self, title: str, message: str) -> None:
         self.switching = None
-        self.query_one("#download-label", Label).update(f"Switch failed: {event.message}")
+        self.query_one("#download-label", Label).update(f"Switch failed: {message}")
         self.query_one("#download-progress", ProgressBar).display = False
         self.notify(
-            f"{event.message}\nThe collection keeps its old index; try again to resume.",
-            title=event.title,
+            f"{message}\nThe collection keeps its old index; try again to resume.",
+            title=title,
             severity="error",
             timeout=10,
         )

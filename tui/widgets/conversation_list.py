@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from assistant.display import plain
-from tui.messages import ConversationChosen, DeleteRequested, RenameRequested
 from tui.widgets.pick_list import PickList
 
 
@@ -40,15 +41,29 @@ class ConversationOptions(PickList):
 
     def action_rename(self) -> None:
         if (conversation_id := self._highlighted_id()) is not None:
-            self.post_message(RenameRequested(conversation_id))
+            self.post_message(ConversationList.RenameRequested(conversation_id))
 
     def action_delete(self) -> None:
         if (conversation_id := self._highlighted_id()) is not None:
-            self.post_message(DeleteRequested(conversation_id))
+            self.post_message(ConversationList.DeleteRequested(conversation_id))
 
 
 class ConversationList(Vertical):
     """Shows conversations newest first; the screen fills it and reacts to its messages."""
+
+    @dataclass
+    class Chosen(Message):
+        """A conversation was picked in the list."""
+
+        conversation_id: str
+
+    @dataclass
+    class RenameRequested(Message):
+        conversation_id: str
+
+    @dataclass
+    class DeleteRequested(Message):
+        conversation_id: str
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Search conversations", id="conversation-search")
@@ -78,4 +93,4 @@ class ConversationList(Vertical):
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         if event.option.id is not None:
-            self.post_message(ConversationChosen(event.option.id))
+            self.post_message(self.Chosen(event.option.id))

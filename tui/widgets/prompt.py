@@ -3,16 +3,23 @@ adds a line, Up/Down on the first/last line walk through earlier questions."""
 
 from __future__ import annotations
 
-from textual import events
-from textual.widgets import TextArea
+from dataclasses import dataclass
 
-from tui.messages import PromptSubmitted
+from textual import events
+from textual.message import Message
+from textual.widgets import TextArea
 
 NEWLINE_KEYS = frozenset({"ctrl+j", "shift+enter", "alt+enter"})
 
 
 class PromptInput(TextArea):
     """A TextArea that submits on Enter and remembers what was sent."""
+
+    @dataclass
+    class Submitted(Message):
+        """The user pressed Enter in the prompt."""
+
+        text: str
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(
@@ -59,7 +66,7 @@ class PromptInput(TextArea):
         self._history_index = None
         self._draft = ""
         self.clear()
-        self.post_message(PromptSubmitted(text))
+        self.post_message(self.Submitted(text))
 
     def restore(self, text: str) -> None:
         """Put text back (after a failed answer) with the cursor at its end."""

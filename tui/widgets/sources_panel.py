@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from assistant.display import terminal_safe
 from assistant.events import Source
-from tui.messages import SourceChosen
 from tui.widgets.pick_list import PickList
 
 SNIPPET_CHARS = 160
@@ -41,7 +42,13 @@ def source_label(source: Source, cited: bool | None) -> Text:
 
 
 class SourcesPanel(Vertical):
-    """Lists sources; Enter on one posts :class:`SourceChosen`."""
+    """Lists sources; Enter on one posts :class:`SourcesPanel.Chosen`."""
+
+    @dataclass
+    class Chosen(Message):
+        """A cited passage was selected."""
+
+        source: Source
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -79,4 +86,4 @@ class SourcesPanel(Vertical):
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         if 0 <= event.option_index < len(self._sources):
-            self.post_message(SourceChosen(self._sources[event.option_index]))
+            self.post_message(self.Chosen(self._sources[event.option_index]))
