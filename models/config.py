@@ -80,7 +80,8 @@ class ServerConfig(BaseModel):
     """Answers the server generates at once (``serve`` runs that many turns together). Empty:
     what llama.cpp's server reports (its slots, ``--parallel``), 1 for llama-cpp-python's (one
     request at a time; unless started with ``--interrupt_requests false`` a new request ends the
-    one streaming), 4 for servers that say nothing (vLLM and Ollama queue what they cannot batch)."""
+    one streaming), 4 for servers that say nothing (vLLM and Ollama queue what they cannot
+    batch)."""
 
     @field_validator("base_url")
     @classmethod
