@@ -75,7 +75,8 @@ class ServeConfig(BaseModel):
     which other users can see in the process list."""
 
     max_waiting: int = Field(default=8, ge=0)
-    """Requests that may wait while the model answers another; further ones get HTTP 429."""
+    """Requests that may wait while the model answers others (one at a time in this process,
+    ``[llm] parallel`` on a model server); further ones get HTTP 429."""
 
     max_request_kb: int = Field(default=1024, ge=1)
     """Largest request body accepted, in KiB; larger ones get HTTP 413."""
