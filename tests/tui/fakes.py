@@ -9,7 +9,6 @@ core's own record types and mypy checks it against the TUI's :class:`tui.service
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -111,7 +110,9 @@ class FakeService:
             "hot loops [2].",
         ]
     )
-    token_delay_s: float = 0.0
+    answer_gate: threading.Event | None = None
+    """When given, the answer holds after its first token until it is set (at most a minute), so
+    a test can look at, or stop, an answer being written however slow the machine is."""
     status: ModelStatus = MINICPM_STATUS
     minicpm_on_disk: bool = True
     documents_list: list[DocumentRecord] = field(default_factory=list)
@@ -245,11 +246,11 @@ class FakeService:
         for token in thought:
             yield ThinkingReceived(token)
         written: list[str] = []
-        for token in self.answer_tokens:
+        for number, token in enumerate(self.answer_tokens):
+            if number == 1 and self.answer_gate is not None:
+                self.answer_gate.wait(timeout=60)
             if cancel is not None and cancel.is_set():
                 break
-            if self.token_delay_s:
-                time.sleep(self.token_delay_s)
             written.append(token)
             yield TokenReceived(token)
         text = "".join(written)

@@ -4,6 +4,7 @@ test_real_stack.py."""
 
 from __future__ import annotations
 
+import threading
 from typing import TypeVar
 
 import pytest
@@ -78,7 +79,7 @@ async def test_answer_streams_and_lists_sources(
 async def test_passages_are_marked_uncited_only_once_the_answer_is_done(
     fake_app: MiniCPMApp, fake_service: FakeService
 ) -> None:
-    fake_service.token_delay_s = 0.2
+    fake_service.answer_gate = threading.Event()
     async with fake_app.run_test(size=(120, 36)) as pilot:
         await pilot.press(*"what is tracemonkey", "enter")
         panel = fake_app.screen.query_one(SourcesPanel)
@@ -90,6 +91,7 @@ async def test_passages_are_marked_uncited_only_once_the_answer_is_done(
         await wait_until(pilot, lambda: len(panel.sources) == 3, what="the passages")
         assert chat(fake_app).generating
         assert not any("not cited" in label for label in labels()), "not known while writing"
+        fake_service.answer_gate.set()
         await wait_until(pilot, lambda: not chat(fake_app).generating, what="the answer")
         assert ["not cited" in label for label in labels()] == [False, False, True]
 
@@ -115,14 +117,17 @@ async def test_escape_stops_and_keeps_the_partial_answer(
     fake_app: MiniCPMApp, fake_service: FakeService
 ) -> None:
     fake_service.answer_tokens = [f"word{i} " for i in range(400)]
-    fake_service.token_delay_s = 0.01
+    fake_service.answer_gate = threading.Event()
     async with fake_app.run_test(size=(100, 30)) as pilot:
         prompt = fake_app.screen.query_one(PromptInput)
         prompt.text = "tell me everything"
         await pilot.press("enter")
         answer = await _answer_view(pilot, fake_app)
-        await wait_until(pilot, lambda: len(answer.text) > 20, what="some tokens")
+        await wait_until(pilot, lambda: bool(answer.text), what="the first token")
         await pilot.press("escape")
+        note = answer.query_one(".answer-note")
+        await wait_until(pilot, lambda: "stopping" in str(note.render()), what="the stop")
+        fake_service.answer_gate.set()
         await wait_until(pilot, lambda: not chat(fake_app).generating, what="the stop")
 
         assert 0 < len(answer.text.split()) < 400
