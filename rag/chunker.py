@@ -53,6 +53,8 @@ class Chunk:
     tokens: int
     heading_path: str | None = None
     """The headings above the passage, outermost first, joined by " > "."""
+    ocr: bool = False
+    """Some of its text was recognised from a page image (OCR), so it may hold misreadings."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class _Unit:
     starts_paragraph: bool
     is_heading: bool = False
     heading_path: str | None = None
+    ocr: bool = False
 
 
 def chunk_document(
@@ -119,10 +122,12 @@ def _units(
             if title is not None:
                 heading = title
                 path.enter(title, _level(paragraph))
-                yield _Unit(paragraph, page.number, heading, True, True, path.text())
+                yield _Unit(paragraph, page.number, heading, True, True, path.text(), page.ocr)
                 continue
             for position, sentence in enumerate(_sentences(paragraph)):
-                yield _Unit(sentence, page.number, heading, position == 0, False, path.text())
+                yield _Unit(
+                    sentence, page.number, heading, position == 0, False, path.text(), page.ocr
+                )
 
 
 class _HeadingPath:
@@ -302,4 +307,5 @@ def _make_chunk(
         page_label=labels.get(units[0].page),
         tokens=sum(counts),
         heading_path=units[0].heading_path,
+        ocr=any(unit.ocr for unit in units),
     )

@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 
+from rag.ocr import OcrMode
+
 
 class LibraryConfig(BaseModel):
     """How documents are chunked, embedded and searched."""
@@ -52,6 +54,16 @@ class LibraryConfig(BaseModel):
 
     parse_memory_mb: int = Field(default=2048, ge=256)
     """Address-space limit of the worker that parses one PDF."""
+
+    ocr: OcrMode = "auto"
+    """Text recognition of PDF pages (offline, Chinese and English; ``rag.ocr``): "auto" reads
+    pages that have no text layer, "always" also pages whose text layer is garbage or nearly
+    empty, "off" reports image-only files as having no extractable text. About 1-10 s a page
+    on 2 CPU cores (benchmarks/RESULTS.md)."""
+
+    ocr_page_timeout_s: float = Field(default=120.0, gt=0)
+    """Time the recognition of one page may take (on top of ``parse_timeout_s``, which bounds
+    the rest of the file's parse) before the file is reported and skipped."""
 
     follow_symlinks: bool = False
     """Follow symbolic links while walking folders (links leaving the folder are still skipped). A

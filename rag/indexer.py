@@ -69,8 +69,12 @@ def chunk_budget(config: LibraryConfig, embedder: Embedder) -> tuple[int, int]:
 
 
 def parse_limits(config: LibraryConfig) -> str:
-    """The limits a parse ran under, recorded with a failure: raising one retries the file."""
-    return f"parse_timeout_s={config.parse_timeout_s:g} parse_memory_mb={config.parse_memory_mb}"
+    """The limits a parse ran under, recorded with a failure: changing one (OCR switched on,
+    say) retries the file."""
+    return (
+        f"parse_timeout_s={config.parse_timeout_s:g} parse_memory_mb={config.parse_memory_mb} "
+        f"ocr={config.ocr} ocr_page_timeout_s={config.ocr_page_timeout_s:g}"
+    )
 
 
 def matched_text(embedder: Embedder, identity: str, heading_path: str | None, text: str) -> str:
@@ -212,7 +216,12 @@ class _Preparer(threading.Thread):
 
     def run(self) -> None:
         try:
-            with ParseWorker(self.config.parse_timeout_s, self.config.parse_memory_mb) as worker:
+            with ParseWorker(
+                self.config.parse_timeout_s,
+                self.config.parse_memory_mb,
+                self.config.ocr,
+                self.config.ocr_page_timeout_s,
+            ) as worker:
                 for found in self.files:
                     if self._stopping():
                         break

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TextIO
 
+from rag.ocr import OcrError, OcrMode, recognise_pdf_pages, wants_ocr
 from rag.textclean import (
     GARBAGE_THRESHOLD,
     clean_line,
@@ -50,6 +51,8 @@ class ExtractedPage:
     text: str
     label: str | None = None
     """Printed page label ("iv", "A-3") where the PDF defines labels."""
+    ocr: bool = False
+    """The text was recognised from the page's image (:mod:`rag.ocr`), not read from the PDF."""
 
 
 @dataclass(frozen=True)
@@ -224,19 +227,24 @@ def load_document(
     path: Path,
     password: str | None = None,
     extractors: Sequence[PdfExtractor] = DEFAULT_EXTRACTORS,
+    ocr: OcrMode = "auto",
 ) -> ExtractedDocument:
     """Read one file into cleaned pages, or raise :class:`DocumentLoadError` saying why not."""
-    return collect(stream_document(path, password, extractors))
+    return collect(stream_document(path, password, extractors, ocr))
 
 
 def stream_document(
     path: Path,
     password: str | None = None,
     extractors: Sequence[PdfExtractor] = DEFAULT_EXTRACTORS,
+    ocr: OcrMode = "auto",
+    on_ocr: Callable[[int], None] | None = None,
 ) -> Iterator[DocumentPart]:
     """The parts of one file (see :data:`DocumentPart`); a problem raises
     :class:`DocumentLoadError`, possibly after some pages (a large text file is judged as it is
-    read). PDFs and smaller text files are read whole first, as running headers need all pages."""
+    read). PDFs and smaller text files are read whole first, as running headers need all pages;
+    a PDF's pages that need OCR (``ocr``, see :func:`rag.ocr.wants_ocr`) are then recognised one
+    at a time as they are handed on, ``on_ocr(page number)`` called before each."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise DocumentLoadError(f"unsupported file type {suffix or '(none)'}")
@@ -252,14 +260,18 @@ def stream_document(
         yield from _stream_text(path)
         return
     if suffix in PDF_SUFFIXES:
-        loaded = _load_pdf(path, password, extractors)
-    elif suffix in MARKUP_SUFFIXES:
+        yield from _stream_pdf(path, password, extractors, ocr, on_ocr)
+        return
+    if suffix in MARKUP_SUFFIXES:
         from rag.markup import load_markup  # it builds on this module's types
 
         loaded = load_markup(path)
     else:
         loaded = _load_text(path)
-    document = _finish(loaded)
+    yield from _parts(_finish(loaded))
+
+
+def _parts(document: ExtractedDocument) -> Iterator[DocumentPart]:
     yield replace(document, pages=(), warnings=())
     yield from document.pages
     yield DocumentEnd(document.warnings)
@@ -393,9 +405,17 @@ _CLEAN_PIECE = 1 << 20
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
-def _finish(document: ExtractedDocument) -> ExtractedDocument:
+def _finish(document: ExtractedDocument, ocr_note: str | None = None) -> ExtractedDocument:
     """Clean every page and the metadata; drop garbage pages; refuse documents left without
     readable text."""
+    document, garbage = _cleaned(document)
+    texts = [page.text for page in document.pages]
+    return replace(document, warnings=document.warnings + _verdict(texts, garbage, ocr_note))
+
+
+def _cleaned(document: ExtractedDocument) -> tuple[ExtractedDocument, list[bool]]:
+    """The document with its pages and metadata cleaned and garbage pages emptied, and which
+    pages were garbage."""
     cleaned = remove_running_lines([_clean_in_pieces(page.text) for page in document.pages])
     garbage = [garbage_ratio(text) > GARBAGE_THRESHOLD for text in cleaned]
     readable = [text if not bad else "" for text, bad in zip(cleaned, garbage, strict=True)]
@@ -410,30 +430,114 @@ def _finish(document: ExtractedDocument) -> ExtractedDocument:
     )
     document = replace(
         document,
+        pages=pages,
         title=clean_line(document.title),
         author=clean_line(document.author),
         outline=outline,
     )
-    if not any(readable):
-        raise _no_text(any(garbage))
-    warnings = document.warnings
+    return document, garbage
+
+
+def _verdict(texts: list[str], garbage: list[bool], ocr_note: str | None) -> tuple[str, ...]:
+    """The warnings of a document whose final page texts are ``texts`` (garbage ones emptied);
+    raises :class:`DocumentLoadError` when none is readable."""
+    if not any(texts):
+        raise _no_text(any(garbage), ocr_note)
+    warnings: tuple[str, ...] = ()
     if any(garbage):
         warnings += (f"{sum(garbage)} pages extract as garbage and were skipped",)
-    empty = sum(1 for text, bad in zip(cleaned, garbage, strict=True) if not text and not bad)
+    empty = sum(1 for text, bad in zip(texts, garbage, strict=True) if not text and not bad)
     if empty:
-        warnings += (f"{empty} of {len(pages)} pages have no extractable text",)
-    return replace(document, pages=pages, warnings=warnings)
+        note = f" ({ocr_note})" if ocr_note else ""
+        warnings += (f"{empty} of {len(texts)} pages have no extractable text{note}",)
+    return warnings
 
 
-def _no_text(garbage: bool) -> DocumentLoadError:
+def _no_text(garbage: bool, ocr_note: str | None = None) -> DocumentLoadError:
     """Why a document without readable text is refused."""
     if garbage:
         return DocumentLoadError(
             "text extracts as garbage (mojibake, likely a font without a Unicode map); not indexed"
         )
-    return DocumentLoadError(
-        "no extractable text (image-only or scanned pages; OCR is not supported yet)"
-    )
+    note = f"; {ocr_note}" if ocr_note else ""
+    return DocumentLoadError(f"no extractable text (image-only or scanned pages{note})")
+
+
+def _stream_pdf(
+    path: Path,
+    password: str | None,
+    extractors: Sequence[PdfExtractor],
+    ocr: OcrMode,
+    on_ocr: Callable[[int], None] | None,
+) -> Iterator[DocumentPart]:
+    """A PDF's parts: the text layer cleaned whole, then each page that needs OCR recognised
+    as it is reached, so a long scan is handed on page by page in bounded memory."""
+    loaded = _load_pdf(path, password, extractors)
+    document, garbage = _cleaned(loaded)
+    wanted = [
+        page.number
+        for page, bad in zip(document.pages, garbage, strict=True)
+        if wants_ocr(page.text, bad, ocr)
+    ]
+    if not wanted:
+        note = "OCR is off, see library.ocr" if ocr == "off" else None
+        texts = [page.text for page in document.pages]
+        yield from _parts(
+            replace(document, warnings=loaded.warnings + _verdict(texts, garbage, note))
+        )
+        return
+    yield replace(document, pages=(), warnings=())
+    recogniser = _PageRecogniser(path, password, wanted, on_ocr)
+    texts, flags = [], []
+    for page, bad in zip(document.pages, garbage, strict=True):
+        if page.number in recogniser.wanted and (text := recogniser.text(page.number)):
+            page, bad = replace(page, text=text, ocr=True), False
+        texts.append(page.text)
+        flags.append(bad)
+        yield page
+    yield DocumentEnd(loaded.warnings + _verdict(texts, flags, recogniser.note()))
+
+
+class _PageRecogniser:
+    """Recognises a PDF's wanted pages in order, and remembers why some gave no text."""
+
+    def __init__(
+        self,
+        path: Path,
+        password: str | None,
+        numbers: list[int],
+        on_ocr: Callable[[int], None] | None,
+    ) -> None:
+        self.wanted = frozenset(numbers)
+        self._pages = recognise_pdf_pages(path, password, numbers)
+        self._on_ocr = on_ocr
+        self._failure: str | None = None
+        self._skipped: list[str] = []
+
+    def text(self, number: int) -> str:
+        """The page's cleaned recognised text ("" when it has none or OCR failed)."""
+        if self._failure is not None:
+            return ""
+        if self._on_ocr is not None:
+            self._on_ocr(number)
+        try:
+            page = next(self._pages)
+        except OcrError as error:
+            self._failure = str(error)
+            return ""
+        if page.skipped:
+            self._skipped.append(f"page {number}: {page.skipped}")
+            return ""
+        text = clean_page_text(page.text)
+        return text if garbage_ratio(text) <= GARBAGE_THRESHOLD else ""
+
+    def note(self) -> str:
+        """What OCR did about the pages left without text."""
+        if self._failure is not None:
+            return f"OCR failed: {self._failure}"
+        if self._skipped:
+            return "not recognised, " + "; ".join(self._skipped)
+        return "OCR found no text"
 
 
 STREAM_TEXT_BYTES = 4 << 20

@@ -139,12 +139,25 @@ def _add_staged_chunks(connection: sqlite3.Connection) -> None:
     )
 
 
+def _add_ocr_flag(connection: sqlite3.Connection) -> None:
+    """Passages remember whether their text was recognised from a page image (OCR), so sources
+    can say so. Passages indexed before OCR existed were all read from a text layer: 0."""
+    _run_script(
+        connection,
+        """
+        ALTER TABLE chunks ADD COLUMN ocr INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE staged_chunks ADD COLUMN ocr INTEGER NOT NULL DEFAULT 0
+        """,
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _create_tables,
     _add_failure_limits,
     _add_passage_identity,
     _add_embedding_record,
     _add_staged_chunks,
+    _add_ocr_flag,
 )
 """Schema changes in order; ``PRAGMA user_version`` records how many have run."""
 
@@ -204,6 +217,8 @@ class ChunkRow:
     text: str
     seq: int = 0
     heading_path: str | None = None
+    ocr: bool = False
+    """The text was recognised from a page image (see :attr:`rag.chunker.Chunk.ocr`)."""
 
 
 _DISK_FAILURES = frozenset(
@@ -570,10 +585,14 @@ class Manifest:
             marks = ",".join("?" * len(batch))
             rows = self.connection.execute(
                 "SELECT chunk_id, content_hash, page_start, page_end, page_label, heading, text, "
-                f"seq, heading_path FROM chunks WHERE collection = ? AND chunk_id IN ({marks})",
+                f"seq, heading_path, ocr FROM chunks WHERE collection = ? "
+                f"AND chunk_id IN ({marks})",
                 (collection, *batch),
             )
-            found.update({row[0]: ChunkRow(*row) for row in rows})
+            for chunk, content, start, end, label, heading, text, seq, path, ocr in rows:
+                found[chunk] = ChunkRow(
+                    chunk, content, start, end, label, heading, text, seq, path, bool(ocr)
+                )
         return found
 
     def path_of(self, collection: str, content_hash: str) -> str | None:
@@ -604,8 +623,8 @@ class Manifest:
         with self.transaction() as connection:
             connection.executemany(
                 "INSERT OR REPLACE INTO staged_chunks(collection, chunk_id, content_hash, seq, "
-                "page_start, page_end, page_label, heading, text, text_hash, heading_path) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "page_start, page_end, page_label, heading, text, text_hash, heading_path, ocr) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         collection,
@@ -619,6 +638,7 @@ class Manifest:
                         chunk.text,
                         text_hash,
                         chunk.heading_path,
+                        chunk.ocr,
                     )
                     for chunk, text_hash in zip(chunks, text_hashes, strict=True)
                 ],
@@ -646,9 +666,9 @@ class Manifest:
             self._delete_chunks(connection, collection, document.content_hash)
             connection.execute(
                 "INSERT INTO chunks(collection, chunk_id, content_hash, seq, page_start, "
-                "page_end, page_label, heading, text, text_hash, heading_path) "
+                "page_end, page_label, heading, text, text_hash, heading_path, ocr) "
                 "SELECT collection, chunk_id, content_hash, seq, page_start, page_end, "
-                "page_label, heading, text, text_hash, heading_path FROM staged_chunks "
+                "page_label, heading, text, text_hash, heading_path, ocr FROM staged_chunks "
                 "WHERE collection = ? AND content_hash = ? ORDER BY seq",
                 (collection, document.content_hash),
             )

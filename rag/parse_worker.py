@@ -6,7 +6,8 @@ the whole ingest down with it. Parsing in a child bounds all three: the parent w
 
 A document comes back part by part (:func:`rag.loaders.stream_document`), each part a message, so
 neither process holds a large text file whole; the pipe holds the child back while the parent
-chunks and embeds.
+chunks and embeds. Before it recognises a page (:mod:`rag.ocr`) the child says so, and that page
+gets its own time limit: a long scan takes seconds per page, not one limit for the whole file.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rag.loaders import (
     collect,
     stream_document,
 )
+from rag.ocr import OcrMode
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _CHILD = (
@@ -40,9 +42,9 @@ folder the user runs from is never imported (and never runs as code)."""
 
 
 def serve(memory_bytes: int, parent: int) -> None:
-    """Child loop: get ``(path, password)``, answer ``("part", part)`` for each part of the
-    document, the last being its :class:`DocumentEnd`, or ``("error", reason)`` (possibly after
-    some parts).
+    """Child loop: get ``(path, password, ocr mode)``, answer ``("part", part)`` for each part of
+    the document, the last being its :class:`DocumentEnd`, or ``("error", reason)`` (possibly
+    after some parts); ``("ocr", page number)`` comes before a page that is being recognised.
 
     Requests come on stdin and answers go out on the original stdout; ``sys.stdout`` is pointed at
     stderr so a stray print from a library cannot corrupt the answers.
@@ -57,11 +59,13 @@ def serve(memory_bytes: int, parent: int) -> None:
     sys.stdout = sys.stderr
     while True:
         try:
-            path, password = requests.recv()
+            path, password, ocr = requests.recv()
         except EOFError:
             return
         try:
-            for part in stream_document(Path(path), password):
+            for part in stream_document(
+                Path(path), password, ocr=ocr, on_ocr=lambda page: answers.send(("ocr", page))
+            ):
                 answers.send(("part", part))
             continue
         except DocumentLoadError as error:
@@ -95,9 +99,17 @@ class ParseWorker:
     current directory shadows this package.
     """
 
-    def __init__(self, timeout_s: float, memory_mb: int) -> None:
+    def __init__(
+        self,
+        timeout_s: float,
+        memory_mb: int,
+        ocr: OcrMode = "auto",
+        ocr_page_timeout_s: float = 120.0,
+    ) -> None:
         self.timeout_s = timeout_s
         self.memory_bytes = memory_mb * 2**20
+        self.ocr: OcrMode = ocr
+        self.ocr_page_timeout_s = ocr_page_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
         self._requests: Connection | None = None
         self._answers: Connection | None = None
@@ -134,23 +146,26 @@ class ParseWorker:
         """The parts of ``path`` as the child sends them (see :data:`rag.loaders.DocumentPart`).
 
         ``timeout_s`` bounds the time spent waiting for the child, summed over the parts: time
-        the caller spends on a part is not the parser's. Abandoning the stream before its end
-        stops the child, which would otherwise go on sending.
+        the caller spends on a part is not the parser's. A page being recognised is waited for
+        apart, up to ``ocr_page_timeout_s``. Abandoning the stream before its end stops the
+        child, which would otherwise go on sending.
         """
         requests, answers = self._connections()
         finished = False
         waited = 0.0
+        recognising: int | None = None
         try:
-            requests.send((str(path), password))
+            requests.send((str(path), password, self.ocr))
             while not finished:
                 started = time.monotonic()
-                if not answers.poll(max(0.0, self.timeout_s - waited)):
-                    raise DocumentLoadError(
-                        f"parsing took longer than {self.timeout_s:g} s; skipped "
-                        "(see parse_timeout_s)"
-                    )
-                waited += time.monotonic() - started
+                if not answers.poll(self._patience(waited, recognising)):
+                    raise self._timed_out(recognising)
+                if recognising is None:
+                    waited += time.monotonic() - started
                 status, payload = answers.recv()
+                recognising = payload if status == "ocr" else None
+                if status == "ocr":
+                    continue
                 if status != "part":
                     finished = True
                     raise DocumentLoadError(str(payload))
@@ -164,6 +179,21 @@ class ParseWorker:
         finally:
             if not finished:
                 self._stop()
+
+    def _patience(self, waited: float, recognising: int | None) -> float:
+        if recognising is not None:
+            return self.ocr_page_timeout_s
+        return max(0.0, self.timeout_s - waited)
+
+    def _timed_out(self, recognising: int | None) -> DocumentLoadError:
+        if recognising is not None:
+            return DocumentLoadError(
+                f"OCR of page {recognising} took longer than {self.ocr_page_timeout_s:g} s; "
+                "skipped (see ocr_page_timeout_s)"
+            )
+        return DocumentLoadError(
+            f"parsing took longer than {self.timeout_s:g} s; skipped (see parse_timeout_s)"
+        )
 
     def _connections(self) -> tuple[Connection, Connection]:
         if self._requests is None or self._answers is None:

@@ -369,6 +369,7 @@ def _passage_metadata(row: ChunkRow) -> dict[str, Any]:
         "heading": row.heading,
         "heading_path": row.heading_path,
         "text": row.text,
+        "ocr": row.ocr,
     }
 
 
@@ -383,6 +384,7 @@ def _chunk_row(chunk: str, meta: dict[str, Any]) -> ChunkRow:
         text=str(meta["text"]),
         seq=int(meta["seq"]),
         heading_path=meta.get("heading_path"),
+        ocr=bool(meta.get("ocr", False)),
     )
 
 

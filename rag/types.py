@@ -28,6 +28,8 @@ class Hit:
     """The text just before the passage in its document (overlap removed), to widen it."""
     after: str = ""
     """The text just after it."""
+    ocr: bool = False
+    """Its text was recognised from a scanned page (OCR), so a word may be misread."""
 
     @property
     def page(self) -> str:
