@@ -20,6 +20,7 @@ def source_json(source: Source, cited: bool) -> dict[str, Any]:
         "score": round(source.score, 4),
         "text": source.text,
         "cited": cited,
+        "ocr": source.ocr,
     }
 
 

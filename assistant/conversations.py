@@ -395,7 +395,7 @@ class ConversationStore:
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO sources(message_id, number, file, page, score, text,"
-                " chunk_id, heading, cited) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " chunk_id, heading, cited, ocr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         int(message_id),
@@ -407,6 +407,7 @@ class ConversationStore:
                         s.chunk_id,
                         s.heading,
                         int(s.number in cited_numbers),
+                        int(s.ocr),
                     )
                     for s in evidence
                 ],
@@ -446,8 +447,9 @@ def _snippet(text: str, terms: Sequence[str], width: int = 80) -> str:
 
 
 def _source_from_row(row: sqlite3.Row) -> Source:
-    """The ``sources`` columns carry the field names of :class:`Source`."""
-    return Source(**{column.name: row[column.name] for column in fields(Source)})
+    """The ``sources`` columns carry the field names of :class:`Source` (``ocr`` as 0 or 1)."""
+    values = {column.name: row[column.name] for column in fields(Source)}
+    return Source(**{**values, "ocr": bool(values["ocr"])})
 
 
 def _message_from_row(row: sqlite3.Row, evidence: list[tuple[Source, bool]]) -> Message:

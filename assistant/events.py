@@ -22,6 +22,8 @@ class Source:
     text: str
     chunk_id: str
     heading: str | None = None
+    ocr: bool = False
+    """The passage was recognised from a scanned page (OCR): a word may be misread."""
 
     @classmethod
     def from_hit(cls, number: int, hit: Hit) -> Source:
@@ -33,6 +35,7 @@ class Source:
             text=hit.text,
             chunk_id=hit.chunk_id,
             heading=hit.heading,
+            ocr=hit.ocr,
         )
 
 

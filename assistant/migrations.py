@@ -105,10 +105,16 @@ def _add_message_thinking(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE messages ADD COLUMN thinking TEXT")
 
 
+def _add_source_ocr(conn: sqlite3.Connection) -> None:
+    # Whether a cited passage was recognised from a scanned page (OCR), shown with the source.
+    conn.execute("ALTER TABLE sources ADD COLUMN ocr INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_conversations", _create_conversations),
     ("002_message_search", _create_message_search),
     ("003_message_thinking", _add_message_thinking),
+    ("004_source_ocr", _add_source_ocr),
 )
 
 

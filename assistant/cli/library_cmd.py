@@ -421,6 +421,7 @@ def run_search(args: argparse.Namespace, context: CliContext) -> int:
                 "text": hit.text,
                 "chunk_id": hit.chunk_id,
                 "heading": hit.heading,
+                "ocr": hit.ocr,
             }
             for hit in hits
         ]
@@ -435,7 +436,8 @@ def run_search(args: argparse.Namespace, context: CliContext) -> int:
         reason = f"they do not mention {named}" if named else "all scores under the threshold"
         console.print(f"No passage looks relevant ({reason}).", style="yellow", markup=False)
     for rank, hit in enumerate(hits, start=1):
-        where = f"{rank}. {hit.file}, p. {hit.page}" + (f" — {hit.heading}" if hit.heading else "")
+        where = f"{rank}. {hit.file}, p. {hit.page}" + (" (OCR)" if hit.ocr else "")
+        where += f" — {hit.heading}" if hit.heading else ""
         console.print(
             Text.assemble(plain(where, one_line=True, style="bold"), f"  score {hit.score:.3f}")
         )

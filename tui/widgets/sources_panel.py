@@ -33,7 +33,9 @@ def source_label(source: Source, cited: bool | None) -> Text:
     label.append(f"[{source.number}] ", style="bold")
     name = terminal_safe(Path(source.file).name, one_line=True)
     label.append(name, style="" if cited is False else "bold")
-    label.append(f" · p.{source.page} · {source.score:.2f}", style="italic")
+    label.append(
+        f" · p.{source.page}{' (OCR)' if source.ocr else ''} · {source.score:.2f}", style="italic"
+    )
     if cited is False:
         label.append(" · not cited", style="italic")
     label.append("\n")
