@@ -16,12 +16,13 @@ import pytest
 
 from rag.config import LibraryConfig, StoreConfig
 from rag.embedder import Embedder
-from rag.errors import ServerUnavailableError
+from rag.errors import LibraryError, ServerUnavailableError
 from rag.library import Library
 from rag.manifest import Manifest, PassageRow
 from rag.retriever import Methods
 from rag.shared import ServerVectorStore
 from rag.shared_manifest import SharedManifest
+from rag.types import EmbeddingSpec
 from tests.chroma_server import ChromaServer, free_port
 from tests.rag.test_crash_consistency import kill_at_line, start_ingest
 
@@ -350,3 +351,18 @@ def test_server_keyword_ranking_equals_the_local_index(
 
 def test_the_store_is_the_server_whatever_is_opened_first(shared: Make) -> None:
     assert isinstance(shared("a").store, ServerVectorStore)
+
+
+def test_switching_a_shared_collections_embedder_is_refused_and_changes_nothing(
+    shared: Make, folder: Path, embedder: Embedder
+) -> None:
+    """Every machine embeds its questions with the model it read for the collection when it first
+    opened it, and nothing on the server would tell it of a switch: re-embedding on one machine
+    would leave the others querying new vectors with the old model. So it is refused, by name."""
+    a, b = shared("a"), shared("b")
+    a.ingest([folder / "tracing.md"])
+    other = EmbeddingSpec(embedder.model_name, "query: ", "passage: ")
+    with pytest.raises(LibraryError, match="is shared on .*ingest into a new collection"):
+        b.switch_embedder("default", other)
+    assert b.embedding("default") == a.embedding("default") != other
+    assert _names(b, "trace trees of hot loops") == ["tracing.md"]
