@@ -171,12 +171,14 @@ def passages_mentioning(connection: sqlite3.Connection, collection: str, term: s
 
 
 def contents_mentioning(
-    connection: sqlite3.Connection, collection: str, term: str, contents: Sequence[str]
+    connection: sqlite3.Connection, collection: str, terms: Sequence[str], contents: Sequence[str]
 ) -> set[str]:
-    """Which of ``contents`` (document content hashes) hold ``term`` in some passage."""
-    expression = _term_expression(term)
-    if expression is None or not contents:
+    """Which of ``contents`` (document content hashes) hold all of ``terms`` in one passage
+    (its document identity included)."""
+    expressions = [_term_expression(term) for term in terms]
+    if not expressions or None in expressions or not contents:
         return set()
+    expression = " AND ".join(str(part) for part in expressions)
     rows = connection.execute(
         f"SELECT DISTINCT c.content_hash FROM {_MATCHES_THEN_CHUNKS} "
         "WHERE chunk_fts MATCH ? AND c.collection = ? "
@@ -219,7 +221,7 @@ class KeywordIndex(Protocol):
     def passages_mentioning(self, collection: str, term: str) -> int: ...
 
     def contents_mentioning(
-        self, collection: str, term: str, contents: Sequence[str]
+        self, collection: str, terms: Sequence[str], contents: Sequence[str]
     ) -> set[str]: ...
 
     def document_frequencies(self, terms: Iterable[str]) -> tuple[dict[str, int], int]: ...
@@ -244,8 +246,10 @@ class LocalKeywords:
     def passages_mentioning(self, collection: str, term: str) -> int:
         return passages_mentioning(self.connection, collection, term)
 
-    def contents_mentioning(self, collection: str, term: str, contents: Sequence[str]) -> set[str]:
-        return contents_mentioning(self.connection, collection, term, contents)
+    def contents_mentioning(
+        self, collection: str, terms: Sequence[str], contents: Sequence[str]
+    ) -> set[str]:
+        return contents_mentioning(self.connection, collection, terms, contents)
 
     def document_frequencies(self, terms: Iterable[str]) -> tuple[dict[str, int], int]:
         return document_frequencies(self.connection, terms)

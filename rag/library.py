@@ -49,6 +49,26 @@ COVERS_SHOWN = 5
 """Document titles named when a refusal says what the collection does cover."""
 
 
+def _runs_of_names(terms: Sequence[salience.Term]) -> dict[salience.Term, list[str]]:
+    """The question's runs of two or more names ("Hilary Rosen", "Harry Fox Agency"), each as
+    a term of its own with the names it is made of.
+
+    A long document such as a book holds "Hilary" and "Rosen" somewhere, and "Harry", "Fox"
+    and "Agency" too; the person or body asked about is only there if one passage (with its
+    document's identity: "the Seward Piper" is a place and an aircraft on the first page)
+    holds the run's names together.
+    """
+    members: dict[str, list[str]] = {}
+    for term in terms:
+        if term.run and not term.month:
+            members.setdefault(term.run, []).append(term.text)
+    return {
+        salience.Term(run, False, run=run): names
+        for run, names in members.items()
+        if len(names) > 1
+    }
+
+
 def _written(term: salience.Term, text: str) -> bool:
     """Whether ``text`` holds a period or a name the literal search missed, in another form."""
     if term.month:
@@ -397,7 +417,7 @@ class Library:
             return self._refusal(collection, tuple(nowhere), mentioned_nowhere=True)
         written_otherwise = [term for term in terms if term.month or frequency[term] == 0]
         holders = {
-            term: keywords.contents_mentioning(collection, term.text, found)
+            term: keywords.contents_mentioning(collection, [term.text], found)
             for term in terms
             if term not in written_otherwise
         }
@@ -405,7 +425,11 @@ class Library:
             texts = {content: self._content_text(collection, content) for content in found}
             for term in written_otherwise:
                 holders[term] = {content for content, text in texts.items() if _written(term, text)}
+        runs = _runs_of_names([term for term in terms if term not in written_otherwise])
+        for run, members in runs.items():
+            holders[run] = keywords.contents_mentioning(collection, members, found)
         required = [term for term in terms if term.identifier or term in written_otherwise]
+        required += runs
         total = self.manifest.chunk_count(collection)
         weight = {term: relevance.idf(frequency[term], total) for term in terms}
         whole = sum(weight.values())
@@ -418,11 +442,11 @@ class Library:
         complete, covered = coverage(best)
         if complete and (whole <= 0 or covered / whole >= NAME_COVERAGE):
             return None
-        missing = [term for term in terms if best not in holders[term]]
+        missing = [term for term in [*terms, *runs] if best not in holders[term]]
         return self._refusal(
             collection,
             tuple(term.text for term in missing),
-            mentioned_nowhere=all(frequency[term] == 0 for term in missing),
+            mentioned_nowhere=all(frequency.get(term, 1) == 0 for term in missing),
         )
 
     def _content_text(self, collection: str, content_hash: str) -> str:

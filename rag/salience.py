@@ -34,7 +34,10 @@ from rag import aliases
 from rag.relevance import mainly_cjk
 
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{2,60})[\"“”]|《([^》]{1,40})》|「([^」]{1,40})」")
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’&.\-/]*")
+_LETTER = r"[^\W_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]"
+_WORD = re.compile(rf"{_LETTER}(?:{_LETTER}|['’&.\-/])*")
+"""Letters and digits of any alphabet but CJK: "JägerMonkey", "Zürich" and "Dvořák" are one
+name each; "W7900和W7800" two models."""
 _HAS_DIGIT = re.compile(r"\d")
 _PERIOD_CODE = re.compile(r"^(?:Q[1-4]|H[12]|FY|FY\d{2,4}|\d{1,2}(?:st|nd|rd|th))$", re.IGNORECASE)
 """Quarters, halves, fiscal years and ordinals: documents write them out ("three months ended"),
@@ -56,6 +59,9 @@ _MODEL_NUMBER = re.compile(r"^(?!(?:1[89]|20)\d\d$)\d{2,5}[A-Za-z]?$")
 """``182``, ``172S``, ``737``: a model number, one identifier with the name before it (not a
 year: "Keaton's 1928 film" is Keaton and 1928)."""
 _SHORT_NUMBER = re.compile(r"^\d{1,2}$")
+_LETTER_CLASS = re.compile(r"\b[^\W\d_][^\W\d_A-Z]{2,} [A-HJ-Z]\b(?![.\w'’-])")
+"""A word with a capital letter after it that says which kind: hepatitis B, hemophilia A,
+Class C shares, Schedule K. Written the same wherever it appears; not "Vance W. Amory"."""
 _LOWER_WORD = re.compile(r"(?<![\w-])[a-z]{6,}(?![\w-])")
 _RARE_PIECES = 3
 _CHINESE_PROPER = frozenset({"nr", "nrfg", "nrt", "ns", "nt", "nz", "eng"})
@@ -91,6 +97,7 @@ def salient_terms(question: str) -> list[Term]:
         for text, month, year in aliases.periods(unquoted):
             terms.append(Term(text, True, month=month, year=year))
             unquoted = unquoted.replace(text, " ", 1)
+        terms += [Term(match.group(), True) for match in _LETTER_CLASS.finditer(unquoted)]
         terms += _english_terms(unquoted)
     unique: dict[str, Term] = {}
     for term in terms:
@@ -102,7 +109,7 @@ def salient_terms(question: str) -> list[Term]:
 
 def _english_terms(question: str) -> list[Term]:
     terms: list[Term] = []
-    for sentence in re.split(r"(?<=[.?!])\s+", question):
+    for sentence in re.split(r"(?<=[.?!])(?<!\b[A-Z]\.)\s+", question):  # not after "W."
         matches = list(_WORD.finditer(sentence))
         words = [match.group().strip(_TRIM) for match in matches]
         pauses = [  # "Alton, New Hampshire" are two places, "RIAA's Hilary Rosen" two names

@@ -110,12 +110,14 @@ class ServerKeywords:
         needle = _term_needle(term)
         return 0 if passages is None or needle is None else len(self._holding(passages, needle))
 
-    def contents_mentioning(self, collection: str, term: str, contents: Sequence[str]) -> set[str]:
+    def contents_mentioning(
+        self, collection: str, terms: Sequence[str], contents: Sequence[str]
+    ) -> set[str]:
         passages = self.shared.passages_of(collection)
-        needle = _term_needle(term)
-        if passages is None or needle is None or not contents:
+        needles = [_term_needle(term) for term in terms]
+        if passages is None or not needles or None in needles or not contents:
             return set()
-        holding = self._holding(passages, needle)
+        holding = set.intersection(*(self._holding(passages, str(needle)) for needle in needles))
         return {h for h in contents if any(c.startswith(keyword_prefix(h)) for c in holding)}
 
     def document_frequencies(self, terms: Iterable[str]) -> tuple[dict[str, int], int]:

@@ -71,5 +71,9 @@ def test_terms_are_found_as_phrases_in_passages_and_identities() -> None:
     assert keyword.passages_mentioning(connection, "c", "Wausau") == 1  # from the identity
     assert keyword.passages_mentioning(connection, "c", "苹果公司") == 1
     assert keyword.passages_mentioning(connection, "c", "特斯拉") == 0
-    assert keyword.contents_mentioning(connection, "c", "Cessna", ["h1", "h2"]) == {"h1"}
-    assert keyword.contents_mentioning(connection, "c", "Cessna", []) == set()
+    assert keyword.contents_mentioning(connection, "c", ["Cessna"], ["h1", "h2"]) == {"h1"}
+    assert keyword.contents_mentioning(connection, "c", ["Cessna"], []) == set()
+    together = ["Cessna", "Wausau"]  # in one passage, the second in its identity
+    assert keyword.contents_mentioning(connection, "c", together, ["h1", "h2"]) == {"h1"}
+    apart = ["Cessna 152", "Wausau"]  # each in the collection, never in one passage
+    assert keyword.contents_mentioning(connection, "c", apart, ["h1", "h2"]) == set()

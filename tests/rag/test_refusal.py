@@ -83,3 +83,17 @@ def test_an_aircraft_maker_the_reports_never_name_is_refused(library: Library) -
     judgement = library.judge(library.search(question), question)
     assert not judgement.relevant and judgement.missing == ("Mooney",)
     assert judgement.mentioned_nowhere
+
+
+def test_a_run_of_names_must_be_held_together_by_one_passage(library: Library) -> None:
+    """The Tallahassee report names its investigator, Robert Gretz, and elsewhere a Willis; it
+    says nothing of a Robert Willis. A place and an aircraft that the report's first page names
+    together are one subject."""
+    asked = "Who was Robert Gretz in the Piper PA-22-150 accident near Tallahassee?"
+    assert library.judge(library.search(asked), asked).relevant
+    apart = "Who was Robert Willis in the Piper PA-22-150 accident near Tallahassee?"
+    judgement = library.judge(library.search(apart), apart)
+    assert not judgement.relevant and judgement.missing == ("Robert Willis",)
+    assert not judgement.mentioned_nowhere
+    joined = "What did the Tallahassee Piper hit on final approach?"
+    assert library.judge(library.search(joined), joined).relevant

@@ -28,6 +28,22 @@ from rag.salience import salient_terms
         ("How many hours had the 85-year-old pilot flown in the last 90 days?", []),
         ("What is the sample size of the trial?", []),
         ("Which NCT number does the GVHD dressing study have?", ["NCT", "GVHD"]),
+        (
+            "What does the TraceMonkey paper say about JägerMonkey's method JIT?",
+            ["TraceMonkey", "JägerMonkey", "JIT"],
+        ),
+        (
+            "What dose is given for hemophilia B at King Chulalongkorn Hospital?",
+            ["hemophilia B*", "King", "Chulalongkorn", "Hospital"],
+        ),
+        (
+            "What did the recorder capture on the approach to Vance W. Amory Airport?",
+            ["Vance", "Amory", "Airport"],
+        ),
+        (
+            "AMD Radeon PRO W7900和W7800专业显卡多少钱？",
+            ["AMD", "Radeon", "PRO", "W7900*", "W7800*"],
+        ),
     ],
 )
 def test_english_salient_terms(question: str, terms: list[str]) -> None:
