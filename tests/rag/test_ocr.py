@@ -13,7 +13,9 @@ from rag.library import Library
 from rag.loaders import DocumentLoadError, ExtractedDocument
 from rag.ocr import TextBox, layout_text, wants_ocr
 from rag.parse_worker import ParseWorker
+from rag.types import IngestReport
 from tests.rag import scans
+from tests.rag.test_watch import _eventually, _names, watched  # noqa: F401 (a fixture)
 
 MAX_CER = 0.2
 
@@ -173,6 +175,21 @@ def test_scanned_pages_are_searchable_cited_by_page_and_marked(
     lorem = library.search("Lorem ipsum dolor sit amet consetetur sadipscing", k=1)[0]
     assert lorem.page == "1"
     assert not library.manifest.chunks("default", [lorem.chunk_id])[lorem.chunk_id].ocr
+
+
+def test_a_scan_dropped_into_a_watched_folder_becomes_searchable(
+    watched: tuple[Library, Path, list[IngestReport]],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    library, folder, _ = watched
+    note = "The night clerk counted forty two barges of grain waiting at anchor in the bay."
+    # A short page: the watcher's bound (120 s) must hold on a loaded machine too.
+    page = scans.text_page(note, scans.english_font(34), True, rotation=1.0)
+    scan = scans.write_pdf(tmp_path / "ledger.pdf", [page])
+    scan.rename(folder / "ledger.pdf")  # dropped in whole, as a finished download is
+    _eventually(lambda: "ledger.pdf" in _names(library), "a scanned PDF")
+    hit = library.search("barges of grain waiting at anchor", k=1)[0]
+    assert Path(hit.file).name == "ledger.pdf" and hit.page == "1"
 
 
 def test_a_chinese_scan_is_found_by_its_words(
