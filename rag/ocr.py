@@ -114,10 +114,10 @@ def _recognise_page(page: Any, number: int) -> RecognisedPage:
         bitmap.close()
 
 
-def recognise_image(pixels: Any, engine: Any | None = None) -> str:
-    """The text of a page image (a NumPy array, grey or BGR), in reading order. ``engine``: a
-    ``RapidOCR`` configured otherwise (benchmarks/ocr.py compares its defaults)."""
-    result, _ = (engine or _engine())(pixels, use_cls=False)
+def recognise_image(pixels: Any) -> str:
+    """The text of a page image (a NumPy array, grey or BGR), in reading order. The angle
+    classifier is not run: it only turns lines upside down, and costs time on every line."""
+    result, _ = _engine()(pixels, use_cls=False)
     boxes = [_box(points, _spaced(text)) for points, text, _score in result or () if text.strip()]
     return layout_text(boxes)
 
@@ -136,9 +136,7 @@ def _engine() -> Any:
     try:
         from rapidocr_onnxruntime import RapidOCR
 
-        # Detection on at most 1280 pixels a side (lines of print stay well above its minimum);
-        # recognition still reads the crops from the page rendered at full size.
-        return RapidOCR(det_limit_side_len=1280, det_limit_type="max")
+        return RapidOCR()
     except Exception as error:  # a missing or broken engine is reported, not fatal
         raise OcrError(
             f"the OCR engine could not be loaded ({type(error).__name__}: {error})"
