@@ -158,16 +158,22 @@ def _term_expression(term: str) -> str | None:
     return '"' + " ".join(tokens) + '"' + ("*" if is_prefix_term(tokens) else "")
 
 
-def passages_mentioning(connection: sqlite3.Connection, collection: str, term: str) -> int:
-    """How many passages of the collection (document identity included) hold ``term``."""
+def passages_mentioning(
+    connection: sqlite3.Connection, collection: str, term: str, content_hash: str | None = None
+) -> int:
+    """How many passages of the collection (document identity included) hold ``term``; with
+    ``content_hash``, how many of that document's passages hold it in their own text."""
     expression = _term_expression(term)
     if expression is None:
         return 0
-    row = connection.execute(
-        f"SELECT count(*) FROM {_MATCHES_THEN_CHUNKS} WHERE chunk_fts MATCH ? AND c.collection = ?",
-        (expression, collection),
-    ).fetchone()
-    return int(row[0])
+    sql = f"SELECT count(*) FROM {_MATCHES_THEN_CHUNKS} WHERE chunk_fts MATCH ? "
+    parameters = [expression, collection]
+    if content_hash is None:
+        sql += "AND c.collection = ?"
+    else:
+        parameters = [f"tokens : ({expression})", collection, content_hash]
+        sql += "AND c.collection = ? AND c.content_hash = ?"
+    return int(connection.execute(sql, parameters).fetchone()[0])
 
 
 def contents_mentioning(
@@ -218,7 +224,9 @@ class KeywordIndex(Protocol):
         with_context: bool = True,
     ) -> list[tuple[str, float]]: ...
 
-    def passages_mentioning(self, collection: str, term: str) -> int: ...
+    def passages_mentioning(
+        self, collection: str, term: str, content_hash: str | None = None
+    ) -> int: ...
 
     def contents_mentioning(
         self, collection: str, terms: Sequence[str], contents: Sequence[str]
@@ -243,8 +251,10 @@ class LocalKeywords:
     ) -> list[tuple[str, float]]:
         return search(self.connection, query, collection, limit, content_hash, with_context)
 
-    def passages_mentioning(self, collection: str, term: str) -> int:
-        return passages_mentioning(self.connection, collection, term)
+    def passages_mentioning(
+        self, collection: str, term: str, content_hash: str | None = None
+    ) -> int:
+        return passages_mentioning(self.connection, collection, term, content_hash)
 
     def contents_mentioning(
         self, collection: str, terms: Sequence[str], contents: Sequence[str]

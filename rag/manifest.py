@@ -524,10 +524,17 @@ class Manifest:
         )
         return {row[0] for row in rows}
 
-    def chunk_count(self, collection: str) -> int:
-        row = self.connection.execute(
-            "SELECT count(*) FROM chunks WHERE collection = ?", (collection,)
-        ).fetchone()
+    def chunk_count(self, collection: str, content_hash: str | None = None) -> int:
+        """Passages in the collection, or in one of its documents."""
+        if content_hash is None:
+            row = self.connection.execute(
+                "SELECT count(*) FROM chunks WHERE collection = ?", (collection,)
+            ).fetchone()
+        else:
+            row = self.connection.execute(
+                "SELECT count(*) FROM chunks WHERE collection = ? AND content_hash = ?",
+                (collection, content_hash),
+            ).fetchone()
         return int(row[0])
 
     def outdated_contents(self, collection: str) -> set[str]:

@@ -43,6 +43,11 @@ RRF_K = 60
 DUPLICATE_JACCARD = 0.8
 """Passages of one document sharing this share of their tokens count as one."""
 CANDIDATES = 50
+FOCUS_MIN_PASSAGES = 8
+"""A document this long has sections whose order the question's own topic words cannot tell
+apart (:meth:`Retriever._focused`); a shorter one is read nearly whole anyway."""
+FOCUS_COMMON = 0.25
+"""A word in more than this share of a document's passages describes the document."""
 """Candidates taken from each leg: enough to see several passages of the documents in play."""
 ENGLISH_ONLY_MODELS = frozenset(
     {
@@ -78,6 +83,8 @@ class Methods:
     keyword_context: bool = True
     """Match the keyword leg against passages' document identity and headings too."""
     collapse: Literal["document", "collection", "off"] = "document"
+    focus: bool = True
+    """Rank the leading document's passages by the question's words not all over it."""
     window: int = 1
     """Passages on each side of a hit returned with it (``Hit.before`` / ``Hit.after``): a
     passage small enough for the embedder matches well, and the model can read it in context
@@ -179,21 +186,62 @@ class Retriever:
         self, query: str, collection: str, k: int, content_hash: str | None = None
     ) -> list[Hit]:
         """Best ``k`` hits for ``query``, best first."""
-        lists, vector = self.candidates(query, collection, max(CANDIDATES, 4 * k), content_hash)
-        fused = self._fuse(query, lists)
-        rows = self.manifest.chunks(collection, list(fused))
-        ranked = self._rank({chunk: score for chunk, score in fused.items() if chunk in rows}, rows)
         pool_size = max(k * 3, 10) if self.reranker is not None else k
-        kept = self._collapse([rows[chunk] for chunk in ranked], pool_size)
+        kept, vector, dense = self._ranked(query, collection, pool_size, content_hash)
+        if self.methods.focus and content_hash is None and kept:
+            kept = self._focused(query, collection, pool_size, kept)
         if self.reranker is not None and kept:
             pool = kept[:pool_size]
             scores = self.reranker.scores(query, [row.text for row in pool])
             best = sorted(zip(pool, scores, strict=True), key=lambda pair: -pair[1])[:k]
         else:
-            best = self._cosine_scores(collection, vector, kept[:k], dict(lists.dense))
+            best = self._cosine_scores(collection, vector, kept[:k], dense)
         paths: dict[str, str] = {}
         hits = [self._hit(collection, row, score, paths) for row, score in best]
         return self._with_neighbours(collection, hits, {row.chunk_id: row.seq for row in kept})
+
+    def _ranked(
+        self, query: str, collection: str, wanted: int, content_hash: str | None
+    ) -> tuple[list[ChunkRow], np.ndarray, dict[str, float]]:
+        """The best ``wanted`` passages without near-duplicates, the query's vector, and the
+        dense leg's cosines."""
+        lists, vector = self.candidates(
+            query, collection, max(CANDIDATES, 4 * wanted), content_hash
+        )
+        fused = self._fuse(query, lists)
+        rows = self.manifest.chunks(collection, list(fused))
+        ranked = self._rank({chunk: score for chunk, score in fused.items() if chunk in rows}, rows)
+        return self._collapse([rows[chunk] for chunk in ranked], wanted), vector, dict(lists.dense)
+
+    def _focused(
+        self, query: str, collection: str, wanted: int, kept: list[ChunkRow]
+    ) -> list[ChunkRow]:
+        """Documents keep their places; the leading document's passages are ranked again by the
+        question's words that are not all over it.
+
+        "Which instrument assessed quality of life in the ovarian cancer online support group
+        study?" finds the protocol by "ovarian cancer online support group", but in that
+        protocol those words are in every section and outweigh "instrument" and "quality of
+        life", which pick the answer. Words in more than :data:`FOCUS_COMMON` of the document's
+        passages (its identity counts: it goes with each of them) say which document, not which
+        passage.
+        """
+        lead = kept[0].content_hash
+        size = self.manifest.chunk_count(collection, lead)
+        if size < FOCUS_MIN_PASSAGES:
+            return kept
+        terms = keyword.content_terms(query)
+        focus = [
+            term
+            for term in terms
+            if self.keywords.passages_mentioning(collection, term, lead) <= FOCUS_COMMON * size
+        ]
+        if not focus or len(focus) == len(terms):
+            return kept
+        within, _, _ = self._ranked(" ".join(focus), collection, wanted, lead)
+        ordered = [kept[0], *within, *(row for row in kept if row.content_hash == lead)]
+        pool = iter({row.chunk_id: row for row in ordered}.values())
+        return [next(pool) if row.content_hash == lead else row for row in kept]
 
     def _with_neighbours(self, collection: str, hits: list[Hit], seqs: dict[str, int]) -> list[Hit]:
         """Each hit with the text of :attr:`Methods.window` passages on each side."""

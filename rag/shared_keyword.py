@@ -105,10 +105,21 @@ class ServerKeywords:
         scored.sort(key=lambda pair: (pair[1], pair[0]))
         return scored[:limit]
 
-    def passages_mentioning(self, collection: str, term: str) -> int:
+    def passages_mentioning(
+        self, collection: str, term: str, content_hash: str | None = None
+    ) -> int:
         passages = self.shared.passages_of(collection)
         needle = _term_needle(term)
-        return 0 if passages is None or needle is None else len(self._holding(passages, needle))
+        if passages is None or needle is None:
+            return 0
+        holding = self._holding(passages, needle)
+        if content_hash is None:
+            return len(holding)
+        own = sorted(c for c in holding if c.startswith(keyword_prefix(content_hash)))
+        phrase = tuple(keyword.stems([term])[0])
+        found = passages.get(ids=own, include=["documents"]) if own else {"documents": []}
+        texts = (split_keyword_document(document or "")[0] for document in found["documents"])
+        return sum(1 for text in texts if occurrences(phrase, text))
 
     def contents_mentioning(
         self, collection: str, terms: Sequence[str], contents: Sequence[str]

@@ -146,8 +146,9 @@ class SharedManifest(Manifest):
             for row in self.shared.content_passages(collection, content_hash)
         ]
 
-    def chunk_count(self, collection: str) -> int:
-        return sum(content.chunks for content in self.shared.contents(collection))
+    def chunk_count(self, collection: str, content_hash: str | None = None) -> int:
+        wanted = None if content_hash is None else [content_hash]
+        return sum(content.chunks for content in self.shared.contents(collection, wanted))
 
     def path_of(self, collection: str, content_hash: str) -> str | None:
         local = super().path_of(collection, content_hash)
