@@ -88,11 +88,26 @@ def recognise_pdf_pages(
             except pdfium.PdfiumError:
                 yield RecognisedPage(number, "", "PDFium cannot render the page")
             except MemoryError:
-                yield RecognisedPage(number, "", "rendering it needs more than parse_memory_mb")
+                yield RecognisedPage(number, "", _NO_MEMORY)
+            except OcrError:
+                raise
+            except Exception as error:  # onnxruntime's errors (a failed allocation among them)
+                yield RecognisedPage(number, "", _engine_failure(error))
             finally:
                 page.close()
     finally:
         document.close()
+
+
+_NO_MEMORY = "recognising it needs more than parse_memory_mb"
+
+
+def _engine_failure(error: Exception) -> str:
+    """One line for an error the OCR engine raised on a page."""
+    if "bad_alloc" in str(error):
+        return _NO_MEMORY
+    lines = str(error).strip().splitlines()
+    return f"OCR failed ({type(error).__name__}: {lines[-1] if lines else ''})"
 
 
 def _recognise_page(page: Any, number: int) -> RecognisedPage:

@@ -41,6 +41,12 @@ variables reach ``sys.path``), it puts this package's root first, so a ``rag/`` 
 folder the user runs from is never imported (and never runs as code)."""
 
 
+_CHILD_ENVIRONMENT = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+"""glibc reserves address space for a malloc arena per allocating thread (64 MB each), and OCR's
+onnxruntime threads made that 0.4 GB of the worker's limit (peak 1.76 GB for one page, 1.39 GB
+with two arenas): few arenas leave the limit to the parsing."""
+
+
 def serve(memory_bytes: int, parent: int) -> None:
     """Child loop: get ``(path, password, ocr mode)``, answer ``("part", part)`` for each part of
     the document, the last being its :class:`DocumentEnd`, or ``("error", reason)`` (possibly
@@ -127,6 +133,7 @@ class ParseWorker:
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            env=_CHILD_ENVIRONMENT,
         )
         assert process.stdin is not None and process.stdout is not None
         self._requests = Connection(os.dup(process.stdin.fileno()), readable=False)

@@ -98,6 +98,26 @@ def test_each_recognised_page_has_its_own_time_limit(
         assert worker.parse(pdf_corpus / "clean" / "minimal-document.pdf").has_text
 
 
+def test_ocr_short_of_memory_skips_the_page_and_keeps_the_rest(
+    scanned_set: dict[str, scans.ScannedPage], tmp_path: Path, pdf_corpus: Path
+) -> None:
+    """Under a limit too small for the OCR models (they need about 1.4 GB of address space), the
+    scanned page is reported in the file's warnings and its text page is still indexed."""
+    import pypdf
+
+    writer = pypdf.PdfWriter()
+    writer.append(pdf_corpus / "clean" / "minimal-document.pdf")
+    writer.append(scans.write_pdf(tmp_path / "scan.pdf", [scanned_set["english"]]))
+    writer.write(tmp_path / "mixed.pdf")
+    with ParseWorker(timeout_s=60, memory_mb=768) as worker:
+        document = worker.parse(tmp_path / "mixed.pdf")
+    assert "Lorem ipsum" in document.pages[0].text and not document.pages[1].text
+    assert document.warnings == (
+        "1 of 2 pages have no extractable text (not recognised, page 2: recognising it needs "
+        "more than parse_memory_mb)",
+    )
+
+
 def _image_bomb(path: Path, side: int) -> Path:
     """A one-page PDF whose only content is a ``side`` x ``side`` 1-bit image of zeros (a few
     hundred kilobytes on disk, ``side**2 / 8`` bytes once decoded)."""
@@ -142,7 +162,7 @@ def test_an_image_bomb_is_not_rendered_and_the_worker_goes_on(
 
 def test_the_scanned_corpus_page_yields_no_text_and_says_so(pdf_corpus: Path) -> None:
     """imagemagick-CCITTFaxDecode.pdf is a real fax-coded scan: a 16x16 smiley, no text."""
-    with ParseWorker(timeout_s=60, memory_mb=1024) as worker:
+    with ParseWorker(timeout_s=60, memory_mb=2048) as worker:
         with pytest.raises(DocumentLoadError, match="no extractable text.*OCR found no text"):
             worker.parse(pdf_corpus / "hostile" / "imagemagick-CCITTFaxDecode.pdf")
 
