@@ -28,6 +28,8 @@ HEAVY = (
     "huggingface_hub",
     "watchdog",
     "pypdfium2",
+    "onnxruntime",
+    "cv2",
     "textual",
 )
 """Imported by the commands that need them, never by one that does not."""
