@@ -96,7 +96,7 @@ def test_doctor_reports_a_working_install(capsys: pytest.CaptureFixture[str]) ->
     assert report["ok"] is True
     names = [check["name"] for check in report["checks"]]
     assert names == ["Python", "llama.cpp", "GPU", "CPU and memory", "Models", "Answers from",
-                     "Embedding model", "Storage"]
+                     "Embedding model", "Library", "Storage"]
     answers = next(check for check in report["checks"] if check["name"] == "Answers from")
     assert answers["status"] == "ok" and answers["data"] == {"backend": "llama.cpp"}
     models = next(check for check in report["checks"] if check["name"] == "Models")
