@@ -64,6 +64,10 @@ _LETTER_CLASS = re.compile(r"\b[^\W\d_][^\W\d_A-Z]{2,} [A-HJ-Z]\b(?![.\w'’-])"
 Class C shares, Schedule K. Written the same wherever it appears; not "Vance W. Amory"."""
 _LOWER_WORD = re.compile(r"(?<![\w-])[a-z]{6,}(?![\w-])")
 _RARE_PIECES = 3
+_CJK_THEN_MODEL = re.compile(
+    r"([\u4e00-\u9fff]+)([A-Za-z][A-Za-z0-9]*|\d+)((?: [A-Z0-9](?![A-Za-z0-9]))?)"
+)
+_YEAR = re.compile(r"^(?:19|20)\d\d$")
 _CHINESE_PROPER = frozenset({"nr", "nrfg", "nrt", "ns", "nt", "nz", "eng"})
 _TRIM = ".,;:!?'’\")(“”"
 _tagger_lock = threading.Lock()
@@ -190,7 +194,22 @@ def _chinese_terms(question: str) -> list[Term]:
             terms.append(Term(word, True))
         elif flag in _CHINESE_PROPER:
             terms.append(Term(word, False))
-    return terms
+    return terms + _chinese_models(question)
+
+
+def _chinese_models(question: str) -> list[Term]:
+    """A Chinese name with a model written onto it (小米14, 哪吒GT, 高合HiPhi Z): one
+    identifier, as "Cessna 182" is; jieba cuts it into a name the collection knows and a number
+    or code found elsewhere. The name must be a noun (not 换成X: "changed to X")."""
+    models: list[Term] = []
+    for match in _CJK_THEN_MODEL.finditer(question):
+        model = match.group(2)
+        if _YEAR.match(model):
+            continue  # 腾讯2023: the company and a year
+        name, flag = _tag(match.group(1))[-1]
+        if len(name) >= 2 and (flag.startswith("n") or flag == "eng"):
+            models.append(Term(name + model + match.group(3), True))
+    return models
 
 
 def _tag(text: str) -> list[tuple[str, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rag.salience import salient_terms
@@ -49,6 +51,24 @@ from rag.salience import salient_terms
 def test_english_salient_terms(question: str, terms: list[str]) -> None:
     """``*`` marks an identifier (its absence is proof), the rest are names."""
     assert [t.text + ("*" if t.identifier else "") for t in salient_terms(question)] == terms
+
+
+@pytest.mark.parametrize(
+    ("question", "model"),
+    [
+        ("小米14手机什么时候能升级？", "小米14"),
+        ("哪吒GT跑车什么时候上市？", "哪吒GT"),
+        ("高合HiPhi Z的续航里程有多少公里？", "高合HiPhi Z"),
+        ("推特换成X品牌之后推文改叫什么？", None),  # "changed to X": no name
+        ("腾讯2023年第二季度投入了多少研发费用？", None),  # a company and a year
+    ],
+)
+def test_a_model_written_onto_a_chinese_name_is_one_identifier(
+    question: str, model: str | None
+) -> None:
+    identifiers = [term.text for term in salient_terms(question) if term.identifier]
+    joined = [text for text in identifiers if re.search(r"[\u4e00-\u9fff][A-Za-z0-9]", text)]
+    assert joined == ([model] if model else [])
 
 
 def test_chinese_names_and_quoted_titles_are_salient() -> None:
