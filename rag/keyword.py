@@ -136,8 +136,8 @@ def search(
     )
     parameters: list[object] = [expression, collection]
     if content_hash is not None:
-        sql += " AND c.content_hash = ?"
-        parameters.append(content_hash)
+        sql += " AND c.content_hash = ?" + _WITHIN_ROWS
+        parameters += [content_hash, *_rows_of(connection, collection, content_hash)]
     sql += " ORDER BY rank LIMIT ?"
     parameters.append(limit)
     return [(str(chunk_id), float(rank)) for chunk_id, rank in connection.execute(sql, parameters)]
@@ -159,21 +159,45 @@ def _term_expression(term: str) -> str | None:
 
 
 def passages_mentioning(
-    connection: sqlite3.Connection, collection: str, term: str, content_hash: str | None = None
+    connection: sqlite3.Connection,
+    collection: str,
+    term: str,
+    content_hash: str | None = None,
+    at_most: int | None = None,
 ) -> int:
     """How many passages of the collection (document identity included) hold ``term``; with
-    ``content_hash``, how many of that document's passages hold it in their own text."""
+    ``content_hash``, how many of that document's passages hold it in their own text. Counting
+    stops past ``at_most``: a caller asking "more than n?" needs no more."""
     expression = _term_expression(term)
     if expression is None:
         return 0
-    sql = f"SELECT count(*) FROM {_MATCHES_THEN_CHUNKS} WHERE chunk_fts MATCH ? "
-    parameters = [expression, collection]
+    sql = f"SELECT 1 FROM {_MATCHES_THEN_CHUNKS} WHERE chunk_fts MATCH ? "
+    parameters: list[object] = [expression, collection]
     if content_hash is None:
         sql += "AND c.collection = ?"
     else:
-        parameters = [f"tokens : ({expression})", collection, content_hash]
-        sql += "AND c.collection = ? AND c.content_hash = ?"
-    return int(connection.execute(sql, parameters).fetchone()[0])
+        rows = _rows_of(connection, collection, content_hash)
+        parameters = [f"tokens : ({expression})", collection, content_hash, *rows]
+        sql += "AND c.collection = ? AND c.content_hash = ?" + _WITHIN_ROWS
+    if at_most is not None:
+        sql += " LIMIT ?"
+        parameters.append(at_most + 1)
+    return int(connection.execute(f"SELECT count(*) FROM ({sql})", parameters).fetchone()[0])
+
+
+_WITHIN_ROWS = " AND chunk_fts.rowid BETWEEN ? AND ?"
+"""FTS5 reads only this stretch of each term's row list: a document's passages are stored
+together, so matching one document no longer walks every passage of the library holding a
+common word (the content filter still decides)."""
+
+
+def _rows_of(connection: sqlite3.Connection, collection: str, content_hash: str) -> tuple[int, int]:
+    """The lowest and highest row of a document's passages."""
+    low, high = connection.execute(
+        "SELECT min(rowid), max(rowid) FROM chunks WHERE collection = ? AND content_hash = ?",
+        (collection, content_hash),
+    ).fetchone()
+    return (0, -1) if low is None else (int(low), int(high))
 
 
 def contents_mentioning(
@@ -225,7 +249,11 @@ class KeywordIndex(Protocol):
     ) -> list[tuple[str, float]]: ...
 
     def passages_mentioning(
-        self, collection: str, term: str, content_hash: str | None = None
+        self,
+        collection: str,
+        term: str,
+        content_hash: str | None = None,
+        at_most: int | None = None,
     ) -> int: ...
 
     def contents_mentioning(
@@ -252,9 +280,13 @@ class LocalKeywords:
         return search(self.connection, query, collection, limit, content_hash, with_context)
 
     def passages_mentioning(
-        self, collection: str, term: str, content_hash: str | None = None
+        self,
+        collection: str,
+        term: str,
+        content_hash: str | None = None,
+        at_most: int | None = None,
     ) -> int:
-        return passages_mentioning(self.connection, collection, term, content_hash)
+        return passages_mentioning(self.connection, collection, term, content_hash, at_most)
 
     def contents_mentioning(
         self, collection: str, terms: Sequence[str], contents: Sequence[str]

@@ -164,9 +164,17 @@ class Retriever:
         self.methods = methods or Methods()
 
     def candidates(
-        self, query: str, collection: str, limit: int, content_hash: str | None = None
+        self,
+        query: str,
+        collection: str,
+        limit: int,
+        content_hash: str | None = None,
+        vector: np.ndarray | None = None,
     ) -> tuple[RankedLists, np.ndarray]:
-        vector = self.embedder.embed_query(query)
+        """Both legs' candidates; the dense leg searches with ``vector`` when given (the
+        question's own, for the words of it that :meth:`_focused` keeps)."""
+        if vector is None:
+            vector = self.embedder.embed_query(query)
         dense = []
         if self.methods.legs != "keyword":
             dense = self.store.query(collection, vector, limit, content_hash)
@@ -189,7 +197,7 @@ class Retriever:
         pool_size = max(k * 3, 10) if self.reranker is not None else k
         kept, vector, dense = self._ranked(query, collection, pool_size, content_hash)
         if self.methods.focus and content_hash is None and kept:
-            kept = self._focused(query, collection, pool_size, kept)
+            kept = self._focused(query, collection, pool_size, kept, vector)
         if self.reranker is not None and kept:
             pool = kept[:pool_size]
             scores = self.reranker.scores(query, [row.text for row in pool])
@@ -201,12 +209,17 @@ class Retriever:
         return self._with_neighbours(collection, hits, {row.chunk_id: row.seq for row in kept})
 
     def _ranked(
-        self, query: str, collection: str, wanted: int, content_hash: str | None
+        self,
+        query: str,
+        collection: str,
+        wanted: int,
+        content_hash: str | None,
+        vector: np.ndarray | None = None,
     ) -> tuple[list[ChunkRow], np.ndarray, dict[str, float]]:
         """The best ``wanted`` passages without near-duplicates, the query's vector, and the
         dense leg's cosines."""
         lists, vector = self.candidates(
-            query, collection, max(CANDIDATES, 4 * wanted), content_hash
+            query, collection, max(CANDIDATES, 4 * wanted), content_hash, vector
         )
         fused = self._fuse(query, lists)
         rows = self.manifest.chunks(collection, list(fused))
@@ -214,7 +227,7 @@ class Retriever:
         return self._collapse([rows[chunk] for chunk in ranked], wanted), vector, dict(lists.dense)
 
     def _focused(
-        self, query: str, collection: str, wanted: int, kept: list[ChunkRow]
+        self, query: str, collection: str, wanted: int, kept: list[ChunkRow], vector: np.ndarray
     ) -> list[ChunkRow]:
         """Documents keep their places; the leading document's passages are ranked again by the
         question's words that are not all over it.
@@ -231,14 +244,15 @@ class Retriever:
         if size < FOCUS_MIN_PASSAGES:
             return kept
         terms = keyword.content_terms(query)
+        common = int(FOCUS_COMMON * size)
         focus = [
             term
             for term in terms
-            if self.keywords.passages_mentioning(collection, term, lead) <= FOCUS_COMMON * size
+            if self.keywords.passages_mentioning(collection, term, lead, common) <= common
         ]
         if not focus or len(focus) == len(terms):
             return kept
-        within, _, _ = self._ranked(" ".join(focus), collection, wanted, lead)
+        within, _, _ = self._ranked(" ".join(focus), collection, wanted, lead, vector)
         ordered = [kept[0], *within, *(row for row in kept if row.content_hash == lead)]
         pool = iter({row.chunk_id: row for row in ordered}.values())
         return [next(pool) if row.content_hash == lead else row for row in kept]
@@ -351,6 +365,7 @@ class Retriever:
             heading=row.heading,
             page_label=row.page_label,
             content_hash=row.content_hash,
+            ocr=row.ocr,
         )
 
 

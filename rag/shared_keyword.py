@@ -106,8 +106,14 @@ class ServerKeywords:
         return scored[:limit]
 
     def passages_mentioning(
-        self, collection: str, term: str, content_hash: str | None = None
+        self,
+        collection: str,
+        term: str,
+        content_hash: str | None = None,
+        at_most: int | None = None,
     ) -> int:
+        """As :func:`rag.keyword.passages_mentioning`; the server's lookup has no early stop,
+        so ``at_most`` changes nothing here."""
         passages = self.shared.passages_of(collection)
         needle = _term_needle(term)
         if passages is None or needle is None:
