@@ -53,6 +53,7 @@ def test_ask_json_reads_the_question_from_stdin(
             "score": 0.8,
             "text": "Trace trees record hot loops.",
             "cited": True,
+            "ocr": False,
         }
     ]
     assert set(result["usage"]) == {
