@@ -43,12 +43,12 @@ RRF_K = 60
 DUPLICATE_JACCARD = 0.8
 """Passages of one document sharing this share of their tokens count as one."""
 CANDIDATES = 50
+"""Candidates taken from each leg: enough to see several passages of the documents in play."""
 FOCUS_MIN_PASSAGES = 8
 """A document this long has sections whose order the question's own topic words cannot tell
 apart (:meth:`Retriever._focused`); a shorter one is read nearly whole anyway."""
 FOCUS_COMMON = 0.25
 """A word in more than this share of a document's passages describes the document."""
-"""Candidates taken from each leg: enough to see several passages of the documents in play."""
 ENGLISH_ONLY_MODELS = frozenset(
     {
         "all-MiniLM-L6-v2",
@@ -235,9 +235,9 @@ class Retriever:
         "Which instrument assessed quality of life in the ovarian cancer online support group
         study?" finds the protocol by "ovarian cancer online support group", but in that
         protocol those words are in every section and outweigh "instrument" and "quality of
-        life", which pick the answer. Words in more than :data:`FOCUS_COMMON` of the document's
-        passages (its identity counts: it goes with each of them) say which document, not which
-        passage.
+        life", which pick the answer. Words in the text of more than :data:`FOCUS_COMMON` of the
+        document's passages say which document, not which passage. The dense leg searches with
+        the question's own vector: a second embedding of the kept words ranked no better.
         """
         lead = kept[0].content_hash
         size = self.manifest.chunk_count(collection, lead)
