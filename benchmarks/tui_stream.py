@@ -1,6 +1,6 @@
 """How the chat log copes with a long streamed answer.
 
-Tokens are posted from a thread as the generation worker does (``TokensArrived`` messages) and
+Tokens are posted from a thread as the generation worker does (one message per token) and
 appended to an :class:`AnswerView` through ``Markdown.get_stream()``. For N = 500, 2000, 8000
 tokens it reports the time per token until the whole answer is on screen, and the event loop's
 lag while streaming (how late a 16 ms frame tick runs: the delay a key press or a repaint would
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 from textual import on
 from textual.app import App, ComposeResult
+from textual.message import Message
 from textual.widgets import Markdown
 
-from tui.messages import TokensArrived
 from tui.widgets.chat_log import AnswerView, ChatLog
 
 WORDS = (
@@ -79,6 +79,12 @@ class Result:
 class StreamHost(App[None]):
     """A chat log alone; ``mode`` picks the app's streaming or the re-render baseline."""
 
+    @dataclass
+    class TokenArrived(Message):
+        """One generated token, posted from the worker thread."""
+
+        text: str
+
     def __init__(self, mode: str) -> None:
         super().__init__()
         self.mode = mode
@@ -89,8 +95,8 @@ class StreamHost(App[None]):
     def compose(self) -> ComposeResult:
         yield ChatLog()
 
-    @on(TokensArrived)
-    async def _token(self, event: TokensArrived) -> None:
+    @on(TokenArrived)
+    async def _token(self, event: TokenArrived) -> None:
         assert self.answer is not None
         if self.mode == "stream":
             await self.answer.append(event.text)
@@ -107,10 +113,10 @@ async def sample_lag(stop: asyncio.Event, lags_ms: list[float]) -> None:
         lags_ms.append((time.perf_counter() - start - FRAME_S) * 1000)
 
 
-def post_all(app: App[None], tokens: list[str], rate: float | None) -> None:
+def post_all(app: StreamHost, tokens: list[str], rate: float | None) -> None:
     """What the generation worker does: as fast as it can, or at ``rate`` tokens per second."""
     for token in tokens:
-        app.post_message(TokensArrived(token))
+        app.post_message(StreamHost.TokenArrived(token))
         if rate:
             time.sleep(1 / rate)
 
@@ -182,14 +188,19 @@ async def main(sizes: list[int], baseline_sizes: list[int], tail: int) -> None:
     await run_once("stream", 200)  # warm up imports and CSS
     runs = [await run_once("stream", n, tail) for n in sizes]
     baselines = {n: (await run_once("rerender", n))[0] for n in baseline_sizes}
-    table("Flood: N tokens posted at once (Markdown.get_stream(), the app)",
-          [flood for flood, _ in runs], baselines.get)
+    table(
+        "Flood: N tokens posted at once (Markdown.get_stream(), the app)",
+        [flood for flood, _ in runs],
+        baselines.get,
+    )
     for n, base in baselines.items():
         ours = next((flood for flood, _ in runs if flood.n == n), None)
         if ours:
             ratio = base.cpu_us_per_token / ours.cpu_us_per_token
-            print(f"\nAt N={n} the re-render baseline costs {ratio:.1f}x more UI CPU per token "
-                  f"(lag p95 {base.lag(0.95):.1f} ms vs {ours.lag(0.95):.1f} ms).")
+            print(
+                f"\nAt N={n} the re-render baseline costs {ratio:.1f}x more UI CPU per token "
+                f"(lag p95 {base.lag(0.95):.1f} ms vs {ours.lag(0.95):.1f} ms)."
+            )
     print(f"\nPaced: {tail} more tokens at {PACE:.0f} tok/s after the N already shown")
     print("| already shown | UI CPU µs/token | vs first | frame lag p50 / p95 / max (ms) |")
     print("| ---: | ---: | ---: | ---: |")

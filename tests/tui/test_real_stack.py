@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.message import Message
@@ -17,7 +18,7 @@ from textual.notifications import Notification
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Label, OptionList
 
-from assistant.events import AnswerFinished, TokenReceived
+from assistant.events import AnswerFinished, ChatEvent, TokenReceived
 from assistant.locations import Locations
 from assistant.service import AssistantService
 from assistant.settings import Settings
@@ -117,18 +118,53 @@ async def test_ask_streams_an_answer_with_its_sources(real_app: MiniCPMApp) -> N
         assert real_app.screen.query_one(StatusBar).tokens_per_s
 
 
+def held_once_written(service: AssistantService, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Once the real answer has some text, each further token waits until the user stops it,
+    so Esc lands mid-answer however short the demo model's answer is (it can end after a few
+    tokens, or at once). Returns each turn's text so far."""
+    answer = service.ask
+    written: list[str] = []
+
+    def held(question: str, **options: Any) -> Iterator[ChatEvent]:
+        written.append("")
+        for event in answer(question, **options):
+            yield event
+            if isinstance(event, TokenReceived):
+                written[-1] += event.text
+                if written[-1].strip():
+                    options["cancel"].wait(timeout=60)
+
+    monkeypatch.setattr(service, "ask", held)
+    return written
+
+
+async def ask_until_words(pilot: Pilot[None], app: MiniCPMApp, written: list[str]) -> bool:
+    """Ask, and wait until the answer has words (True) or ended without any (False)."""
+    turn = len(written)
+    await ask(pilot, app, "Describe trace trees in TraceMonkey in detail.")
+    await wait_until(pilot, lambda: len(written) > turn, what="the turn to start")
+    await wait_until(
+        pilot,
+        lambda: bool(written[turn].strip()) or not chat(app).generating,
+        what="the first words",
+        timeout=120,
+    )
+    return bool(written[turn].strip())
+
+
 async def test_escape_stops_generation_and_keeps_the_partial_answer(
-    real_app: MiniCPMApp,
+    real_app: MiniCPMApp, real_service: AssistantService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_app.settings.chat.answer_tokens = 400
+    written = held_once_written(real_service, monkeypatch)
     async with real_app.run_test(size=(100, 30)) as pilot:
-        await ask(pilot, real_app, "Describe trace trees in TraceMonkey in detail.")
-
-        def answer_text() -> str:
-            views = real_app.screen.query(AnswerView)  # a fresh query: the view mounts later
-            return views.last().text.strip() if views else ""
-
-        await wait_until(pilot, lambda: bool(answer_text()), what="the first tokens", timeout=120)
+        for _ in range(3):  # a seeded draw may end the answer before it writes anything
+            if await ask_until_words(pilot, real_app, written):
+                break
+        await wait_until(
+            pilot,
+            lambda: bool(real_app.screen.query(AnswerView).last().text.strip()),
+            what="the first words on screen",
+        )
         await pilot.press("escape")
         await wait_until(pilot, lambda: not chat(real_app).generating, timeout=60)
 
