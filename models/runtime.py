@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import functools
 import logging
 import re
 import threading
@@ -274,7 +275,10 @@ class LlamaEngine:
         generated = evaluated = 0
         hit_stop = False
         reason: Literal["stop", "length", "cancelled"] = "length"
-        sampler = TokenSampler(params, seed=self._seed, n_vocab=self._pieces.n_vocab)
+        sampler = TokenSampler(
+            params, seed=self._seed, n_vocab=self._pieces.n_vocab, ends=self._pieces.ends
+        )
+        sampler.may_end = False  # not before the answer's first word
         lookup = PromptLookup(tokens, draft_tokens=self.draft_tokens) if self.draft_tokens else None
         tokens_out = self._loop.generate(sampler, budget, lookup)
         try:
@@ -289,7 +293,10 @@ class LlamaEngine:
                     reason = "stop"
                     break
                 generated += 1
-                text, hit_stop = stops.feed(decoder.decode(self._pieces.read(token)))
+                piece = decoder.decode(self._pieces.read(token))
+                if piece.strip():
+                    sampler.may_end = True
+                text, hit_stop = stops.feed(piece)
                 if text:
                     first_text_at = first_text_at or time.perf_counter()
                     yield TokenEvent(text)
@@ -452,6 +459,11 @@ class PieceReader:
             for text in SHOWN_CONTROL_TOKENS
             if (token := _single_special_token(vocab, text)) is not None
         )
+
+    @functools.cached_property
+    def ends(self) -> list[int]:
+        """The end-of-generation tokens (read once: a 262k vocabulary takes 0.2 s)."""
+        return [t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self._vocab, t)]
 
     def read(self, token: int) -> bytes:
         special = token in self._shown

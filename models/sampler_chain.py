@@ -10,6 +10,7 @@ once and picks the same token (the first of equal maxima, as llama.cpp's greedy 
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 from typing import Any
 
 import llama_cpp
@@ -27,10 +28,18 @@ class TokenSampler:
 
     Rows must be read in the order they were decoded (llama.cpp's rule for a chain that samples
     several outputs of one batch): the chain keeps the accepted tokens for its penalties.
+
+    While ``may_end`` is false the ``ends`` tokens (end of generation) are not picked: a model
+    can end an answer before its first word (the demo model does in about one turn of twelve),
+    which would leave the user an empty answer.
     """
 
-    def __init__(self, params: SamplingParams, *, seed: int, n_vocab: int) -> None:
+    def __init__(
+        self, params: SamplingParams, *, seed: int, n_vocab: int, ends: Sequence[int] = ()
+    ) -> None:
         self.greedy = params.temperature == 0.0
+        self.may_end = True
+        self._ends = np.asarray(ends, dtype=np.intp)
         self._logits = ctypes.c_float * n_vocab
         self._chain: Any = None
         if self.greedy and params.repeat_penalty == 1.0:
@@ -62,14 +71,22 @@ class TokenSampler:
 
     def pick(self, ctx: Any, row: int) -> int:
         """The token for output ``row`` of the last decode (-1: its last output)."""
+        if self._chain is not None and self.may_end:
+            return int(llama_cpp.llama_sampler_sample(self._chain, ctx, row))
+        logits = self._row(ctx, row)
+        if not self.may_end:
+            logits[self._ends] = -np.inf  # llama.cpp's own buffer: the chain reads it next
         if self._chain is not None:
             return int(llama_cpp.llama_sampler_sample(self._chain, ctx, row))
+        return int(logits.argmax())
+
+    def _row(self, ctx: Any, row: int) -> np.ndarray:
+        """Output ``row``'s logits as a writable view of llama.cpp's buffer."""
         pointer = llama_cpp.llama_get_logits_ith(ctx, row)
         address = ctypes.cast(pointer, ctypes.c_void_p).value
         if not address:
             raise GenerationError(f"llama.cpp has no logits for output {row}")
-        logits = np.frombuffer(memoryview(self._logits.from_address(address)), dtype=np.float32)
-        return int(logits.argmax())
+        return np.frombuffer(memoryview(self._logits.from_address(address)), dtype=np.float32)
 
     def close(self) -> None:
         if self._chain is not None:
