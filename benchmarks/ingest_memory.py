@@ -144,15 +144,20 @@ class StandInEmbedder(Embedder):
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def _run_child(target: Path, embedding: str) -> dict[str, float] | str:
-    child = subprocess.run(
+def _start_child(target: Path, embedding: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, "-m", "benchmarks.ingest_memory", "--one", str(target), embedding],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _child_result(child: subprocess.Popen[str]) -> dict[str, float] | str:
+    stdout, stderr = child.communicate()
     if child.returncode != 0:
-        return (child.stderr.strip().splitlines() or ["no output"])[-1]
-    result: dict[str, float] = json.loads(child.stdout.strip().splitlines()[-1])
+        return (stderr.strip().splitlines() or ["no output"])[-1]
+    result: dict[str, float] = json.loads(stdout.strip().splitlines()[-1])
     return result
 
 
@@ -175,6 +180,12 @@ def main() -> None:
         default=True,
         help="also ingest the same text as 1 MB files (the baseline)",
     )
+    parser.add_argument(
+        "--concurrent",
+        action="store_true",
+        help="run the split folder beside the one file, not after it (each is its own process,"
+        " so memory is unchanged; seconds are then not comparable)",
+    )
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
@@ -184,23 +195,30 @@ def main() -> None:
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as folder:
             one_file = Path(folder) / f"news-{size}mb.txt"
-            write_text_file(one_file, size)
-            whole = _run_child(one_file, args.embedding)
-            if isinstance(whole, str):
-                print(f"{size:>4} MB  failed: {whole}")
-                continue
-            print(_line("one file", whole), flush=True)
-            if not args.split:
-                continue
             split = Path(folder) / f"news-{size}mb"
-            write_split_folder(split, size)
-            parts = _run_child(split, args.embedding)
+            write_text_file(one_file, size)
+            split_child = None
+            if args.split and args.concurrent:
+                write_split_folder(split, size)
+                split_child = _start_child(split, args.embedding)
+            whole = _child_result(_start_child(one_file, args.embedding))
+            if isinstance(whole, str):
+                print(f"{size:>4} MB  failed: {whole}", flush=True)
+            else:
+                print(_line("one file", whole), flush=True)
+            if not args.split or (isinstance(whole, str) and split_child is None):
+                continue
+            if split_child is None:
+                write_split_folder(split, size)
+                split_child = _start_child(split, args.embedding)
+            parts = _child_result(split_child)
         if isinstance(parts, str):
             print(f"{size:>4} MB  failed: {parts}")
             continue
         print(_line(f"{SPLIT_MB} MB files", parts))
-        ratio = whole["peak_above_baseline_mb"] / max(1.0, parts["peak_above_baseline_mb"])
-        print(f"{size:>4} MB: one file / split folder = {ratio:.2f}", flush=True)
+        if isinstance(whole, dict):
+            ratio = whole["peak_above_baseline_mb"] / max(1.0, parts["peak_above_baseline_mb"])
+            print(f"{size:>4} MB: one file / split folder = {ratio:.2f}", flush=True)
 
 
 if __name__ == "__main__":
