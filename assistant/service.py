@@ -57,6 +57,7 @@ from rag.types import (
 
 if TYPE_CHECKING:
     from rag.library import Library
+    from rag.watch import FolderWatcher
 
 __all__ = [
     "AssistantService",
@@ -133,6 +134,10 @@ class AssistantService:
         self._model_choice = _configured_model(settings)
         self._loading = threading.RLock()
         self._opening_library = threading.Lock()
+        self._writing = threading.Lock()
+        """Held by this process's ingests and folder updates, so they take turns instead of
+        one finding the library busy (the write lock is per open, not per process)."""
+        self._watch: tuple[FolderWatcher, threading.Thread] | None = None
 
     # Model
 
@@ -392,9 +397,65 @@ class AssistantService:
         progress: Callable[[IngestProgress], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> IngestReport:
-        return self._open_library().ingest(
-            paths, collection or self.settings.chat.collection, progress=progress, cancel=cancel
+        """Index ``paths``; waits for a folder update of :meth:`watch_folders` in progress. The
+        watch then looks again, and watches a folder remembered by this ingest."""
+        library = self._open_library()
+        with self._writing:
+            report = library.ingest(
+                paths, collection or self.settings.chat.collection, progress=progress, cancel=cancel
+            )
+        if self._watch is not None:
+            self._watch[0].rescan()
+        return report
+
+    def watch_folders(
+        self,
+        collection: str | None = None,
+        *,
+        progress: Callable[[IngestProgress], None] | None = None,
+        on_report: Callable[[IngestReport], None] | None = None,
+        on_busy: Callable[[str], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        """Keep ``collection``'s remembered folders indexed from a thread of this service
+        (``ingest --watch``'s updates, see :mod:`rag.watch`) until :meth:`stop_watching` or
+        :meth:`close`; a watch already running is stopped first. The callbacks run on that
+        thread; ``on_error`` gets what ended the watch early."""
+        from rag.watch import FolderWatcher  # watchdog: only for a watch
+
+        self.stop_watching()
+        library = self._open_library()
+        watcher = FolderWatcher(
+            library,
+            collection or self.settings.chat.collection,
+            debounce_s=library.config.watch_debounce_s,
+            rescan_s=library.config.watch_rescan_s,
+            on_report=on_report,
+            progress=progress,
+            on_busy=on_busy,
+            writing=self._writing,
         )
+
+        def run() -> None:
+            try:
+                watcher.run()
+            except Exception as error:  # the watch ends; the app goes on and says why
+                if on_error is None:
+                    raise
+                on_error(error)
+
+        thread = threading.Thread(target=run, name="folder-watch")
+        self._watch = (watcher, thread)
+        thread.start()
+
+    def stop_watching(self) -> None:
+        """End the watch, if any, and wait for it: an update in progress stops after its
+        current file and is finished by the next ingest or watch."""
+        if self._watch is not None:
+            watcher, thread = self._watch
+            self._watch = None
+            watcher.stop()
+            thread.join()
 
     def documents(self, collection: str | None = None) -> list[DocumentRecord]:
         return self._open_library().documents(collection)
@@ -463,9 +524,11 @@ class AssistantService:
         """Re-embed ``collection``'s passages with catalog model ``name`` and switch to it; the
         old index answers until the new one is complete (see ``rag.reembed``)."""
         spec = spec_for(entry_named(name), self.locations.models_dir)
-        return self._open_library().switch_embedder(
-            collection or self.settings.chat.collection, spec, progress=progress, cancel=cancel
-        )
+        library = self._open_library()
+        with self._writing:
+            return library.switch_embedder(
+                collection or self.settings.chat.collection, spec, progress=progress, cancel=cancel
+            )
 
     # Settings
 
@@ -475,7 +538,9 @@ class AssistantService:
         self.settings.ui.theme = name
 
     def close(self) -> None:
-        """Close the store, and the engine and library unless they were given by the caller."""
+        """Stop the watch; close the store, and the engine and library unless they were given
+        by the caller."""
+        self.stop_watching()
         self._drop_engine()
         if self._library is not None and self._owns_library:
             self._library.close()

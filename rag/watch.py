@@ -78,7 +78,12 @@ class FolderWatcher:
     """Keeps the remembered folders of ``collection`` indexed until :meth:`stop`.
 
     ``on_report`` gets each update's report (the first is the catch-up ingest at start);
-    ``progress`` is passed to the ingests. ``events=False`` relies on the rescan alone.
+    ``progress`` is passed to the ingests. ``on_busy`` gets the reason when another process
+    holds the library's write lock (once until an update succeeds again; the update is retried
+    every ``debounce_s``). ``writing``, when given, is held during each update: the other
+    writers of this process take it too, so they wait for an update instead of finding the
+    library busy, and an update waits for them (retried like a busy library, silently).
+    ``events=False`` relies on the rescan alone.
     """
 
     def __init__(
@@ -90,19 +95,29 @@ class FolderWatcher:
         rescan_s: float = 300.0,
         on_report: Callable[[IngestReport], None] | None = None,
         progress: Callable[[IngestProgress], None] | None = None,
+        on_busy: Callable[[str], None] | None = None,
+        writing: threading.Lock | None = None,
         events: bool = True,
     ) -> None:
         self.library, self.collection = library, collection
         self.debounce_s, self.rescan_s = debounce_s, rescan_s
-        self.on_report, self.progress = on_report, progress
+        self.on_report, self.progress, self.on_busy = on_report, progress, on_busy
+        self._writing = writing
         self._events = events
         self._changed = threading.Event()
         self._stopping = threading.Event()
+        self._busy = False
         self._watches: dict[str, ObservedWatch] = {}
 
     def stop(self) -> None:
-        """Make :meth:`run` return after the update in progress (if any) is finished."""
+        """Make :meth:`run` return; an update in progress stops after its current file (it is
+        finished at the next start, as after Ctrl-C)."""
         self._stopping.set()
+        self._changed.set()
+
+    def rescan(self) -> None:
+        """Update the folders soon, as after a file event: a folder just remembered (an ingest
+        of this process added it) is then watched too."""
         self._changed.set()
 
     def run(self) -> None:
@@ -132,15 +147,30 @@ class FolderWatcher:
             self._watch(observer, folders)
         if not folders or self._stopping.is_set():
             return
+        if self._writing is not None and not self._writing.acquire(blocking=False):
+            self._changed.set()  # another writer of this process: try again after it
+            return
         try:
             report = self.library.ingest(
-                [Path(folder) for folder in folders], self.collection, progress=self.progress
+                [Path(folder) for folder in folders],
+                self.collection,
+                progress=self.progress,
+                cancel=self._stopping,
             )
-        except LibraryBusyError:  # another ingest is writing: try again once it may be done
+        except (
+            LibraryBusyError
+        ) as error:  # another ingest is writing: try again once it may be done
             _log.info("library busy; the watched folders are updated after %gs", self.debounce_s)
             self._changed.set()
+            if not self._busy and self.on_busy is not None:
+                self.on_busy(str(error))
+            self._busy = True
             return
-        if self.on_report is not None:
+        finally:
+            if self._writing is not None:
+                self._writing.release()
+        self._busy = False
+        if self.on_report is not None and not self._stopping.is_set():
             self.on_report(report)
 
     def _watch(self, observer: BaseObserver, folders: list[str]) -> None:
