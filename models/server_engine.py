@@ -300,7 +300,7 @@ class ServerEngine:
         stops = tuple(dict.fromkeys((*params.stop, *self.template.stop)))
         is_chat = isinstance(prompt, ServerPrompt)
         url = f"{self.client.base_url}/{'chat/completions' if is_chat else 'completions'}"
-        body = self._request_body(prompt, params, stops, prompt_tokens)
+        body = self.request_body(prompt, params, stops, prompt_tokens)
         stop_filter = StopFilter(stops)
         reasoning = _TaggedReasoning(opened_by_prompt=prompt_opens_thinking(prompt))
         first_text_at = last_text_at = None
@@ -365,10 +365,14 @@ class ServerEngine:
         )
         return int(reply["count"])
 
-    def _request_body(
+    def request_body(
         self, prompt: str, params: SamplingParams, stops: tuple[str, ...], prompt_tokens: int
     ) -> dict[str, Any]:
-        """The OpenAI request, with llama.cpp's sampling fields (others ignore what they lack)."""
+        """The OpenAI request, with llama.cpp's sampling fields (others ignore what they lack).
+
+        Public so that ``benchmarks/gpu/concurrent_chats.py`` can send the very same body through
+        a bare HTTP client, which tells this client's cost from the server's.
+        """
         body: dict[str, Any] = {
             "model": self.model_id,
             "stream": True,

@@ -4,11 +4,15 @@ Each chat is a thread with its own :class:`models.server_engine.ServerEngine` (t
 takes with ``[llm] base_url``), a prompt of about ``--prompt-tokens`` tokens that no other chat
 and no earlier round shares (so the server's prompt cache does not help; each engine has counted
 its prompt's tokens before the round, as the app does while it builds a prompt), and
-``--gen-tokens`` tokens to generate. All chats of a round start together. ``--raw`` runs the same
-rounds through a bare httpx stream as well, to tell the client's share from the server's.
-Reported per round: aggregate tokens/s (all generated tokens
-over the round's wall time), per-chat decode tokens/s (first to last token) and time to first
-token, as medians over the chats.
+``--gen-tokens`` tokens to generate. All chats of a round start together. ``--raw`` runs each
+round again with the very same request bodies through a bare httpx stream that only counts SSE
+lines, to tell the client's share from the server's. A first round of the most chats warms the
+server (CUDA graphs, buffers, every slot used once, as on a server that has been running).
+
+Reported per round: aggregate tokens/s (all generated tokens over the round's wall time, prompt
+reading included: comparable to ``llama-batched-bench``'s N x ntg / T), the sum of per-chat decode
+tokens/s (first to last token: comparable to its S_TG), the median per-chat decode tokens/s, time
+to first token (median and max), and the prompt tokens the server reported.
 
     python benchmarks/gpu/concurrent_chats.py --url http://127.0.0.1:8089/v1 --chats 1,4,8,16
 """
@@ -47,35 +51,38 @@ class Chat:
     first_token: float
     finished: float
     tokens: int
+    prompt_tokens: int | None
+    """As the server reported it; ``None`` from the raw client, which parses nothing."""
+
+
+PARAMS = SamplingParams(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, stop=())
+"""Greedy and no stop strings, so every chat generates exactly ``--gen-tokens`` tokens."""
 
 
 def main() -> int:
     args = parse_args()
     config = ServerConfig(base_url=args.url, timeout_s=600)
+    params = PARAMS.with_overrides(max_tokens=args.gen_tokens)
     print(
-        f"# {args.prompt_tokens}-token prompts, {args.gen_tokens} generated tokens per chat, "
-        "through models.server_engine.ServerEngine"
+        f"# {args.prompt_tokens}-token prompts, {args.gen_tokens} generated tokens per chat; "
+        "app: models.server_engine.ServerEngine, raw: the same request bodies through httpx"
     )
     print(
-        "| chats | aggregate tok/s | per-chat decode tok/s (median) | TTFT median s | "
-        "TTFT max s | tokens |"
+        "| chats | aggregate tok/s | sum of per-chat decode tok/s | per-chat decode tok/s "
+        "(median) | TTFT median s | TTFT max s | tokens | prompt tokens (median) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     engines = [ServerEngine.connect(config) for _ in range(max(args.chats))]
     clients = [("app", stream_app)] + ([("raw", stream_raw)] if args.raw else [])
-    warm = [prompt(engines[0], "warm-up", args.prompt_tokens)]
-    round_of(stream_app, engines[:1], warm, args.gen_tokens)  # CUDA graphs, allocations
-    for name, stream in clients:
-        for count in args.chats:
+    warm = [prompt(engine, f"warm-up {i}", args.prompt_tokens) for i, engine in enumerate(engines)]
+    round_of(stream_app, engines, warm, params)
+    for count in args.chats:
+        for name, stream in clients:
             prompts = [
                 prompt(engine, f"{name} {count} {index}", args.prompt_tokens)
                 for index, engine in enumerate(engines[:count])
             ]
-            print(
-                row(
-                    f"{count} ({name})", round_of(stream, engines[:count], prompts, args.gen_tokens)
-                )
-            )
+            print(row(f"{count} ({name})", round_of(stream, engines[:count], prompts, params)))
     for engine in engines:
         engine.close()
     return 0
@@ -85,10 +92,12 @@ def row(label: str, chats: list[Chat]) -> str:
     wall = max(c.finished for c in chats) - min(c.started for c in chats)
     decode = [(c.tokens - 1) / (c.finished - c.first_token) for c in chats if c.tokens > 1]
     ttft = [c.first_token - c.started for c in chats]
+    prompts = [c.prompt_tokens for c in chats if c.prompt_tokens is not None]
     return (
-        f"| {label} | {sum(c.tokens for c in chats) / wall:.1f} | "
+        f"| {label} | {sum(c.tokens for c in chats) / wall:.1f} | {sum(decode):.1f} | "
         f"{statistics.median(decode):.1f} | {statistics.median(ttft):.3f} | "
-        f"{max(ttft):.3f} | {sum(c.tokens for c in chats)} |"
+        f"{max(ttft):.3f} | {sum(c.tokens for c in chats)} | "
+        f"{f'{statistics.median(prompts):.0f}' if prompts else '—'} |"
     )
 
 
@@ -102,59 +111,47 @@ def prompt(engine: ServerEngine, label: str, tokens: int) -> str:
     return rendered
 
 
-Stream = Callable[[ServerEngine, str, int], Chat]
+Stream = Callable[[ServerEngine, str, SamplingParams], Chat]
 
 
-def stream_app(engine: ServerEngine, prompt: str, gen_tokens: int) -> Chat:
-    params = SamplingParams(
-        max_tokens=gen_tokens,
-        temperature=0.0,
-        top_k=1,
-        top_p=1.0,
-        min_p=0.0,
-        repeat_penalty=1.0,
-        stop=(),
-    )
+def stream_app(engine: ServerEngine, prompt: str, params: SamplingParams) -> Chat:
     started = time.perf_counter()
     first = 0.0
     tokens = 0
+    prompt_tokens = None
     for event in engine.stream(prompt, params):
         if isinstance(event, TokenEvent):
             first = first or time.perf_counter()
         elif isinstance(event, DoneEvent):
             tokens = event.usage.completion_tokens
-    return Chat(started, first or time.perf_counter(), time.perf_counter(), tokens)
+            prompt_tokens = event.usage.prompt_tokens
+    return Chat(started, first or time.perf_counter(), time.perf_counter(), tokens, prompt_tokens)
 
 
-def stream_raw(engine: ServerEngine, prompt: str, gen_tokens: int) -> Chat:
-    """The same request with httpx alone: SSE lines counted, nothing else done with them."""
-    body = {
-        "messages": [{"role": "user", "content": str(prompt)}],
-        "max_tokens": gen_tokens,
-        "temperature": 0.0,
-        "stream": True,
-    }
+def stream_raw(engine: ServerEngine, prompt: str, params: SamplingParams) -> Chat:
+    """The app's request body through httpx alone: SSE lines counted, nothing else done."""
+    body = engine.request_body(prompt, params, engine.template.stop, engine.count_tokens(prompt))
+    url = f"{engine.client.base_url}/chat/completions"
     started = time.perf_counter()
     first = 0.0
     pieces = 0
-    url = f"{engine.client.base_url}/chat/completions"
     with httpx.stream("POST", url, json=body, timeout=600) as response:
         for line in response.iter_lines():
             if line.startswith("data: {") and '"content"' in line:
                 first = first or time.perf_counter()
                 pieces += 1
-    return Chat(started, first or time.perf_counter(), time.perf_counter(), pieces)
+    return Chat(started, first or time.perf_counter(), time.perf_counter(), pieces, None)
 
 
 def round_of(
-    stream: Stream, engines: list[ServerEngine], prompts: list[str], gen_tokens: int
+    stream: Stream, engines: list[ServerEngine], prompts: list[str], params: SamplingParams
 ) -> list[Chat]:
     results: list[Chat | None] = [None] * len(engines)
     start = threading.Barrier(len(engines))
 
     def chat(slot: int) -> None:
         start.wait()
-        results[slot] = stream(engines[slot], prompts[slot], gen_tokens)
+        results[slot] = stream(engines[slot], prompts[slot], params)
 
     threads = [threading.Thread(target=chat, args=(slot,)) for slot in range(len(engines))]
     for thread in threads:

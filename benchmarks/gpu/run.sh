@@ -74,17 +74,28 @@ for stage in "$@"; do
         batched)
             "$bin/llama-batched-bench" -m "$gguf" -ngl 99 -fa on -c 16384 -b 2048 -ub 512 \
                 -npp 512 -ntg 128 -npl 1,4,8,16 2>&1 | grep "^|" | tee -a "$results" ;;
-        server)
+        server)  # SERVER_FLAGS: llama-server options (set empty for its defaults); SERVER_LABEL
+            # names the run's log. --cache-ram 0: no host prompt cache, whose state copies
+            # (265 MiB a slot for MiniCPM-2B) stall every slot at each new request; -bs: sampling
+            # on the GPU (see benchmarks/RESULTS.md, "GPU: concurrent chats through llama-server")
             setup_python
+            label=${SERVER_LABEL:-default}
+            flags=${SERVER_FLAGS---cache-ram 0 -bs}
+            note "llama-server -fa on -np 16 -c 16384 -t ${SERVER_THREADS:-4} $flags"
             "$bin/llama-server" -m "$gguf" -ngl 99 -fa on -np 16 -c 16384 --host 127.0.0.1 \
-                --port 8089 --no-webui -t "${SERVER_THREADS:-4}" ${SERVER_FLAGS:-} >"$out/server.log" 2>&1 &
+                --port 8089 --no-webui -t "${SERVER_THREADS:-4}" $flags \
+                >"$work/server-$label.log" 2>&1 &
             server=$!
             for _ in $(seq 120); do
-                curl -sf http://127.0.0.1:8089/health >/dev/null 2>&1 && break; sleep 1
+                curl -sf http://127.0.0.1:8089/health >/dev/null 2>&1 && break
+                kill -0 "$server" 2>/dev/null || { tail -5 "$work/server-$label.log"; break; }
+                sleep 1
             done
             python3 "$repo/benchmarks/gpu/concurrent_chats.py" --url http://127.0.0.1:8089/v1 \
                 --chats 1,4,8,16 --raw 2>&1 | grep -v "^ " | tee -a "$results"
-            kill "$server"; wait "$server" 2>/dev/null ;;
+            kill "$server"; wait "$server" 2>/dev/null
+            python3 "$repo/benchmarks/gpu/slot_steps.py" "$work/server-$label.log" \
+                | tee -a "$results" ;;
         *) note "unknown stage $stage"; exit 2 ;;
     esac
 done
