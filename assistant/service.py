@@ -138,6 +138,8 @@ class AssistantService:
         """Held by this process's ingests and folder updates, so they take turns instead of
         one finding the library busy (the write lock is per open, not per process)."""
         self._watch: tuple[FolderWatcher, threading.Thread] | None = None
+        self._watching = threading.RLock()
+        """One watch at a time, however many threads start or stop it."""
 
     # Model
 
@@ -423,39 +425,41 @@ class AssistantService:
         thread; ``on_error`` gets what ended the watch early."""
         from rag.watch import FolderWatcher  # watchdog: only for a watch
 
-        self.stop_watching()
-        library = self._open_library()
-        watcher = FolderWatcher(
-            library,
-            collection or self.settings.chat.collection,
-            debounce_s=library.config.watch_debounce_s,
-            rescan_s=library.config.watch_rescan_s,
-            on_report=on_report,
-            progress=progress,
-            on_busy=on_busy,
-            writing=self._writing,
-        )
+        with self._watching:
+            self.stop_watching()
+            library = self._open_library()
+            watcher = FolderWatcher(
+                library,
+                collection or self.settings.chat.collection,
+                debounce_s=library.config.watch_debounce_s,
+                rescan_s=library.config.watch_rescan_s,
+                on_report=on_report,
+                progress=progress,
+                on_busy=on_busy,
+                writing=self._writing,
+            )
 
-        def run() -> None:
-            try:
-                watcher.run()
-            except Exception as error:  # the watch ends; the app goes on and says why
-                if on_error is None:
-                    raise
-                on_error(error)
+            def run() -> None:
+                try:
+                    watcher.run()
+                except Exception as error:  # the watch ends; the app goes on and says why
+                    if on_error is None:
+                        raise
+                    on_error(error)
 
-        thread = threading.Thread(target=run, name="folder-watch")
-        self._watch = (watcher, thread)
-        thread.start()
+            thread = threading.Thread(target=run, name="folder-watch")
+            self._watch = (watcher, thread)
+            thread.start()
 
     def stop_watching(self) -> None:
         """End the watch, if any, and wait for it: an update in progress stops after its
         current file and is finished by the next ingest or watch."""
-        if self._watch is not None:
-            watcher, thread = self._watch
-            self._watch = None
-            watcher.stop()
-            thread.join()
+        with self._watching:
+            if self._watch is not None:
+                watcher, thread = self._watch
+                self._watch = None
+                watcher.stop()
+                thread.join()
 
     def documents(self, collection: str | None = None) -> list[DocumentRecord]:
         return self._open_library().documents(collection)

@@ -22,19 +22,28 @@ from assistant.display import terminal_safe
 from assistant.locations import Locations
 from assistant.settings import Settings
 from tui.commands import AssistantCommands, Command, bindings
-from tui.screens.base import ReportsWorkerFailures, attempt
+from tui.screens.base import ReportsWorkerFailures, attempt, failure
 from tui.screens.chat import ChatScreen
 from tui.screens.dialogs import TextPrompt
 from tui.screens.first_run import FirstRunChoice, FirstRunScreen
 from tui.screens.help import HelpScreen
-from tui.screens.library import LibraryScreen
+from tui.screens.library import LibraryScreen, report_summary
 from tui.screens.models import ModelsScreen
 from tui.service_protocol import Service
 
 if TYPE_CHECKING:
-    from assistant.service import CatalogEntry, EmbedderRow, ModelStatus
+    from assistant.service import (
+        CatalogEntry,
+        EmbedderRow,
+        IngestProgress,
+        IngestReport,
+        ModelStatus,
+    )
 
 FIRST_RUN_MARKER = "tui-welcome-done"
+QUIET_STATUSES = frozenset({"unchanged", "failed", "skipped"})
+"""Results of a folder update that need no notice: nothing changed, or a failure told when it
+happened (a file that failed before is reported as failed again at every update)."""
 
 MINICPM_THEME = Theme(
     name="minicpm",
@@ -61,6 +70,26 @@ class MiniCPMApp(App[None], ReportsWorkerFailures):
     @dataclass
     class ModelReady(Message):
         status: ModelStatus
+
+    @dataclass
+    class FoldersProgressed(Message):
+        """An update of the watched folders is under way."""
+
+        progress: IngestProgress
+
+    @dataclass
+    class FoldersUpdated(Message):
+        report: IngestReport
+
+    @dataclass
+    class FoldersBusy(Message):
+        """Another process holds the library's write lock; the watch retries."""
+
+        reason: str
+
+    @dataclass
+    class WatchEnded(Message):
+        error: Exception
 
     CSS_PATH = "app.tcss"
     TITLE = "MiniCPM Assistant"
@@ -95,6 +124,11 @@ class MiniCPMApp(App[None], ReportsWorkerFailures):
     model_status: reactive[ModelStatus | None] = reactive(None)
     model_activity: reactive[str] = reactive("")
     ingest_activity: reactive[str] = reactive("")
+    watch_activity: reactive[str] = reactive("")
+    folder_progress: reactive[IngestProgress | None] = reactive(None)
+    """The update of the watched folders under way (the library screen shows it)."""
+    folder_report: reactive[IngestReport | None] = reactive(None, always_update=True)
+    """The last update of the watched folders."""
     collection: reactive[str] = reactive("default")
 
     def __init__(self, settings: Settings, locations: Locations, service: Service) -> None:
@@ -140,6 +174,7 @@ class MiniCPMApp(App[None], ReportsWorkerFailures):
         # Queued after the publish of the theme just set, so only the user's picks are saved.
         self.call_next(self.theme_changed_signal.subscribe, self, self._remember_theme)
         self.load_model(None)
+        self.watch(self, "collection", self._follow_collection, init=True)
         if self.welcoming:
             self.call_after_refresh(self.action_welcome)
 
@@ -219,12 +254,85 @@ class MiniCPMApp(App[None], ReportsWorkerFailures):
             )
 
     async def worker_failed(self, group: str, title: str, message: str) -> None:
-        """Loading a model is the app's only worker: say why it failed and where to pick another."""
+        """Say why a model did not load and where to pick another, or why the folders are not
+        watched."""
+        if group == "watch":
+            self._watch_over(title, message)
+            return
         self.model_loading = False
         self.model_activity = ""
         self.notify(
             f"{message}\nPick another model or GGUF file on the Models screen (F4).",
             title=title,
+            severity="error",
+            timeout=12,
+        )
+
+    # Watched folders -------------------------------------------------------------------------
+
+    def _follow_collection(self, collection: str) -> None:
+        self._watch_folders(collection)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="watch")
+    def _watch_folders(self, collection: str) -> None:
+        """Keep the collection's remembered folders indexed while the app runs (the service's
+        thread does the work and stops on close); a switch of collection moves the watch."""
+
+        def post(message: Message) -> None:
+            self.post_message(message)
+
+        self.service.watch_folders(
+            collection,
+            progress=lambda progress: post(self.FoldersProgressed(progress)),
+            on_report=lambda report: post(self.FoldersUpdated(report)),
+            on_busy=lambda reason: post(self.FoldersBusy(reason)),
+            on_error=lambda error: post(self.WatchEnded(error)),
+        )
+
+    @on(FoldersProgressed)
+    def _folders_progressed(self, event: FoldersProgressed) -> None:
+        progress = event.progress
+        self.folder_progress = progress
+        working = progress.files_done < progress.files_total
+        self.watch_activity = (
+            f"updating folders {progress.files_done}/{progress.files_total}" if working else ""
+        )
+        failed = progress.last_result
+        if failed is not None and failed.status == "failed":
+            self.notify(
+                f"{failed.path}\n{failed.reason or 'unknown error'}",
+                title="A watched file could not be indexed",
+                severity="error",
+                timeout=10,
+            )
+
+    @on(FoldersUpdated)
+    def _folders_updated(self, event: FoldersUpdated) -> None:
+        self.watch_activity = ""
+        self.folder_progress = None
+        self.folder_report = event.report
+        if any(result.status not in QUIET_STATUSES for result in event.report.results):
+            self.notify(f"{report_summary(event.report)}.", title="Watched folders updated")
+
+    @on(FoldersBusy)
+    def _folders_busy(self, event: FoldersBusy) -> None:
+        self.notify(
+            f"{event.reason}\nThe watched folders are updated once it has finished.",
+            title="Library busy",
+            severity="warning",
+            timeout=10,
+        )
+
+    @on(WatchEnded)
+    def _watch_ended(self, event: WatchEnded) -> None:
+        self._watch_over(*failure(event.error))
+
+    def _watch_over(self, title: str, message: str) -> None:
+        self.watch_activity = ""
+        self.notify(
+            f"{message}\nChanges to the folders are not indexed until the app is started again "
+            "(or Re-index all, R, on the Library screen).",
+            title=f"Folders not watched: {title}",
             severity="error",
             timeout=12,
         )

@@ -101,6 +101,18 @@ class Service(Protocol):
         cancel: threading.Event | None = None,
     ) -> IngestReport: ...
 
+    def watch_folders(
+        self,
+        collection: str | None = None,
+        *,
+        progress: Callable[[IngestProgress], None] | None = None,
+        on_report: Callable[[IngestReport], None] | None = None,
+        on_busy: Callable[[str], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None: ...
+
+    def stop_watching(self) -> None: ...
+
     def documents(self, collection: str | None = None) -> list[DocumentRecord]: ...
 
     def remove_document(self, path: str, collection: str | None = None) -> int: ...

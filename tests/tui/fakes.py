@@ -126,6 +126,8 @@ class FakeService:
     asked_collections: list[str | None] = field(default_factory=list)
     ingested: list[list[Path]] = field(default_factory=list)
     switched_to: list[str] = field(default_factory=list)
+    watched: list[str | None] = field(default_factory=list)
+    """The collections a watch was started for; ``None`` where it was stopped."""
     saved_themes: list[str] = field(default_factory=list)
     thinking_tokens: list[str] = field(default_factory=list)
     """Streamed as thinking before the answer when a question is asked with ``think``."""
@@ -341,6 +343,20 @@ class FakeService:
                 )
         report.seconds = 1.0
         return report
+
+    def watch_folders(
+        self,
+        collection: str | None = None,
+        *,
+        progress: Callable[[IngestProgress], None] | None = None,
+        on_report: Callable[[IngestReport], None] | None = None,
+        on_busy: Callable[[str], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self.watched.append(collection)
+
+    def stop_watching(self) -> None:
+        self.watched.append(None)
 
     def documents(self, collection: str | None = None) -> list[DocumentRecord]:
         return list(self.documents_list)

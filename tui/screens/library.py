@@ -121,6 +121,8 @@ class LibraryScreen(AppScreen):
         files = self.query_one("#ingest-files", DataTable)
         files.add_columns("File", "Result", "Pages", "Chunks", "Reason")
         self.query_one("#ingest-progress", ProgressBar).display = False
+        self.watch(self.app, "folder_progress", self._folders_progressed, init=False)
+        self.watch(self.app, "folder_report", self._folders_updated, init=False)
         if self.refresh_documents():
             documents.focus()
         else:
@@ -256,23 +258,51 @@ class LibraryScreen(AppScreen):
     @on(IngestProgressed)
     def _progress(self, event: IngestProgressed) -> None:
         snapshot = event.progress
-        bar = self.query_one("#ingest-progress", ProgressBar)
-        bar.update(total=max(snapshot.files_total, 1), progress=snapshot.files_done)
-        eta = f", about {snapshot.eta_s:.0f} s left" if snapshot.eta_s else ""
-        current = f" — {Path(snapshot.current_file).name}" if snapshot.current_file else ""
-        self.query_one("#ingest-summary", Label).update(
-            plain(
-                f"{snapshot.files_done}/{snapshot.files_total} files, {snapshot.pages_done} "
-                f"pages, {snapshot.chunks_done} passages ({snapshot.chunks_per_s:.1f}/s{eta})"
-                f"{current}",
-                one_line=True,
-            )
-        )
+        self._show_progress(snapshot)
         self.assistant_app.ingest_activity = (
             f"indexing {snapshot.files_done}/{snapshot.files_total}"
         )
         if snapshot.last_result is not None:
             self._show_result(snapshot.last_result)
+
+    def _show_progress(self, snapshot: IngestProgress, doing: str = "") -> None:
+        bar = self.query_one("#ingest-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=max(snapshot.files_total, 1), progress=snapshot.files_done)
+        eta = f", about {snapshot.eta_s:.0f} s left" if snapshot.eta_s else ""
+        current = f" — {Path(snapshot.current_file).name}" if snapshot.current_file else ""
+        self.query_one("#ingest-summary", Label).update(
+            plain(
+                f"{doing}{snapshot.files_done}/{snapshot.files_total} files, "
+                f"{snapshot.pages_done} pages, {snapshot.chunks_done} passages "
+                f"({snapshot.chunks_per_s:.1f}/s{eta}){current}",
+                one_line=True,
+            )
+        )
+
+    def _folders_progressed(self, snapshot: IngestProgress | None) -> None:
+        """An update of the watched folders (the app's watch) shows here unless this screen's
+        own ingest does; one with nothing to do shows nothing."""
+        if self.ingesting or snapshot is None or snapshot.files_done >= snapshot.files_total:
+            return
+        self._show_progress(snapshot, "Updating the watched folders: ")
+
+    def _folders_updated(self, report: IngestReport | None) -> None:
+        if report is None or self.ingesting:
+            return
+        changed = [result for result in report.results if result.status != "unchanged"]
+        if not changed:
+            self.query_one("#ingest-progress", ProgressBar).display = False
+            return
+        self.query_one("#ingest-summary", Label).update(
+            f"Watched folders updated: {report_summary(report)}."
+        )
+        self.query_one("#ingest-progress", ProgressBar).display = False
+        files = self.query_one("#ingest-files", DataTable)
+        files.clear()
+        for result in changed:
+            self._show_result(result)
+        self.refresh_documents()
 
     def _show_result(self, result: FileResult) -> None:
         style = FILE_STATUS_STYLE.get(result.status, "")

@@ -42,6 +42,7 @@ class StatusBar(Static):
     model_status: reactive[ModelStatus | None] = reactive(None)
     model_activity: reactive[str] = reactive("")
     ingest_activity: reactive[str] = reactive("")
+    watch_activity: reactive[str] = reactive("")
     collection: reactive[str] = reactive("default")
     context_used: reactive[int] = reactive(0)
     tokens_per_s: reactive[float | None] = reactive(None)
@@ -52,6 +53,7 @@ class StatusBar(Static):
         self.watch(self.app, "model_status", self._follow_model)
         self.watch(self.app, "model_activity", self._follow_model_activity)
         self.watch(self.app, "ingest_activity", self._follow_ingest_activity)
+        self.watch(self.app, "watch_activity", self._follow_watch_activity)
         self.watch(self.app, "collection", self._follow_collection)
 
     def _follow_model(self, status: ModelStatus | None) -> None:
@@ -62,6 +64,9 @@ class StatusBar(Static):
 
     def _follow_ingest_activity(self, activity: str) -> None:
         self.ingest_activity = activity
+
+    def _follow_watch_activity(self, activity: str) -> None:
+        self.watch_activity = activity
 
     def _follow_collection(self, collection: str) -> None:
         self.collection = collection
@@ -75,7 +80,7 @@ class StatusBar(Static):
         text.append(f" · docs: {self.collection}")
         if self.thinking:
             text.append(" · thinking on", style="bold")
-        for activity in (self.model_activity, self.ingest_activity):
+        for activity in (self.model_activity, self.ingest_activity, self.watch_activity):
             if activity:
                 text.append(f" · {activity}", style="bold")
         return text
