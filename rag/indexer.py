@@ -383,8 +383,12 @@ class Ingest:
         known = {
             row.path: row for row in self.manifest.documents_under(self.collection, walked.roots)
         }
+        drives = self.manifest.drives_under(self.collection, walked.roots)
+        held: list[str] = []
         if not remove_emptied:
-            walked.hold_emptied(sorted(known))
+            held = walked.hold_emptied(sorted(known))
+            sizes = {path: (row.size, row.mtime_ns) for path, row in known.items()}
+            walked.hold_other_drives(drives, sizes)
         self.results += [_skipped_result(skipped) for skipped in walked.skipped]
         found_paths = {found.path for found in walked.files}
         gone = {
@@ -392,7 +396,6 @@ class Ingest:
             for path, row in known.items()
             if path not in found_paths and walked.was_read(path)
         }
-        held = [folder for folder in walked.empty if folder in walked.unread]
         movable = {  # kept while their folder reads empty, unless found again elsewhere
             path: row
             for path, row in known.items()
@@ -410,6 +413,9 @@ class Ingest:
             moved = {path: row for path, row in movable.items() if path in moved_from}
             self._remove_gone({**gone, **moved}, moved_from)
             self._forget_gone_failures(walked, found_paths)
+            self.manifest.record_drives(
+                self.collection, walked.roots, walked.drives_to_record(drives)
+            )
         self.results.sort(key=lambda result: result.path)
         return IngestReport(self.collection, self.results, time.monotonic() - started)
 

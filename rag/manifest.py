@@ -28,7 +28,7 @@ import shutil
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -151,6 +151,17 @@ def _add_ocr_flag(connection: sqlite3.Connection) -> None:
     )
 
 
+def _add_drives(connection: sqlite3.Connection) -> None:
+    """The device (``st_dev``) each ingested folder and each mount point below one was read
+    from, so a folder left behind by an unmounted drive is not taken for its files deleted
+    (:meth:`rag.walker.WalkResult.hold_other_drives`). Folders indexed before have none: their
+    devices are recorded by their next ingest."""
+    connection.execute(
+        "CREATE TABLE drives (collection TEXT NOT NULL, path TEXT NOT NULL, "
+        "device INTEGER NOT NULL, PRIMARY KEY (collection, path))"
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _create_tables,
     _add_failure_limits,
@@ -158,6 +169,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _add_embedding_record,
     _add_staged_chunks,
     _add_ocr_flag,
+    _add_drives,
 )
 """Schema changes in order; ``PRAGMA user_version`` records how many have run."""
 
@@ -418,7 +430,15 @@ class Manifest:
                 )
             ]
             keyword.remove(connection, rowids)
-            tables = ("documents", "contents", "chunks", "staged_chunks", "pending", "failures")
+            tables = (
+                "documents",
+                "contents",
+                "chunks",
+                "staged_chunks",
+                "pending",
+                "failures",
+                "drives",
+            )
             for table in tables:
                 connection.execute(f"DELETE FROM {table} WHERE collection = ?", (collection,))
             connection.execute("DELETE FROM collections WHERE name = ?", (collection,))
@@ -440,6 +460,30 @@ class Manifest:
             (collection,),
         )
         return [DocumentRow(*row) for row in rows if _is_under(row[0], roots)]
+
+    def drives_under(self, collection: str, roots: Sequence[str]) -> dict[str, int]:
+        """The recorded device of each folder at or below ``roots`` (see :meth:`record_drives`)."""
+        rows = self.connection.execute(
+            "SELECT path, device FROM drives WHERE collection = ?", (collection,)
+        )
+        return {path: device for path, device in rows if _is_under(path, roots)}
+
+    def record_drives(
+        self, collection: str, roots: Sequence[str], drives: Mapping[str, int]
+    ) -> None:
+        """Replace the device records at or below ``roots`` with ``drives`` (path: device)."""
+        stale = self.drives_under(collection, roots)
+        if stale == drives:
+            return  # an ingest that changed nothing writes nothing
+        with self.transaction() as connection:
+            connection.executemany(
+                "DELETE FROM drives WHERE collection = ? AND path = ?",
+                [(collection, path) for path in stale if path not in drives],
+            )
+            connection.executemany(
+                "INSERT OR REPLACE INTO drives VALUES (?, ?, ?)",
+                [(collection, path, device) for path, device in drives.items()],
+            )
 
     def failure(self, collection: str, path: str) -> FailureRow | None:
         row = self.connection.execute(

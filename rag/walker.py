@@ -9,7 +9,10 @@ Only what the walk proves gone may be removed from the index: a folder that coul
 ``WalkResult.unread``, and documents at or below those paths are kept. So is what was indexed from
 a folder that now reads as completely empty (``WalkResult.hold_emptied``): that is what the mount
 point of a drive not mounted looks like, and a folder emptied on purpose is rarer than one
-unmounted; the user confirms such a removal explicitly. A name that is not valid
+unmounted; the user confirms such a removal explicitly. A folder that is no longer on the drive
+it was read from (``WalkResult.hold_other_drives``) is held the same way: a drive's mount point
+left behind with files of its own, removed by the automounter, or holding another drive. A name
+that is not valid
 UTF-8 cannot be recorded (SQLite stores UTF-8 text), so it is reported once under a readable
 spelling (``display_path``) and left out.
 
@@ -21,7 +24,7 @@ removal given either spelling finds it.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,20 +60,55 @@ class WalkResult:
 
     empty: list[str] = field(default_factory=list)
     """Folders read that hold nothing at all, hidden entries included."""
+    devices: dict[str, int] = field(default_factory=dict)
+    """The device (``st_dev``) of each folder walked: the drive it lives on."""
 
     def was_read(self, path: str) -> bool:
         """Whether the walk saw where ``path`` would be: if it was not found there, it is gone."""
         return is_under(path, self.roots) and not is_under(path, self.unread)
 
-    def hold_emptied(self, indexed: Sequence[str]) -> list[Skipped]:
-        """Treat each empty folder that some of ``indexed`` lie below as unread (an unmounted
-        drive's mount point reads empty); returns them reported, with how many documents each
-        keeps."""
-        held = held_folders(self.empty, indexed)
-        self.unread += [
-            folder for folder in self.empty if any(is_under(p, [folder]) for p in indexed)
+    def hold_emptied(self, indexed: Sequence[str]) -> list[str]:
+        """Treat each empty folder read that some of ``indexed`` lie below as unread (an
+        unmounted drive's mount point reads empty); returns those folders."""
+        held = [
+            folder for folder in self.empty if any(is_under(path, [folder]) for path in indexed)
         ]
+        self.unread += held
         return held
+
+    def drives(self) -> dict[str, int]:
+        """The device of each folder root and each mount point below one (a folder on another
+        device than its parent): what an unmounted or swapped drive changes."""
+        return {
+            folder: device
+            for folder, device in self.devices.items()
+            if folder in self.roots or self.devices.get(os.path.dirname(folder), device) != device
+        }
+
+    def hold_other_drives(
+        self, recorded: Mapping[str, int], indexed: Mapping[str, tuple[int, int]]
+    ) -> None:
+        """Treat each ``recorded`` folder (path: device, from :meth:`drives` of an earlier walk)
+        that was read but is no longer on its device, or is gone, as unread, while documents of
+        ``indexed`` (path: size and mtime) below it are missing; reports it.
+
+        A drive mounted again may get another device number (network and FUSE drives do): if a
+        document below the folder is found unchanged, it is the same drive.
+        """
+        found = {file.path: (file.size, file.mtime_ns) for file in self.files}
+        for folder, device in sorted(recorded.items()):
+            if not self.was_read(folder) or self.devices.get(folder) == device:
+                continue
+            below = [path for path in indexed if is_under(path, [folder])]
+            missing = [path for path in below if path not in found]
+            if missing and not any(found.get(path) == indexed[path] for path in below):
+                _unreadable(folder, self, _other_drive(len(missing)))
+
+    def drives_to_record(self, recorded: Mapping[str, int]) -> dict[str, int]:
+        """The drive records after this walk: the devices read now, and the recorded ones of
+        folders not read (held ones included, so they stay held until the drive is back)."""
+        now = {path: device for path, device in self.drives().items() if self.was_read(path)}
+        return {**now, **{p: d for p, d in recorded.items() if not self.was_read(p)}}
 
 
 def held_folders(folders: Sequence[str], kept: Sequence[str]) -> list[Skipped]:
@@ -138,13 +176,18 @@ _MISSING_ROOT = (
 
 
 def _emptied(documents: int) -> str:
+    return f"folder is empty (a drive not mounted?); {_kept(documents)}"
+
+
+def _other_drive(documents: int) -> str:
+    return f"folder could not be read (not the drive it was: unmounted?); {_kept(documents)}"
+
+
+def _kept(documents: int) -> str:
     kept = f"{documents} documents indexed from it are"
     if documents == 1:
         kept = "1 document indexed from it is"
-    return (
-        f"folder is empty (a drive not mounted?); {kept} kept: if its files were deleted, "
-        "run the ingest again with --remove-emptied"
-    )
+    return f"{kept} kept: if its files were deleted, run the ingest again with --remove-emptied"
 
 
 def _unreadable(path: str, result: WalkResult, reason: str) -> None:
@@ -162,6 +205,7 @@ def _walk_dir(
             result.skipped.append(Skipped(directory, "symbolic link loop; not followed", False))
             return
         seen.add((info.st_dev, info.st_ino))
+        result.devices[document_path(directory) if follow else directory] = info.st_dev
         with os.scandir(directory) as entries:
             children = sorted(entries, key=lambda entry: entry.name)
         if not children:
