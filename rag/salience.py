@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rag import aliases
+from rag import aliases, word_rarity
 from rag.relevance import mainly_cjk
 
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{2,60})[\"“”]|《([^》]{1,40})》|「([^」]{1,40})」")
@@ -62,8 +62,11 @@ _SHORT_NUMBER = re.compile(r"^\d{1,2}$")
 _LETTER_CLASS = re.compile(r"\b[^\W\d_][^\W\d_A-Z]{2,} [A-HJ-Z]\b(?![.\w'’-])")
 """A word with a capital letter after it that says which kind: hepatitis B, hemophilia A,
 Class C shares, Schedule K. Written the same wherever it appears; not "Vance W. Amory"."""
-_LOWER_WORD = re.compile(r"(?<![\w-])[a-z]{6,}(?![\w-])")
+_LOWER_WORD = re.compile(r"(?<![\w-])[a-z]{5,}(?![\w-])")
 _RARE_PIECES = 3
+RARE_ZIPF = 2.0
+"""Rarer than once per hundred million words: technical words ("uveal" 1.7, "aligners" 1.5);
+readers' paraphrases of what a document says are commoner ("counterfeiting" 2.8)."""
 _CJK_THEN_MODEL = re.compile(
     r"([\u4e00-\u9fff]+)([A-Za-z][A-Za-z0-9]*|\d+)((?: [A-Z0-9](?![A-Za-z0-9]))?)"
 )
@@ -154,15 +157,22 @@ def _close_run(terms: list[Term], run: list[int]) -> list[int]:
 
 
 def rare_words(question: str, pieces: Callable[[str], int]) -> list[Term]:
-    """Lower-case words that the embedding model's vocabulary splits into three or more pieces.
+    """Lower-case technical words a question may turn on (carfilzomib, uveal, metformin).
 
-    These are technical words (carfilzomib, nephrolithotomy) a question may turn on; common
-    words, paraphrases included, are one or two pieces. ``pieces`` counts a word's tokens.
+    Two signs tell one, each missing some: the embedding model's vocabulary splits it into
+    three or more pieces (``pieces`` counts a word's tokens; "met-form-in", but "uv-eal" is two),
+    or general English uses it less than :data:`RARE_ZIPF` (:mod:`rag.word_rarity`; "uveal"
+    1.7, but "metformin" 2.6, as common as "aphorisms", a reader's word for a list of
+    maxims). Common words, paraphrases included, are left to the score.
     """
     if mainly_cjk(question):
         return []
     words = dict.fromkeys(_LOWER_WORD.findall(question))
-    return [Term(word, False) for word in words if pieces(word) >= _RARE_PIECES]
+    return [
+        Term(word, False)
+        for word in words
+        if pieces(word) >= _RARE_PIECES or word_rarity.zipf(word, "en") < RARE_ZIPF
+    ]
 
 
 def _is_salient_word(word: str, *, first: bool) -> bool:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from rag.salience import salient_terms
+from rag.salience import rare_words, salient_terms
 
 
 @pytest.mark.parametrize(
@@ -105,3 +105,12 @@ def test_names_know_the_names_written_next_to_them() -> None:
         "New": "New Hampshire",
         "Hampshire": "New Hampshire",
     }
+
+
+def test_rare_words_are_the_technical_ones() -> None:
+    """A word the embedder splits into three pieces, or one general English hardly uses, is
+    technical; a reader's everyday word is not, however long."""
+    pieces = {"uveal": 2, "melanoma": 2, "receive": 1, "metformin": 3, "counterfeiting": 2}
+    question = "Do patients with uveal melanoma receive metformin, or is it counterfeiting?"
+    words = [term.text for term in rare_words(question, lambda word: pieces.get(word, 1))]
+    assert words == ["uveal", "metformin"]

@@ -1,0 +1,26 @@
+"""A technical word the reports never use refuses the question; a reader's everyday word does
+not (the same two real NTSB reports as tests/rag/test_refusal.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rag.library import Library
+from tests.rag.test_refusal import TALLAHASSEE, library, reports  # noqa: F401  (fixtures)
+
+
+def test_a_rare_word_the_reports_never_use_is_refused_by_name(library: Library) -> None:  # noqa: F811
+    """The embedder reads floatplane as two common pieces (float, plane); English hardly
+    uses it."""
+    question = "Was the Piper PA-22-150 that hit trees near Tallahassee a floatplane?"
+    judgement = library.judge(library.search(question), question)
+    assert not judgement.relevant
+    assert judgement.missing == ("floatplane",)
+
+
+def test_an_everyday_word_the_reports_do_not_use_is_still_answered(library: Library) -> None:  # noqa: F811
+    """The report says the airplane hit trees; treetops is the reader's word for it."""
+    question = "Why did the Piper PA-22-150 clip the treetops on final approach near Tallahassee?"
+    hits = library.search(question)
+    assert Path(hits[0].file).name == TALLAHASSEE
+    assert library.judge(hits, question).relevant
