@@ -62,8 +62,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     ingest.add_argument(
         "--remove-emptied",
         action="store_true",
-        help="remove the documents of folders that now read as empty (kept by default: a drive "
-        "that is not mounted looks empty)",
+        help="remove the documents of folders that now read as empty or as not the drive they "
+        "were read from (kept by default: a drive that is not mounted looks like either)",
     )
     ingest.add_argument(
         "--password",
