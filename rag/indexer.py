@@ -148,6 +148,15 @@ class _Failed:
     reason: str
 
 
+@dataclass(frozen=True)
+class _Recognising:
+    """A page of ``path`` is being recognised (OCR): progress while a scan is read."""
+
+    path: str
+    page: int
+    pages: int
+
+
 _Event = _Parsed | _Chunks | _Done | _Failed
 
 
@@ -204,12 +213,14 @@ class _Preparer(threading.Thread):
         config: LibraryConfig,
         password: str | None,
         cancel: threading.Event,
+        on_recognising: Callable[[_Recognising], None],
     ) -> None:
         super().__init__(name="rag-prepare", daemon=True)
         self.files, self.known = files, known
         self.indexed, self.outdated = set(indexed_hashes) - outdated, outdated
         self.embedder, self.config, self.password, self.cancel = embedder, config, password, cancel
-        self.output: queue.Queue[_Event | None] = queue.Queue(maxsize=_QUEUED_EVENTS)
+        self.on_recognising = on_recognising
+        self.output: queue.Queue[_Event | _Recognising | None] = queue.Queue(maxsize=_QUEUED_EVENTS)
         self.error: BaseException | None = None
         self.stop = threading.Event()
         """Set by the writer when it stops taking files: finish the current batch, then exit."""
@@ -232,9 +243,13 @@ class _Preparer(threading.Thread):
             self.output.put(None)
 
     def events(self) -> Iterator[_Event]:
-        """What it hands on, in order, until it has finished (exhausted for good then)."""
+        """What it hands on, in order, until it has finished (exhausted for good then). Pages
+        being recognised go to ``on_recognising`` on the way, in the thread that reads."""
         while (event := self.output.get()) is not None:
-            yield event
+            if isinstance(event, _Recognising):
+                self.on_recognising(event)
+            else:
+                yield event
 
     def _stopping(self) -> bool:
         return self.cancel.is_set() or self.stop.is_set()
@@ -261,7 +276,11 @@ class _Preparer(threading.Thread):
     def _parse_and_chunk(self, found: FoundFile, digest: str, worker: ParseWorker) -> None:
         """Hand on the file's chunks a batch at a time as the worker's pages come in. A failure
         before the first batch is the file's only event; after it, the last one."""
-        parts = worker.stream(Path(found.path), self.password)
+        parts = worker.stream(
+            Path(found.path),
+            self.password,
+            lambda page, pages: self._recognising(found, page, pages),
+        )
         started = False
         try:
             document = _PageStream(parts)
@@ -298,6 +317,13 @@ class _Preparer(threading.Thread):
             _Failed(reason) if started else _Parsed(found, digest, action="failed", reason=reason)
         )
 
+    def _recognising(self, found: FoundFile, page: int, pages: int) -> None:
+        """Say which page is read next; stop before it when the ingest stops (a scan's pages
+        take seconds each, a cancel should not wait for all of them)."""
+        if self._stopping():
+            raise DocumentLoadError("cancelled")
+        self.output.put(_Recognising(found.path, page, pages))
+
 
 class _Meter:
     """Counts for progress reports. The time left is the bytes still to process at the rate
@@ -310,12 +336,16 @@ class _Meter:
     ) -> None:
         self.files_total, self.bytes_total = files_total, max(1, bytes_total)
         self.files_done = self.pages_done = self.chunks_done = self.bytes_done = 0
+        self.recognising: _Recognising | None = None
+        """The page being recognised, of a file not finished yet."""
         self.clock = clock
         self.started = clock()
         self.warm: tuple[float, int] | None = None
         """When the first file finished, and the bytes done by then."""
 
-    def file_finished(self, size: int) -> None:
+    def file_finished(self, path: str, size: int) -> None:
+        if self.recognising is not None and self.recognising.path == path:
+            self.recognising = None
         self.files_done += 1
         self.bytes_done += size
         if self.warm is None:
@@ -332,17 +362,24 @@ class _Meter:
         return max(0.0, elapsed * (self.bytes_total - self.bytes_done) / measured)
 
     def snapshot(self, current: str | None, last: FileResult | None) -> IngestProgress:
+        """Pages count those of finished files, and of ``current`` the pages read before the
+        one being recognised (so a long scan's count moves page by page)."""
         elapsed = self.clock() - self.started
         rate = self.chunks_done / elapsed if elapsed > 0 else 0.0
+        reading = self.recognising
+        if reading is not None and reading.path != current:
+            reading = None
         return IngestProgress(
             files_done=self.files_done,
             files_total=self.files_total,
-            pages_done=self.pages_done,
+            pages_done=self.pages_done + (reading.page - 1 if reading else 0),
             chunks_done=self.chunks_done,
             current_file=current,
             chunks_per_s=rate,
             eta_s=self.seconds_left(),
             last_result=last,
+            ocr_page=reading.page if reading else None,
+            file_pages=reading.pages if reading else 0,
         )
 
 
@@ -473,6 +510,7 @@ class Ingest:
             self.config,
             password,
             self.cancel,
+            self._recognising,
         )
         preparer.start()
         events = preparer.events()
@@ -622,8 +660,12 @@ class Ingest:
 
     def _finish_file(self, item: _Parsed, result: FileResult) -> None:
         self.results.append(result)
-        self._meter.file_finished(item.found.size)
+        self._meter.file_finished(item.found.path, item.found.size)
         self._report(None, result)
+
+    def _recognising(self, event: _Recognising) -> None:
+        self._meter.recognising = event
+        self._report(event.path, None)
 
     def _report(self, current: str | None, last: FileResult | None) -> None:
         if self.progress is not None:

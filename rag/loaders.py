@@ -238,13 +238,15 @@ def stream_document(
     password: str | None = None,
     extractors: Sequence[PdfExtractor] = DEFAULT_EXTRACTORS,
     ocr: OcrMode = "auto",
-    on_ocr: Callable[[int], None] | None = None,
+    on_ocr: Callable[[int, int], None] | None = None,
+    resume: OcrResume | None = None,
 ) -> Iterator[DocumentPart]:
     """The parts of one file (see :data:`DocumentPart`); a problem raises
     :class:`DocumentLoadError`, possibly after some pages (a large text file is judged as it is
     read). PDFs and smaller text files are read whole first, as running headers need all pages;
     a PDF's pages that need OCR (``ocr``, see :func:`rag.ocr.wants_ocr`) are then recognised one
-    at a time as they are handed on, ``on_ocr(page number)`` called before each."""
+    at a time as they are handed on, ``on_ocr(page number, pages in the document)`` called
+    before each. ``resume`` continues a PDF whose recognition of a page was cut off."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise DocumentLoadError(f"unsupported file type {suffix or '(none)'}")
@@ -260,7 +262,7 @@ def stream_document(
         yield from _stream_text(path)
         return
     if suffix in PDF_SUFFIXES:
-        yield from _stream_pdf(path, password, extractors, ocr, on_ocr)
+        yield from _stream_pdf(path, password, extractors, ocr, on_ocr, resume)
         return
     if suffix in MARKUP_SUFFIXES:
         from rag.markup import load_markup  # it builds on this module's types
@@ -409,8 +411,8 @@ def _finish(document: ExtractedDocument, ocr_note: str | None = None) -> Extract
     """Clean every page and the metadata; drop garbage pages; refuse documents left without
     readable text."""
     document, garbage = _cleaned(document)
-    texts = [page.text for page in document.pages]
-    return replace(document, warnings=document.warnings + _verdict(texts, garbage, ocr_note))
+    readable = [bool(page.text) for page in document.pages]
+    return replace(document, warnings=document.warnings + _verdict(readable, garbage, ocr_note))
 
 
 def _cleaned(document: ExtractedDocument) -> tuple[ExtractedDocument, list[bool]]:
@@ -438,18 +440,18 @@ def _cleaned(document: ExtractedDocument) -> tuple[ExtractedDocument, list[bool]
     return document, garbage
 
 
-def _verdict(texts: list[str], garbage: list[bool], ocr_note: str | None) -> tuple[str, ...]:
-    """The warnings of a document whose final page texts are ``texts`` (garbage ones emptied);
-    raises :class:`DocumentLoadError` when none is readable."""
-    if not any(texts):
+def _verdict(readable: list[bool], garbage: list[bool], ocr_note: str | None) -> tuple[str, ...]:
+    """The warnings of a document whose final pages have text where ``readable`` says (garbage
+    ones emptied); raises :class:`DocumentLoadError` when none is readable."""
+    if not any(readable):
         raise _no_text(any(garbage), ocr_note)
     warnings: tuple[str, ...] = ()
     if any(garbage):
         warnings += (f"{sum(garbage)} pages extract as garbage and were skipped",)
-    empty = sum(1 for text, bad in zip(texts, garbage, strict=True) if not text and not bad)
+    empty = sum(1 for text, bad in zip(readable, garbage, strict=True) if not text and not bad)
     if empty:
         note = f" ({ocr_note})" if ocr_note else ""
-        warnings += (f"{empty} of {len(texts)} pages have no extractable text{note}",)
+        warnings += (f"{empty} of {len(readable)} pages have no extractable text{note}",)
     return warnings
 
 
@@ -468,10 +470,12 @@ def _stream_pdf(
     password: str | None,
     extractors: Sequence[PdfExtractor],
     ocr: OcrMode,
-    on_ocr: Callable[[int], None] | None,
+    on_ocr: Callable[[int, int], None] | None,
+    resume: OcrResume | None = None,
 ) -> Iterator[DocumentPart]:
     """A PDF's parts: the text layer cleaned whole, then each page that needs OCR recognised
-    as it is reached, so a long scan is handed on page by page in bounded memory."""
+    as it is reached, so a long scan is handed on page by page in bounded memory. With
+    ``resume``, only the parts from its page on."""
     loaded = _load_pdf(path, password, extractors)
     document, garbage = _cleaned(loaded)
     wanted = [
@@ -479,23 +483,49 @@ def _stream_pdf(
         for page, bad in zip(document.pages, garbage, strict=True)
         if wants_ocr(page.text, bad, ocr)
     ]
-    if not wanted:
+    if not wanted and resume is None:
         note = "OCR is off, see library.ocr" if ocr == "off" else None
-        texts = [page.text for page in document.pages]
+        readable = [bool(page.text) for page in document.pages]
         yield from _parts(
-            replace(document, warnings=loaded.warnings + _verdict(texts, garbage, note))
+            replace(document, warnings=loaded.warnings + _verdict(readable, garbage, note))
         )
         return
-    yield replace(document, pages=(), warnings=())
-    recogniser = _PageRecogniser(path, password, wanted, on_ocr)
-    texts, flags = [], []
+    if resume is None:
+        yield replace(document, pages=(), warnings=())
+    after = resume.page if resume else 0
+    recogniser = _PageRecogniser(
+        path,
+        password,
+        [number for number in wanted if number > after],
+        lambda number: on_ocr(number, len(document.pages)) if on_ocr else None,
+        resume.skipped if resume else (),
+    )
+    readable, flags = [], []
     for page, bad in zip(document.pages, garbage, strict=True):
+        if page.number < after:  # handed on before the worker was replaced
+            assert resume is not None
+            recognised = page.number in resume.with_text
+            readable.append(bool(page.text) or recognised)
+            flags.append(bad and not recognised)
+            continue
         if page.number in recogniser.wanted and (text := recogniser.text(page.number)):
             page, bad = replace(page, text=text, ocr=True), False
-        texts.append(page.text)
+        readable.append(bool(page.text))
         flags.append(bad)
         yield page
-    yield DocumentEnd(loaded.warnings + _verdict(texts, flags, recogniser.note()))
+    yield DocumentEnd(loaded.warnings + _verdict(readable, flags, recogniser.note()))
+
+
+@dataclass(frozen=True)
+class OcrResume:
+    """Where a PDF's parse starts again in a new worker after recognising ``page`` ran past its
+    time limit: the parts before it were handed on already, and it is handed on unrecognised."""
+
+    page: int
+    with_text: frozenset[int]
+    """Pages before ``page`` handed on with text (recognised ones among them)."""
+    skipped: tuple[str, ...]
+    """``page N: reason`` for the pages left unrecognised so far, ``page``'s included."""
 
 
 class _PageRecogniser:
@@ -506,20 +536,20 @@ class _PageRecogniser:
         path: Path,
         password: str | None,
         numbers: list[int],
-        on_ocr: Callable[[int], None] | None,
+        on_ocr: Callable[[int], None],
+        skipped: tuple[str, ...] = (),
     ) -> None:
         self.wanted = frozenset(numbers)
         self._pages = recognise_pdf_pages(path, password, numbers)
         self._on_ocr = on_ocr
         self._failure: str | None = None
-        self._skipped: list[str] = []
+        self._skipped: list[str] = list(skipped)
 
     def text(self, number: int) -> str:
         """The page's cleaned recognised text ("" when it has none or OCR failed)."""
         if self._failure is not None:
             return ""
-        if self._on_ocr is not None:
-            self._on_ocr(number)
+        self._on_ocr(number)
         try:
             page = next(self._pages)
         except OcrError as error:

@@ -7,7 +7,8 @@ the whole ingest down with it. Parsing in a child bounds all three: the parent w
 A document comes back part by part (:func:`rag.loaders.stream_document`), each part a message, so
 neither process holds a large text file whole; the pipe holds the child back while the parent
 chunks and embeds. Before it recognises a page (:mod:`rag.ocr`) the child says so, and that page
-gets its own time limit: a long scan takes seconds per page, not one limit for the whole file.
+gets its own time limit: a long scan takes seconds per page, not one limit for the whole file. A
+page past its limit is skipped, not the file: the child is replaced and goes on after that page.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from rag.loaders import (
     DocumentLoadError,
     DocumentPart,
     ExtractedDocument,
+    ExtractedPage,
+    OcrResume,
     collect,
     stream_document,
 )
@@ -48,9 +51,10 @@ with two arenas): few arenas leave the limit to the parsing."""
 
 
 def serve(memory_bytes: int, parent: int) -> None:
-    """Child loop: get ``(path, password, ocr mode)``, answer ``("part", part)`` for each part of
-    the document, the last being its :class:`DocumentEnd`, or ``("error", reason)`` (possibly
-    after some parts); ``("ocr", page number)`` comes before a page that is being recognised.
+    """Child loop: get ``(path, password, ocr mode, resume)``, answer ``("part", part)`` for each
+    part of the document, the last being its :class:`DocumentEnd`, or ``("error", reason)``
+    (possibly after some parts); ``("ocr", (page number, pages))`` comes before a page that is
+    being recognised.
 
     Requests come on stdin and answers go out on the original stdout; ``sys.stdout`` is pointed at
     stderr so a stray print from a library cannot corrupt the answers.
@@ -65,12 +69,16 @@ def serve(memory_bytes: int, parent: int) -> None:
     sys.stdout = sys.stderr
     while True:
         try:
-            path, password, ocr = requests.recv()
+            path, password, ocr, resume = requests.recv()
         except EOFError:
             return
         try:
             for part in stream_document(
-                Path(path), password, ocr=ocr, on_ocr=lambda page: answers.send(("ocr", page))
+                Path(path),
+                password,
+                ocr=ocr,
+                on_ocr=lambda page, pages: answers.send(("ocr", (page, pages))),
+                resume=resume,
             ):
                 answers.send(("part", part))
             continue
@@ -148,34 +156,54 @@ class ParseWorker:
         return collect(self.stream(path, password))
 
     def stream(
-        self, path: Path, password: str | None = None
+        self,
+        path: Path,
+        password: str | None = None,
+        on_ocr: Callable[[int, int], None] | None = None,
     ) -> Generator[DocumentPart, None, None]:
         """The parts of ``path`` as the child sends them (see :data:`rag.loaders.DocumentPart`).
 
         ``timeout_s`` bounds the time spent waiting for the child, summed over the parts: time
         the caller spends on a part is not the parser's. A page being recognised is waited for
-        apart, up to ``ocr_page_timeout_s``. Abandoning the stream before its end stops the
-        child, which would otherwise go on sending.
+        apart, up to ``ocr_page_timeout_s``; past it the page is handed on unrecognised (the
+        document's warnings say which and why) and a new child goes on with the next pages.
+        ``on_ocr(page, pages in the document)`` is called before a page is recognised.
+        Abandoning the stream before its end stops the child, which would otherwise go on
+        sending.
         """
         requests, answers = self._connections()
         finished = False
         waited = 0.0
         recognising: int | None = None
+        resume: OcrResume | None = None
+        with_text: set[int] = set()
         try:
-            requests.send((str(path), password, self.ocr))
+            requests.send((str(path), password, self.ocr, resume))
             while not finished:
                 started = time.monotonic()
                 if not answers.poll(self._patience(waited, recognising)):
-                    raise self._timed_out(recognising)
+                    if recognising is None:
+                        raise self._timed_out()
+                    resume = self._past_page_limit(recognising, with_text, resume)
+                    self._stop()
+                    requests, answers = self._start()
+                    requests.send((str(path), password, self.ocr, resume))
+                    recognising = None
+                    continue
                 if recognising is None:
                     waited += time.monotonic() - started
                 status, payload = answers.recv()
-                recognising = payload if status == "ocr" else None
                 if status == "ocr":
+                    recognising, pages = payload
+                    if on_ocr is not None:
+                        on_ocr(recognising, pages)
                     continue
+                recognising = None
                 if status != "part":
                     finished = True
                     raise DocumentLoadError(str(payload))
+                if isinstance(payload, ExtractedPage) and payload.text:
+                    with_text.add(payload.number)
                 finished = isinstance(payload, DocumentEnd)
                 yield payload
         except (EOFError, BrokenPipeError, ConnectionResetError) as error:
@@ -192,12 +220,17 @@ class ParseWorker:
             return self.ocr_page_timeout_s
         return max(0.0, self.timeout_s - waited)
 
-    def _timed_out(self, recognising: int | None) -> DocumentLoadError:
-        if recognising is not None:
-            return DocumentLoadError(
-                f"OCR of page {recognising} took longer than {self.ocr_page_timeout_s:g} s; "
-                "skipped (see ocr_page_timeout_s)"
-            )
+    def _past_page_limit(
+        self, page: int, with_text: set[int], resume: OcrResume | None
+    ) -> OcrResume:
+        """Where the next child starts: after ``page``, noted as not recognised in time."""
+        note = (
+            f"page {page}: OCR took longer than ocr_page_timeout_s, {self.ocr_page_timeout_s:g} s"
+        )
+        skipped = resume.skipped if resume else ()
+        return OcrResume(page, frozenset(with_text), (*skipped, note))
+
+    def _timed_out(self) -> DocumentLoadError:
         return DocumentLoadError(
             f"parsing took longer than {self.timeout_s:g} s; skipped (see parse_timeout_s)"
         )

@@ -83,6 +83,10 @@ class IngestProgress:
     chunks_per_s: float
     eta_s: float | None
     last_result: FileResult | None = None
+    ocr_page: int | None = None
+    """The page of ``current_file`` being recognised (OCR takes seconds a page), 1-based."""
+    file_pages: int = 0
+    """How many pages ``current_file`` has, while one of them is being recognised."""
 
 
 @dataclass

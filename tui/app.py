@@ -27,7 +27,7 @@ from tui.screens.chat import ChatScreen
 from tui.screens.dialogs import TextPrompt
 from tui.screens.first_run import FirstRunChoice, FirstRunScreen
 from tui.screens.help import HelpScreen
-from tui.screens.library import LibraryScreen, report_summary
+from tui.screens.library import LibraryScreen, ocr_page, report_summary
 from tui.screens.models import ModelsScreen
 from tui.service_protocol import Service
 
@@ -295,7 +295,9 @@ class MiniCPMApp(App[None], ReportsWorkerFailures):
         self.folder_progress = progress
         working = progress.files_done < progress.files_total
         self.watch_activity = (
-            f"updating folders {progress.files_done}/{progress.files_total}" if working else ""
+            f"updating folders {progress.files_done}/{progress.files_total}{ocr_page(progress)}"
+            if working
+            else ""
         )
         failed = progress.last_result
         if failed is not None and failed.status == "failed":

@@ -216,9 +216,10 @@ def _ingest_with_bar(
         TextColumn("{task.fields[pages]} pages, {task.fields[chunks]} chunks"),
         TextColumn("{task.fields[rate]:.1f} chunks/s"),
         TextColumn("{task.fields[left]}"),  # the library's estimate, not Rich's from files
+        TextColumn("{task.fields[reading]}", markup=False),  # a file name is not markup
     )
     with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("Indexing", total=0, pages=0, chunks=0, rate=0.0, left="")
+        task = bar.add_task("Indexing", total=0, pages=0, chunks=0, rate=0.0, left="", reading="")
 
         def update(progress: IngestProgress) -> None:
             bar.update(
@@ -229,6 +230,7 @@ def _ingest_with_bar(
                 chunks=progress.chunks_done,
                 rate=progress.chunks_per_s,
                 left=time_left(progress.eta_s),
+                reading=reading_now(progress),
             )
 
         return library.ingest(
@@ -239,6 +241,15 @@ def _ingest_with_bar(
             retry_failed=args.retry_failed,
             remove_emptied=args.remove_emptied,
         )
+
+
+def reading_now(progress: IngestProgress) -> str:
+    """``OCR page 3/40 of scan.pdf`` while a scanned page is recognised (seconds a page), else
+    nothing."""
+    if progress.ocr_page is None or progress.current_file is None:
+        return ""
+    name = terminal_safe(Path(progress.current_file).name, one_line=True)
+    return f"OCR page {progress.ocr_page}/{progress.file_pages} of {name}"
 
 
 def time_left(seconds: float | None) -> str:

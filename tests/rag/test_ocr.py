@@ -85,16 +85,34 @@ def test_with_ocr_off_a_scan_is_reported_and_nothing_else_changes(
             worker.parse(pdf)
 
 
-def test_each_recognised_page_has_its_own_time_limit(
+def test_a_page_past_its_time_limit_is_skipped_and_the_rest_kept(
     scanned_set: dict[str, scans.ScannedPage], tmp_path: Path, pdf_corpus: Path
 ) -> None:
-    """A page's OCR is waited for apart from the file's parse limit; past its own limit the
-    file is reported by page and the worker is replaced. (Loading the models alone takes longer
-    than the 10 ms limit on any machine.)"""
-    pdf = scans.write_pdf(tmp_path / "scan.pdf", [scanned_set["english"]])
+    """A page's OCR is waited for apart from the file's parse limit; past its own limit that
+    page is reported by number and skipped, a new worker goes on with the next pages (the text
+    page after it is kept), and the worker still parses the next file. (Loading the models
+    alone takes longer than the 10 ms limit on any machine.)"""
+    import pypdf
+
+    scan = scans.write_pdf(tmp_path / "scan.pdf", [scanned_set["english"]])
+    writer = pypdf.PdfWriter()
+    writer.append(scan)
+    writer.append(pdf_corpus / "clean" / "minimal-document.pdf")
+    writer.append(scan)
+    writer.write(tmp_path / "mixed.pdf")
+    late = "OCR took longer than ocr_page_timeout_s, 0.01 s"
     with ParseWorker(timeout_s=60, memory_mb=2048, ocr_page_timeout_s=0.01) as worker:
-        with pytest.raises(DocumentLoadError, match=r"OCR of page 1 took longer than 0.01 s"):
-            worker.parse(pdf)
+        document = worker.parse(tmp_path / "mixed.pdf")
+        assert [bool(page.text) for page in document.pages] == [False, True, False]
+        assert "Lorem ipsum" in document.pages[1].text
+        assert document.warnings == (
+            f"2 of 3 pages have no extractable text (not recognised, page 1: {late}; "
+            f"page 3: {late})",
+        )
+        with pytest.raises(
+            DocumentLoadError, match=f"scanned pages; not recognised, page 1: {late}"
+        ):
+            worker.parse(scan)
         assert worker.parse(pdf_corpus / "clean" / "minimal-document.pdf").has_text
 
 

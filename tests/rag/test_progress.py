@@ -10,10 +10,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from assistant.cli.library_cmd import _ingest_with_bar, time_left
+from assistant.cli.library_cmd import _ingest_with_bar, reading_now, time_left
 from rag.indexer import _Meter
 from rag.library import Library
 from rag.types import IngestProgress
+from tests.rag import scans
 
 
 class Clock:
@@ -29,14 +30,14 @@ def test_time_left_leaves_out_the_start_up_of_the_first_file() -> None:
     meter = _Meter(files_total=4, bytes_total=1000, clock=clock)
     assert meter.seconds_left() is None, "nothing done yet"
     clock.now = 50.0  # a 100-byte file, and the start-up: the model loading
-    meter.file_finished(100)
+    meter.file_finished("note.md", 100)
     assert meter.seconds_left() is None, "no rate without a second file"
     clock.now = 51.0  # then 300 bytes a second
-    meter.file_finished(300)
+    meter.file_finished("note.md", 300)
     # 600 bytes at 300 B/s; counting the start-up would say 51 s * 600 / 400 = 76.5 s
     assert meter.seconds_left() == 2.0
     clock.now = 53.0
-    meter.file_finished(600)
+    meter.file_finished("note.md", 600)
     assert meter.seconds_left() == 0.0
 
 
@@ -75,3 +76,26 @@ def test_the_ingest_bar_shows_the_librarys_estimate(
     assert time_left(None) == "estimating…"
     assert time_left(44.4) == "about 44 s left"
     assert time_left(5870) == "about 98 min left"
+
+
+def test_a_scan_reports_its_pages_as_they_are_recognised(
+    make_library: Callable[..., Library], tmp_path: Path
+) -> None:
+    """A scanned PDF's pages are counted one by one while the file is read, each page being
+    recognised named (OCR takes seconds a page), not all at once when the file ends."""
+    font = scans.english_font(34)
+    pages = [
+        scans.text_page(f"Page {n}: the harbour master logs barges.", font, True) for n in (1, 2, 3)
+    ]
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    scans.write_pdf(folder / "ledger.pdf", pages)
+    seen: list[IngestProgress] = []
+    report = make_library().ingest([folder], progress=seen.append)
+    assert report.count("indexed") == 1
+    reading = [(p.ocr_page, p.file_pages, p.pages_done) for p in seen if p.ocr_page is not None]
+    assert list(dict.fromkeys(reading)) == [(1, 3, 0), (2, 3, 1), (3, 3, 2)], "in page order"
+    assert all(Path(str(p.current_file)).name == "ledger.pdf" for p in seen if p.ocr_page)
+    assert seen[-1].ocr_page is None and seen[-1].pages_done == 3
+    assert reading_now(next(p for p in seen if p.ocr_page == 2)) == "OCR page 2/3 of ledger.pdf"
+    assert reading_now(seen[-1]) == ""

@@ -49,6 +49,14 @@ def report_summary(report: IngestReport) -> str:
     return f"{', '.join(parts) or 'nothing to do'} in {report.seconds:.0f} s"
 
 
+def ocr_page(snapshot: IngestProgress) -> str:
+    """`` (OCR page 3/40)`` while a scanned page is recognised: seconds a page, so a long scan
+    shows it moving."""
+    if snapshot.ocr_page is None:
+        return ""
+    return f" (OCR page {snapshot.ocr_page}/{snapshot.file_pages})"
+
+
 class LibraryScreen(AppScreen):
     @dataclass
     class IngestProgressed(Message):
@@ -260,7 +268,7 @@ class LibraryScreen(AppScreen):
         snapshot = event.progress
         self._show_progress(snapshot)
         self.assistant_app.ingest_activity = (
-            f"indexing {snapshot.files_done}/{snapshot.files_total}"
+            f"indexing {snapshot.files_done}/{snapshot.files_total}{ocr_page(snapshot)}"
         )
         if snapshot.last_result is not None:
             self._show_result(snapshot.last_result)
@@ -271,6 +279,7 @@ class LibraryScreen(AppScreen):
         bar.update(total=max(snapshot.files_total, 1), progress=snapshot.files_done)
         eta = f", about {snapshot.eta_s:.0f} s left" if snapshot.eta_s else ""
         current = f" — {Path(snapshot.current_file).name}" if snapshot.current_file else ""
+        current += ocr_page(snapshot)
         self.query_one("#ingest-summary", Label).update(
             plain(
                 f"{doing}{snapshot.files_done}/{snapshot.files_total} files, "
