@@ -20,6 +20,7 @@ an answer that should have been refused, never a refusal of an answerable questi
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 MONTHS = (
     "january february march april may june july august september october november december"
@@ -80,6 +81,37 @@ def period_in(month: int, year: int, text: str) -> bool:
         rf"|{year}\s*年\s*{m}\s*月"
     )
     return re.search(by_number, text) is not None
+
+
+def quantity_in(number: str, units: Sequence[str], text: str) -> bool:
+    """Whether ``text`` writes the number (in digits, or in words up to ninety) with one of the
+    units: after it, up to two words between ("48 treatment cycles", "forty-eight cycles",
+    "60°/s"), or right before it ("Month 36"); singular or plural. Punctuation between them
+    parts them ("24 cycles; 48 patients")."""
+    numbers = [re.escape(number)]
+    if number.isdigit() and (spelt := _spelt(int(number))):
+        numbers.append(spelt)
+    value = rf"(?<![\w.,])(?:{'|'.join(numbers)})(?!\w|[.,]\d)"
+    unit = "|".join(re.escape(u.lower().removesuffix("s")) + r"\w*" for u in units)
+    pattern = rf"{value}\s?(?:[\w-]+\s+){{0,2}}(?:{unit})|(?:{unit})\s+{value}"
+    return re.search(pattern, text, re.IGNORECASE) is not None
+
+
+def _spelt(value: int) -> str | None:
+    """An integer up to ninety in English words: "forty-eight" (hyphen or space)."""
+    if value < len(_ONES):
+        return _ONES[value]
+    tens, ones = divmod(value, 10)
+    if tens >= 10:
+        return None
+    return _TENS[tens] + (rf"[- ]{_ONES[ones]}" if ones else "")
+
+
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = " ten twenty thirty forty fifty sixty seventy eighty ninety".split(" ")
 
 
 def name_in(name: str, run: str, text: str) -> bool:

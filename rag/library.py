@@ -73,6 +73,8 @@ def _written(term: salience.Term, text: str) -> bool:
     """Whether ``text`` holds a period or a name the literal search missed, in another form."""
     if term.month:
         return aliases.period_in(term.month, term.year, text)
+    if term.number:
+        return aliases.quantity_in(term.number, term.units, text)
     return aliases.name_in(term.text, term.run or term.text, text)
 
 
@@ -399,12 +401,7 @@ class Library:
         found = sorted({hit.content_hash for hit in hits if hit.content_hash})
         keywords = self.keywords
         terms = salience.salient_terms(query)
-        frequency = {
-            term: keywords.passages_mentioning(
-                collection, str(term.year) if term.month else term.text
-            )
-            for term in terms
-        }
+        frequency = {term: keywords.passages_mentioning(collection, term.probe) for term in terms}
         pieces = lambda word: len(self.embedder.token_offsets([word])[0])  # noqa: E731
         for word in salience.rare_words(query, pieces):
             if keywords.passages_mentioning(collection, word.text) == 0:
@@ -415,7 +412,9 @@ class Library:
         nowhere = [term.text for term in terms if term.identifier and frequency[term] == 0]
         if nowhere:
             return self._refusal(collection, tuple(nowhere), mentioned_nowhere=True)
-        written_otherwise = [term for term in terms if term.month or frequency[term] == 0]
+        written_otherwise = [
+            term for term in terms if term.month or term.number or frequency[term] == 0
+        ]
         holders = {
             term: keywords.contents_mentioning(collection, [term.text], found)
             for term in terms

@@ -71,6 +71,13 @@ _CJK_THEN_MODEL = re.compile(
     r"([\u4e00-\u9fff]+)([A-Za-z][A-Za-z0-9]*|\d+)((?: [A-Z0-9](?![A-Za-z0-9]))?)"
 )
 _YEAR = re.compile(r"^(?:19|20)\d\d$")
+_SMALL_QUANTITY = re.compile(
+    r"(?:\b(?P<before>[A-Z][a-z]{2,})\s)?"
+    r"(?<![\w.,/-])(?P<number>\d{1,2}(?:\.\d+)?)(?![\w.,/-]|\.\d)"
+    r"(?:\s?(?P<after>[a-zA-Zµ°%][a-zA-Z]*(?:/[a-zA-Z]+)?))?"
+)
+_NOT_UNITS = _COMMON_CAPITALISED | {"than", "more", "less", "times", "per", "over", "up"}
+"""Words next to a number that say nothing of what it counts ("the 12", "in 3")."""
 _CHINESE_PROPER = frozenset({"nr", "nrfg", "nrt", "ns", "nt", "nz", "eng"})
 _TRIM = ".,;:!?'’\")(“”"
 _tagger_lock = threading.Lock()
@@ -88,6 +95,17 @@ class Term:
     month: int = 0
     year: int = 0
     """For a period ("July 2008"), which documents write in many ways (7/12/2008)."""
+    number: str = ""
+    units: tuple[str, ...] = ()
+    """For a quantity ("48 cycles", "3 mg/kg", "Month 36"): its small number and the words
+    written next to it, one of which a document must write near that number."""
+
+    @property
+    def probe(self) -> str:
+        """What the keyword index counts for the term: a period's year, a quantity's unit."""
+        if self.month:
+            return str(self.year)
+        return self.units[0] if self.units else self.text
 
 
 def salient_terms(question: str) -> list[Term]:
@@ -106,6 +124,7 @@ def salient_terms(question: str) -> list[Term]:
             unquoted = unquoted.replace(text, " ", 1)
         terms += [Term(match.group(), True) for match in _LETTER_CLASS.finditer(unquoted)]
         terms += _english_terms(unquoted)
+        terms += quantities(unquoted)
     unique: dict[str, Term] = {}
     for term in terms:
         cleaned = term.text.strip(_TRIM + " ")
@@ -146,6 +165,23 @@ def _english_terms(question: str) -> list[Term]:
                 run = _close_run(terms, run)
         _close_run(terms, run)
     return terms
+
+
+def quantities(question: str) -> list[Term]:
+    """Small numbers with the words written next to them: "48 cycles", "3 mg/kg", "Month 36".
+
+    A number of one or two digits alone is in every document ("the 3 arms"), so it is no
+    salient term by itself; with its unit or counted noun it says which passage: a protocol
+    whose maintenance ends after 24 cycles does not answer "after 48 cycles". Numbers written
+    onto a word ("85-year-old", "4J", "RV-8") are left out: models and phrasings.
+    """
+    found: dict[str, Term] = {}
+    for match in _SMALL_QUANTITY.finditer(question):
+        number, before, after = match["number"], match["before"], match["after"]
+        units = tuple(word for word in (after, before) if word and word.lower() not in _NOT_UNITS)
+        if units and number not in found:
+            found[number] = Term(match.group().strip(), True, number=number, units=units)
+    return list(found.values())
 
 
 def _close_run(terms: list[Term], run: list[int]) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.aliases import name_in, period_in, periods
+from rag.aliases import name_in, period_in, periods, quantity_in
 
 
 @pytest.mark.parametrize(
@@ -72,3 +72,33 @@ def test_abbreviations_and_other_forms_of_a_name(name: str, run: str, text: str)
 def test_letters_and_look_alikes_that_are_not_the_name(name: str, run: str, text: str) -> None:
     """The same spelling is for the literal search to find; here only *other* forms count."""
     assert not name_in(name, run, text)
+
+
+@pytest.mark.parametrize(
+    ("number", "units", "text"),
+    [
+        ("48", ("cycles",), "maintenance continues for up to 48 treatment cycles."),
+        ("48", ("cycles",), "after forty-eight cycles of lenalidomide"),
+        ("36", ("visit", "Month"), "At month 36 the assessments are repeated"),
+        ("3", ("mg/kg",), "a loading dose of 3 mg/kg weekly"),
+        ("60", ("°/s",), "at an angular velocity of 60°/s"),
+        ("90", ("days",), "17 hours (Last 90 days, all aircraft)"),
+    ],
+)
+def test_a_quantity_written_with_its_unit(number: str, units: tuple[str, ...], text: str) -> None:
+    assert quantity_in(number, units, text)
+
+
+@pytest.mark.parametrize(
+    ("number", "units", "text"),
+    [
+        ("48", ("cycles",), "maintenance continues for up to 24 cycles; 48 patients enrol"),
+        ("36", ("visit", "Month"), "visits at months 12 and 24; 36 subjects"),
+        ("3", ("mg/kg",), "a loading dose of 1.5 mg/kg, 3 times a week"),
+        ("3", ("mg/kg",), "doses of 13 mg/kg and 0.3 mg/kg"),
+    ],
+)
+def test_the_number_and_the_unit_apart_are_not_the_quantity(
+    number: str, units: tuple[str, ...], text: str
+) -> None:
+    assert not quantity_in(number, units, text)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from rag.salience import rare_words, salient_terms
+from rag.salience import quantities, rare_words, salient_terms
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ from rag.salience import rare_words, salient_terms
             ["RV-8*", "Arnold", "Palmer", "Regional", "Airport"],
         ),
         ('What does the paper call "trace stitching"?', ["trace stitching*"]),
-        ("How many hours had the 85-year-old pilot flown in the last 90 days?", []),
+        ("How many hours had the 85-year-old pilot flown in the last 90 days?", ["90 days*"]),
         ("What is the sample size of the trial?", []),
         ("Which NCT number does the GVHD dressing study have?", ["NCT", "GVHD"]),
         (
@@ -114,3 +114,34 @@ def test_rare_words_are_the_technical_ones() -> None:
     question = "Do patients with uveal melanoma receive metformin, or is it counterfeiting?"
     words = [term.text for term in rare_words(question, lambda word: pieces.get(word, 1))]
     assert words == ["uveal", "metformin"]
+
+
+@pytest.mark.parametrize(
+    ("question", "quantity"),
+    [
+        ("What happens once they have completed 48 cycles?", ("48 cycles", "48", ("cycles",))),
+        (
+            "Which assessments are done at the Month 36 visit?",
+            ("Month 36 visit", "36", ("visit", "Month")),
+        ),
+        ("How is the 3 mg/kg loading dose scheduled?", ("3 mg/kg", "3", ("mg/kg",))),
+    ],
+)
+def test_a_small_number_with_its_unit_is_a_quantity(
+    question: str, quantity: tuple[str, str, tuple[str, ...]]
+) -> None:
+    [term] = quantities(question)
+    assert (term.text, term.number, term.units) == quantity
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What class of medical certificate did the 17-year-old student hold?",  # onto a word
+        "What gene underlies Charcot-Marie-Tooth disease type 4J?",
+        "How did the pilot of the RV-8 react?",
+        "Which arm had fewer dropouts by 12?",  # the number counts nothing named
+    ],
+)
+def test_numbers_written_onto_words_or_alone_are_no_quantity(question: str) -> None:
+    assert quantities(question) == []

@@ -1,5 +1,6 @@
-"""A technical word the reports never use refuses the question; a reader's everyday word does
-not (the same two real NTSB reports as tests/rag/test_refusal.py)."""
+"""Terms the judge requires besides names: a technical word the reports never use, a small
+number with its unit; a reader's everyday word is not one (the same two real NTSB reports as
+tests/rag/test_refusal.py)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,16 @@ def test_an_everyday_word_the_reports_do_not_use_is_still_answered(library: Libr
     hits = library.search(question)
     assert Path(hits[0].file).name == TALLAHASSEE
     assert library.judge(hits, question).relevant
+
+
+def test_a_quantity_the_report_states_is_answered(library: Library) -> None:  # noqa: F811
+    """The report: "17 hours (Last 90 days, all aircraft)"."""
+    question = "How many hours had the Tallahassee Piper PA-22-150 pilot flown in the last 90 days?"
+    assert library.judge(library.search(question), question).relevant
+
+
+def test_a_quantity_the_report_does_not_state_is_refused_by_name(library: Library) -> None:  # noqa: F811
+    question = "How many hours had the Tallahassee Piper PA-22-150 pilot flown in the last 60 days?"
+    judgement = library.judge(library.search(question), question)
+    assert not judgement.relevant
+    assert judgement.missing == ("60 days",)
