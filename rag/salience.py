@@ -207,7 +207,7 @@ def rare_words(question: str, pieces: Callable[[str], int]) -> list[Term]:
     return [
         Term(word, False)
         for word in words
-        if pieces(word) >= _RARE_PIECES or word_rarity.zipf(word, "en") < RARE_ZIPF
+        if pieces(word) >= _RARE_PIECES or word_rarity.zipf(word, "en", floor=RARE_ZIPF) < RARE_ZIPF
     ]
 
 

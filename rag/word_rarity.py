@@ -24,13 +24,14 @@ import msgpack
 WORDLISTS = ("small", "large")
 
 
-def zipf(word: str, language: str) -> float:
+def zipf(word: str, language: str, floor: float = 0.0) -> float:
     """The word's Zipf frequency (log10 of uses per billion words): 7 for "the", 3.6 for
-    "overhaul", 1.7 for "uveal"; 0 for a word rarer than the lists hold, or a language without
-    lists."""
+    "overhaul", 1.7 for "uveal"; 0 for a word rarer than the lists hold or than ``floor``, or a
+    language without lists. A caller asking only "rarer than x?" passes ``floor=x``: the words
+    rarer than that, two thirds of the large list, are then not read."""
     word = word.lower()
     for wordlist in WORDLISTS:
-        for centibels, words in enumerate(_buckets(language, wordlist)):
+        for centibels, words in enumerate(_buckets(language, wordlist, floor)):
             position = bisect.bisect_left(words, word)
             if position < len(words) and words[position] == word:
                 return 9.0 - centibels / 100
@@ -38,16 +39,20 @@ def zipf(word: str, language: str) -> float:
 
 
 @functools.cache
-def _buckets(language: str, wordlist: str) -> list[list[str]]:
-    """The list's words by frequency: bucket ``i`` holds the words of -``i`` centibels."""
+def _buckets(language: str, wordlist: str, floor: float) -> list[list[str]]:
+    """The list's words by frequency down to ``floor``: bucket ``i`` holds the words of -``i``
+    centibels (Zipf 9 - i/100)."""
     path = _wordlist_path(language, wordlist)
     if path is None:
         return []
     with gzip.open(path, "rb") as packed:
-        data = msgpack.unpack(packed, raw=False)
-    if data[0] != {"format": "cB", "version": 1}:
-        raise ValueError(f"{path}: not a word list of a known format ({data[0]!r})")
-    return data[1:]
+        unpacker = msgpack.Unpacker(packed, raw=False)
+        count = unpacker.read_array_header() - 1
+        header = unpacker.unpack()
+        if header != {"format": "cB", "version": 1}:
+            raise ValueError(f"{path}: not a word list of a known format ({header!r})")
+        wanted = min(count, round((9.0 - floor) * 100) + 1)
+        return [unpacker.unpack() for _ in range(wanted)]
 
 
 def _wordlist_path(language: str, wordlist: str) -> Path | None:

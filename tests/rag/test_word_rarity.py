@@ -28,3 +28,8 @@ def test_zipf_frequency_is_wordfreqs(word: str, language: str) -> None:
 
 def test_a_language_without_lists_knows_no_word() -> None:
     assert word_rarity.zipf("word", "xx") == 0.0
+
+
+def test_a_floor_reads_no_rarer_word() -> None:
+    assert word_rarity.zipf("overhaul", "en", floor=2.0) == word_rarity.zipf("overhaul", "en")
+    assert word_rarity.zipf("uveal", "en", floor=2.0) == 0.0  # 1.68, below the floor
