@@ -98,9 +98,12 @@ def test_a_file_failing_part_way_leaves_no_passages(
     real_stream = ParseWorker.stream
 
     def failing_stream(
-        self: ParseWorker, path: Path, password: str | None = None
+        self: ParseWorker,
+        path: Path,
+        password: str | None = None,
+        on_ocr: Callable[[int, int], None] | None = None,
     ) -> Iterator[DocumentPart]:
-        for part in real_stream(self, path, password):
+        for part in real_stream(self, path, password, on_ocr):
             if path.name == "long.txt" and isinstance(part, ExtractedPage) and part.number == 20:
                 raise DocumentLoadError("cannot read: Input/output error")
             yield part
