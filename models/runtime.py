@@ -20,7 +20,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -228,7 +228,7 @@ class LlamaEngine:
         prompt: str,
         params: SamplingParams,
         cancel: threading.Event | None = None,
-    ) -> Iterator[GenerationEvent]:
+    ) -> Generator[GenerationEvent, None, None]:
         if not self._busy.acquire(blocking=False):
             raise GenerationError("the model is already generating; wait or cancel it first")
         try:

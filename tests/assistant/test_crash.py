@@ -28,7 +28,7 @@ def _cli(home: Path, *args: str, delay: float = 0.0) -> subprocess.Popen[bytes]:
 
 def _ask_json(home: Path, *args: str) -> dict[str, object]:
     out, err = _cli(home, "ask", "--no-rag", "--json", *args).communicate(timeout=120)
-    return json.loads(out)  # type: ignore[no-any-return]
+    return dict(json.loads(out))
 
 
 def _read_until_killed(process: subprocess.Popen[bytes], min_chars: int, after_s: float) -> str:

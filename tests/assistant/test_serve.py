@@ -28,6 +28,7 @@ import httpx
 import openai
 import pytest
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from assistant.conversations import ConversationStore
 from assistant.locations import Locations
@@ -40,7 +41,9 @@ STARTUP_S = 300
 STOP_S = 30
 TOKEN = "test-token-0123456789abcdef"
 QUESTION = "What is a trace tree in TraceMonkey?"
-NOT_COVERED = [{"role": "user", "content": "What did Tesla report as its revenue?"}]
+NOT_COVERED: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "What did Tesla report as its revenue?"}
+]
 """Answered without the model: no passage is about it."""
 RAMBLING = "Explain in great detail, step by step, how TraceMonkey records and extends trace trees."
 
@@ -234,7 +237,7 @@ def _post(served: Served, body: object, **headers: str) -> httpx.Response:
     )
 
 
-ASK = [{"role": "user", "content": QUESTION}]
+ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": QUESTION}]
 
 
 @pytest.mark.parametrize(
@@ -278,7 +281,7 @@ def test_a_bad_request_gets_an_openai_error(
 
 def test_errors_reach_the_openai_client_as_its_exceptions(served: Served) -> None:
     with pytest.raises(openai.NotFoundError, match="no collection named 'gpt-4o'"):
-        served.client().chat.completions.create(model="gpt-4o", messages=ASK)  # type: ignore[arg-type]
+        served.client().chat.completions.create(model="gpt-4o", messages=ASK)
 
 
 def test_a_web_page_can_neither_post_a_form_nor_pose_as_another_host(served: Served) -> None:

@@ -35,7 +35,7 @@ def test_thinking_from_a_server_is_kept_apart_from_the_answer(
 ) -> None:
     url, server = thinking_server
     engine = ServerEngine.connect(ServerConfig(base_url=url))
-    service = make_service(engine, answer_tokens=64, thinking_tokens=64)  # type: ignore[arg-type]
+    service = make_service(engine, answer_tokens=64, thinking_tokens=64)
     events = list(service.ask("How are loops compiled?", think=True))
     answer = finished(events)
     assert server.bodies[-1]["chat_template_kwargs"] == {"enable_thinking": True}

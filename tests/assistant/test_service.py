@@ -23,7 +23,7 @@ from assistant.locations import Locations
 from assistant.service import AssistantService
 from assistant.settings import Settings, load_settings
 from models.config import EngineConfig
-from models.engine import OffloadInfo
+from models.engine import OffloadInfo, TextEngine
 from models.store import LocalModel, ModelStore
 from models.templates import ChatMLTemplate, CompletionTemplate, MiniCPM2Template
 from rag.types import Relevance
@@ -37,7 +37,7 @@ PASSAGES = [
 
 
 def make_service(
-    engine: FakeEngine | None = None, library: FakeLibrary | None = None, **chat: object
+    engine: TextEngine | None = None, library: FakeLibrary | None = None, **chat: object
 ) -> AssistantService:
     settings = Settings.model_validate({"chat": chat})
     return AssistantService(
@@ -171,13 +171,13 @@ def test_each_prompt_starts_with_the_previous_prompt_and_answer(template: object
         answer = finished(service.ask(question, conversation_id=conversation_id))
         conversation_id = answer.conversation_id
         answers.append(answer.answer)
-    for index, (before, answer) in enumerate(zip(engine.prompts, answers, strict=False)):
+    for index, (before, reply) in enumerate(zip(engine.prompts, answers, strict=False)):
         after = engine.prompts[index + 1] if index + 1 < len(engine.prompts) else None
         if after is None:
             break
-        assert after.startswith(before + answer)
+        assert after.startswith(before + reply)
         # Only what follows the cached prompt and answer is evaluated.
-        new_part = after[len(before + answer) :]
+        new_part = after[len(before + reply) :]
         assert engine.evaluated[index + 1] <= engine.count_tokens(new_part) + 1
 
 
@@ -199,6 +199,7 @@ def test_thirty_turns_on_a_2048_context_never_overflow() -> None:
     assert len(engine.prompts) == 30
     for prompt, params in zip(engine.prompts, engine.params, strict=True):
         assert engine.count_tokens(prompt) + params.max_tokens <= 2048
+    assert conversation_id is not None
     messages = service.get_conversation(conversation_id).messages
     assert len(messages) == 60  # nothing lost on disk, only left out of the prompt
     # With a warm cache no later turn evaluates much more than the first did.
@@ -233,9 +234,9 @@ def test_resuming_uses_the_conversation_collection() -> None:
 
     def spy(query: str, *, collection: str = "default", **kwargs: object) -> list:
         calls.append(collection)
-        return original(query, collection=collection, **kwargs)  # type: ignore[arg-type]
+        return original(query, collection=collection, **kwargs)
 
-    library.search = spy  # type: ignore[method-assign]
+    library.search = spy
     finished(
         reopened.ask("What are side exits in trace trees?", conversation_id=first.conversation_id)
     )

@@ -19,8 +19,14 @@ from models.errors import ModelDownloadError
 from tests.fixtures_embedders import model_files, tiny_embedder
 from tests.models.hub_server import HubState, running_hub
 
-E5 = find_embedder("multilingual-e5-small")
-assert E5 is not None
+
+def _catalogued(name: str) -> EmbedderEntry:
+    entry = find_embedder(name)
+    assert entry is not None
+    return entry
+
+
+E5 = _catalogued("multilingual-e5-small")
 
 
 @pytest.fixture(scope="module")

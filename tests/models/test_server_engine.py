@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from models.config import EngineConfig, ServerConfig
 from models.errors import ModelNotFoundError
@@ -349,14 +350,16 @@ def test_the_api_key_is_sent_and_a_wrong_one_says_which_setting(
     with pytest.raises(
         ModelServerError, match=r"HTTP 401 \(Invalid API Key\); set \[llm\] api_key"
     ):
-        ServerEngine.connect(ServerConfig(base_url=url, api_key="wrong"))
-    engine = ServerEngine.connect(ServerConfig(base_url=url, api_key="s3cret"))
+        ServerEngine.connect(ServerConfig(base_url=url, api_key=SecretStr("wrong")))
+    engine = ServerEngine.connect(ServerConfig(base_url=url, api_key=SecretStr("s3cret")))
     assert engine.model_id == "broken"
     engine.close()
 
 
 def _sse(*deltas: dict[str, str], finish: str | None = "stop") -> bytes:
-    events = [{"choices": [{"delta": delta, "finish_reason": None}]} for delta in deltas]
+    events: list[dict[str, object]] = [
+        {"choices": [{"delta": delta, "finish_reason": None}]} for delta in deltas
+    ]
     events.append({"choices": [{"delta": {}, "finish_reason": finish}]})
     lines = [f"data: {json.dumps(event)}\n\n" for event in events] + ["data: [DONE]\n\n"]
     return "".join(lines).encode()
