@@ -4,6 +4,7 @@ the real write lock held by another process. Every wait is a bounded poll."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -14,9 +15,11 @@ import pytest
 from textual.message import Message
 from textual.widgets import DataTable, Label
 
+from assistant.cli import main
 from assistant.locations import Locations
 from assistant.service import AssistantService
 from assistant.settings import Settings
+from tests.rag import scans
 from tests.tui.waiting import wait_until
 from tui.app import FIRST_RUN_MARKER, MiniCPMApp, make_app
 from tui.screens.library import LibraryScreen
@@ -144,6 +147,36 @@ async def test_files_added_changed_moved_and_deleted_are_indexed_while_the_app_r
         assert ["broken.pdf", "failed"] == rows[0][:2] and rows[0][4], rows
     service.stop_watching()  # as run_app's close() does after the app exits
     assert not _watch_threads(), "the watch stopped with the app"
+
+
+async def test_a_scan_dropped_in_is_read_page_by_page_and_becomes_searchable(
+    service: AssistantService, folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OCR's progress reaches the app page by page (seconds a page); the scan's passages are
+    then found and cited by page."""
+    font = scans.english_font(34)
+    pages = [
+        scans.text_page("The night clerk counted forty two barges of grain.", font, True),
+        scans.text_page("Timber rafts waited at anchor in the bay until dawn.", font, True),
+    ]
+    scan = scans.write_pdf(tmp_path / "ledger.pdf", pages)
+    app = _app(service)
+    seen: list[Message] = []
+    async with app.run_test(size=(120, 36), message_hook=seen.append) as pilot:
+        await wait_until(pilot, lambda: app.folder_report is not None, UPDATE_S, "catch-up")
+        scan.rename(folder / "ledger.pdf")  # dropped in whole, as a finished download is
+        await wait_until(pilot, lambda: "ledger.pdf" in _names(service), UPDATE_S, "the scan")
+    reading = [
+        (m.progress.ocr_page, m.progress.file_pages)
+        for m in seen
+        if isinstance(m, MiniCPMApp.FoldersProgressed) and m.progress.ocr_page is not None
+    ]
+    assert list(dict.fromkeys(reading)) == [(1, 2), (2, 2)], "each page named as it is read"
+    capsys.readouterr()
+    assert main(["search", "timber rafts waited at anchor", "-k", "1", "--json"]) == 0
+    hit = json.loads(capsys.readouterr().out)[0]
+    assert Path(hit["file"]).name == "ledger.pdf" and hit["ocr"]
+    assert hit["page"] in ("2", "1-2"), "cited by the page it is on (short pages share a passage)"
 
 
 async def test_a_library_locked_by_another_process_is_updated_once_it_is_free(
