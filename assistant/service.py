@@ -399,14 +399,15 @@ class AssistantService:
         progress: Callable[[IngestProgress], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> IngestReport:
-        """Index ``paths``; waits for a folder update of :meth:`watch_folders` in progress. The
-        watch then looks again, and watches a folder remembered by this ingest."""
+        """Index ``paths``; waits for a folder update of :meth:`watch_folders` in progress. A
+        folder this ingest remembers is then watched too."""
         library = self._open_library()
+        remembered = {folder.path for folder in library.folders()}
         with self._writing:
             report = library.ingest(
                 paths, collection or self.settings.chat.collection, progress=progress, cancel=cancel
             )
-        if self._watch is not None:
+        if self._watch is not None and {f.path for f in library.folders()} != remembered:
             self._watch[0].rescan()
         return report
 
