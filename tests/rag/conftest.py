@@ -1,4 +1,11 @@
-"""Fixtures of the library tests: one real MiniLM for the session, libraries on real disk."""
+"""Fixtures of the library tests: one real MiniLM for the session, libraries on real disk, and
+the same libraries on a real Chroma server where a test asks for both backends.
+
+A test runs on both with :data:`both_backends` (or a module's ``pytestmark``): its libraries
+are then built once on the embedded store and once on a fresh database of the session's
+``chroma run`` (:func:`tests.conftest.chroma_server`), with the same assertions. Tests without
+it stay on the embedded store.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import LibraryConfig
+from rag.config import LibraryConfig, StoreConfig
 from rag.embedder import Embedder
 from rag.library import Library
+from tests.chroma_server import ChromaServer
+
+BACKENDS = ("embedded", "server")
+both_backends = pytest.mark.parametrize("backend", BACKENDS)
+"""Run a test on the embedded store and on the Chroma server (ids ``[embedded]``, ``[server]``)."""
 
 
 @pytest.fixture(scope="session")
@@ -19,14 +31,46 @@ def embedder() -> Embedder:
 
 
 @pytest.fixture
-def make_library(tmp_path: Path, embedder: Embedder) -> Iterator[Callable[..., Library]]:
-    """Build libraries in this test's directory sharing the session embedder."""
+def backend() -> str:
+    """Where this test's libraries keep their index; :data:`both_backends` parametrises it."""
+    return "embedded"
+
+
+def store_of(backend: str, request: pytest.FixtureRequest) -> StoreConfig | None:
+    """None for the embedded store; else a database of its own on the session's server, so
+    tests sharing the server stay independent."""
+    if backend == "embedded":
+        return None
+    server: ChromaServer = request.getfixturevalue("chroma_server")
+    return server.new_database()
+
+
+@pytest.fixture
+def store(backend: str, request: pytest.FixtureRequest) -> StoreConfig | None:
+    """This test's ``[store]``: every library the test makes shares it (one server database)."""
+    return store_of(backend, request)
+
+
+def open_library(
+    index_dir: Path, embedder: Embedder, store: StoreConfig | None, **settings: object
+) -> Library:
+    """A library on ``store`` using the loaded ``embedder`` when its settings name that model."""
+    library = Library(index_dir, LibraryConfig(**settings), server=store)
+    if library.config.embedding_model == embedder.model_name:
+        library.use_embedder(embedder)
+    return library
+
+
+@pytest.fixture
+def make_library(
+    tmp_path: Path, embedder: Embedder, store: StoreConfig | None
+) -> Iterator[Callable[..., Library]]:
+    """Build libraries in this test's directory sharing the session embedder. On the server,
+    each index folder is a machine of its own sharing the test's database."""
     made: list[Library] = []
 
     def make(index_dir: Path | None = None, **settings: object) -> Library:
-        library = Library(index_dir or tmp_path / "index", LibraryConfig(**settings))
-        if library.config.embedding_model == embedder.model_name:
-            library.use_embedder(embedder)
+        library = open_library(index_dir or tmp_path / "index", embedder, store, **settings)
         made.append(library)
         return library
 

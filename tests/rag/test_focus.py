@@ -8,6 +8,9 @@ from pathlib import Path
 
 from rag.library import Library
 from rag.retriever import Methods
+from tests.rag.conftest import both_backends
+
+pytestmark = both_backends
 
 SECTIONS = [
     "Background. The ovarian cancer online support group study compares an online support group "

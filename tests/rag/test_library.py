@@ -7,15 +7,17 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from rag.embedder import Embedder
 from rag.errors import LibraryBusyError
 from rag.library import Library
 from rag.types import EmbeddingSpec, IngestReport
-from tests.conftest import REPO_ROOT
+from tests.conftest import PDF_CORPUS, REPO_ROOT
+from tests.rag.conftest import both_backends, open_library
 
 HOSTILE_REASONS = {
     "libreoffice-writer-password.pdf": "encrypted",
@@ -29,16 +31,19 @@ HOSTILE_REASONS = {
 
 @pytest.fixture(scope="module")
 def corpus_library(
-    tmp_path_factory: pytest.TempPathFactory, embedder: object
-) -> tuple[Library, IngestReport]:
-    """The whole shared corpus ingested once (freeculture.pdf included) for this module."""
-    from rag.config import LibraryConfig
-    from tests.conftest import PDF_CORPUS
+    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+) -> Iterator[tuple[Library, IngestReport]]:
+    """The whole shared corpus ingested once (freeculture.pdf included) for this module.
 
-    library = Library(tmp_path_factory.mktemp("corpus-index"), LibraryConfig())
-    library.use_embedder(embedder)  # type: ignore[arg-type]
+    Embedded only, for CI time: the corpus takes five to eight minutes to ingest on two busy
+    cores, on the server as well (where all these tests passed once). What the server does
+    differently, searching, citing pages, judging and a rerun, is covered by the server
+    variants of the smaller tests below and of tests/rag/test_refusal.py.
+    """
+    library = open_library(tmp_path_factory.mktemp("corpus-index"), embedder, None)
     report = library.ingest([PDF_CORPUS])
-    return library, report
+    yield library, report
+    library.close()
 
 
 def _by_name(report: IngestReport) -> dict[str, tuple[str, str | None]]:
@@ -99,8 +104,6 @@ def test_search_scoped_to_one_document_and_irrelevant_questions(
 
 
 def test_rerun_touches_nothing(corpus_library: tuple[Library, IngestReport]) -> None:
-    from tests.conftest import PDF_CORPUS
-
     library, first = corpus_library
     again = library.ingest([PDF_CORPUS])
     assert again.count("unchanged") == first.count("indexed")
@@ -118,6 +121,7 @@ def _small_folder(root: Path, pdf_corpus: Path) -> Path:
     return folder
 
 
+@both_backends
 def test_incremental_unchanged_changed_deleted_moved(
     make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
 ) -> None:
@@ -147,6 +151,8 @@ def test_incremental_unchanged_changed_deleted_moved(
     assert library.search("garbage collection pauses", k=1)[0].file.endswith("notes.md")
 
 
+# Embedded only: the walk and the linking of same-content files are this machine's, the same on
+# both backends (a copy on the server: test_shared_library's rerun test).
 def test_copies_share_vectors_and_hostile_walk_entries_are_reported(
     make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
 ) -> None:
@@ -169,6 +175,7 @@ def test_copies_share_vectors_and_hostile_walk_entries_are_reported(
     assert _by_name(followed)["loop"][0] == "skipped"
 
 
+# Embedded only: the parser's, the same on both backends.
 def test_encrypted_pdf_indexed_with_password(
     make_library: Callable[..., Library], pdf_corpus: Path
 ) -> None:
@@ -179,6 +186,7 @@ def test_encrypted_pdf_indexed_with_password(
     assert "Lorem" in library.search("lorem ipsum dolor", k=1)[0].text
 
 
+@both_backends
 def test_a_collection_keeps_its_embedding_model_when_the_setting_changes(
     make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
 ) -> None:
@@ -192,6 +200,7 @@ def test_a_collection_keeps_its_embedding_model_when_the_setting_changes(
     assert other.embedding("default") == EmbeddingSpec("all-MiniLM-L6-v2")
 
 
+@both_backends
 def test_remove_document_and_collection(
     make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
 ) -> None:
@@ -205,6 +214,7 @@ def test_remove_document_and_collection(
     assert library.collections() == [] and library.search("text", collection="work") == []
 
 
+# Embedded only: the write lock is in the local index folder on both backends.
 def test_a_second_writer_gets_library_busy(
     make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
 ) -> None:
@@ -234,6 +244,7 @@ def test_a_second_writer_gets_library_busy(
     assert report.count("indexed") == 1
 
 
+# Embedded only: the walker's, the same on both backends.
 def test_a_file_vanishing_mid_ingest_is_reported(
     make_library: Callable[..., Library], tmp_path: Path
 ) -> None:
@@ -262,6 +273,7 @@ def test_unreadable_file_is_reported(make_library: Callable[..., Library], tmp_p
     assert _by_name(make_library().ingest([folder]))["secret.md"] == ("failed", "permission denied")
 
 
+# Embedded only: the cross-encoder rescores hits wherever they come from.
 def test_rerank_path_scores_hits_as_probabilities(
     make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
 ) -> None:
@@ -279,6 +291,8 @@ def test_rerank_path_scores_hits_as_probabilities(
     assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
 
 
+# Embedded only: paths are resolved by this machine's manifest on both backends (a document-
+# scoped search on the server: test_shared_library and test_focus).
 def test_a_folder_reached_through_a_link_is_one_document_under_either_spelling(
     make_library: Callable[..., Library], tmp_path: Path, pdf_corpus: Path
 ) -> None:

@@ -4,13 +4,15 @@ answered from look-alike passages, and the refusal names what is missing and wha
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from rag.embedder import Embedder
 from rag.library import Library
 from tests.conftest import PDF_CORPUS
+from tests.rag.conftest import BACKENDS, open_library, store_of
 
 REPORTS = PDF_CORPUS.parent / "eval" / "en-ntsb"
 TALLAHASSEE = "20071229X02007.pdf"  # Piper PA-22-150, Tallahassee FL, 12/08/2007
@@ -25,11 +27,19 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture
-def library(make_library: Callable[..., Library], reports: Path) -> Library:
-    library = make_library()
+@pytest.fixture(scope="module", params=BACKENDS)
+def library(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    embedder: Embedder,
+    reports: Path,
+) -> Iterator[Library]:
+    """The two reports ingested once per backend (the tests only search and judge)."""
+    store = store_of(request.param, request)
+    library = open_library(tmp_path_factory.mktemp("index"), embedder, store)
     library.ingest([reports])
-    return library
+    yield library
+    library.close()
 
 
 def test_a_question_about_the_right_report_is_answered_from_it(library: Library) -> None:

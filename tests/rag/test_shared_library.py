@@ -1,5 +1,6 @@
 """The library on the embedded store and on a real Chroma server, with the same assertions; then
 what only a shared library has: two machines, a server restart mid-ingest, a server that is down.
+(``kill -9`` mid-ingest on both backends is in :mod:`tests.rag.test_crash_consistency`.)
 
 "Machines" are libraries with separate local state (their own index folder, so their own
 manifest and machine id) using one server database.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from rag.shared import ServerVectorStore
 from rag.shared_manifest import SharedManifest
 from rag.types import EmbeddingSpec
 from tests.chroma_server import ChromaServer, free_port
-from tests.rag.test_crash_consistency import kill_at_line, start_ingest
+from tests.rag.conftest import both_backends, open_library
 
 TOPICS = {
     "piper.md": "# Piper PA-28 accident\n\nThe Piper PA-28 crashed near Tallahassee after fuel "
@@ -39,34 +40,14 @@ TOPICS = {
 Make = Callable[..., Library]
 
 
-@pytest.fixture(params=["embedded", "server"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
-def store(backend: str, request: pytest.FixtureRequest) -> StoreConfig | None:
-    """None for the embedded store; else a fresh database on the session's Chroma server."""
-    if backend == "embedded":
-        return None
-    server: ChromaServer = request.getfixturevalue("chroma_server")
-    return server.new_database()
-
-
-@pytest.fixture
-def machines(tmp_path: Path, embedder: Embedder, store: StoreConfig | None) -> Iterator[Make]:
+def machines(make_library: Make, tmp_path: Path) -> Make:
     """``machines("a")``: a library with its own local state on the backend under test."""
-    made: list[Library] = []
 
     def make(name: str = "a", **settings: object) -> Library:
-        library = Library(tmp_path / f"index-{name}", LibraryConfig(**settings), server=store)
-        library.use_embedder(embedder)
-        made.append(library)
-        return library
+        return make_library(tmp_path / f"index-{name}", **settings)
 
-    yield make
-    for library in made:
-        library.close()
+    return make
 
 
 @pytest.fixture
@@ -110,6 +91,7 @@ def _recorded(manifest: Manifest, content_hash: str) -> list[PassageRow]:
 # the same assertions on both backends
 
 
+@both_backends
 def test_ingest_then_search_both_legs_and_refusals(machines: Make, folder: Path) -> None:
     library = machines()
     report = library.ingest([folder])
@@ -135,6 +117,7 @@ def test_ingest_then_search_both_legs_and_refusals(machines: Make, folder: Path)
     _assert_consistent(library)
 
 
+@both_backends
 def test_rerun_update_removal_and_manifest(machines: Make, folder: Path) -> None:
     library = machines()
     library.ingest([folder])
@@ -162,64 +145,11 @@ def test_rerun_update_removal_and_manifest(machines: Make, folder: Path) -> None
     _assert_consistent(library)
 
 
-CHILD = """
-import sys
-from pathlib import Path
-from rag.config import LibraryConfig, StoreConfig
-from rag.library import Library
-from rag.manifest import Manifest, PassageRow
-
-server = StoreConfig.model_validate_json(sys.argv[3]) if sys.argv[3] != "null" else None
-library = Library(Path(sys.argv[1]), LibraryConfig(batch_size=2), server=server)
-def report(progress):
-    print(progress.files_done, progress.chunks_done, flush=True)
-    sys.stdin.readline()  # in lockstep, wait for the test's go
-library.ingest([Path(sys.argv[2])], progress=report)
-print("finished", flush=True)
-"""
-
-
-def test_kill_9_mid_ingest_then_rerun(
-    machines: Make, folder: Path, tmp_path: Path, store: StoreConfig | None
-) -> None:
-    config = "null" if store is None else store.model_dump_json()
-    index = tmp_path / "index-a"
-    kills = 0
-    for lines_before_kill in (3,):
-        child = start_ingest(CHILD, str(index), str(folder), config, lockstep=True)
-        kills += kill_at_line(child, lines_before_kill)
-        inspector = machines("a", batch_size=2)
-        _assert_consistent(inspector)
-        inspector.close()
-    assert kills == 1
-    library = machines("a", batch_size=2)
-    assert library.ingest([folder]).count("failed") == 0
-    assert library.manifest.pending() == []
-    _assert_consistent(library)
-    assert len(library.documents()) == 5
-    total = sum(
-        len(_recorded(library.manifest, h)) for h in library.manifest.content_hashes("default")
-    )
-    assert library.store.count("default") == total  # no duplicates, no orphans
-
-
 # only a shared library
 
 
-@pytest.fixture
-def shared(chroma_server: ChromaServer, tmp_path: Path, embedder: Embedder) -> Iterator[Make]:
-    store = chroma_server.new_database()
-    made: list[Library] = []
-
-    def make(name: str, **settings: object) -> Library:
-        library = Library(tmp_path / f"index-{name}", LibraryConfig(**settings), server=store)
-        library.use_embedder(embedder)
-        made.append(library)
-        return library
-
-    yield make
-    for library in made:
-        library.close()
+server_only = pytest.mark.parametrize("backend", ["server"])
+"""What only a shared library has: every library of the test on one server database."""
 
 
 def _server_passages(library: Library) -> int:
@@ -229,7 +159,8 @@ def _server_passages(library: Library) -> int:
     return 0 if passages is None else int(passages.count())
 
 
-def test_two_machines_ingesting_at_once_share_one_library(shared: Make, folder: Path) -> None:
+@server_only
+def test_two_machines_ingesting_at_once_share_one_library(machines: Make, folder: Path) -> None:
     names = sorted(TOPICS)
     a_folder, b_folder = folder / "a", folder / "b"
     a_folder.mkdir()
@@ -238,7 +169,7 @@ def test_two_machines_ingesting_at_once_share_one_library(shared: Make, folder: 
         shutil.copy(folder / name, a_folder / name)
     for name in names[1:]:  # two files in both folders: the same contents
         shutil.copy(folder / name, b_folder / name)
-    a, b = shared("a"), shared("b")
+    a, b = machines("a"), machines("b")
     errors: list[BaseException] = []
 
     def ingest(library: Library, where: Path) -> None:
@@ -267,7 +198,7 @@ def test_two_machines_ingesting_at_once_share_one_library(shared: Make, folder: 
     assert _names(b, "Aletsch" if only_a == "glacier.md" else TOPICS[only_a].split()[1], k=1) == [
         only_a
     ]
-    c = shared("c")  # a machine that never ingested sees the collection and everything in it
+    c = machines("c")  # a machine that never ingested sees the collection and everything in it
     assert c.collections() == ["default"] and c.judge(c.search("PA-28 fuel"), "PA-28 fuel").relevant
     listed = {Path(record.path).name: record.status for record in c.documents()}
     assert listed == dict.fromkeys(TOPICS, "ok (another machine's)")
@@ -326,8 +257,9 @@ def test_server_down_is_one_clear_error_and_loses_nothing(
     assert all(path.exists() for path in folder.iterdir())
 
 
+@server_only
 def test_server_keyword_ranking_equals_the_local_index(
-    shared: Make, make_library: Make, tmp_path: Path
+    machines: Make, embedder: Embedder, tmp_path: Path
 ) -> None:
     """Same passages, same BM25: the server's keyword leg ranks and scores as FTS5 does."""
     docs = tmp_path / "keyword-docs"
@@ -335,7 +267,7 @@ def test_server_keyword_ranking_equals_the_local_index(
     for name, text in TOPICS.items():
         (docs / name).write_text(text + " " + text.split("\n\n")[1])  # term frequencies vary
     (docs / "zh.md").write_text("# 版权法\n\n自由文化运动关心版权法和公共领域。冰川融化。")
-    server, local = shared("a"), make_library(tmp_path / "local-index")
+    server, local = machines("a"), open_library(tmp_path / "local-index", embedder, None)
     server.ingest([docs])
     local.ingest([docs])
     queries = ["fuel tank", "trace trees guards", "glacier meltwater ice", "版权法", "the and of"]
@@ -347,19 +279,22 @@ def test_server_keyword_ranking_equals_the_local_index(
         assert server.keywords.passages_mentioning("default", query) == (
             local.keywords.passages_mentioning("default", query)
         )
+    local.close()
 
 
-def test_the_store_is_the_server_whatever_is_opened_first(shared: Make) -> None:
-    assert isinstance(shared("a").store, ServerVectorStore)
+@server_only
+def test_the_store_is_the_server_whatever_is_opened_first(machines: Make) -> None:
+    assert isinstance(machines("a").store, ServerVectorStore)
 
 
+@server_only
 def test_switching_a_shared_collections_embedder_is_refused_and_changes_nothing(
-    shared: Make, folder: Path, embedder: Embedder
+    machines: Make, folder: Path, embedder: Embedder
 ) -> None:
     """Every machine embeds its questions with the model it read for the collection when it first
     opened it, and nothing on the server would tell it of a switch: re-embedding on one machine
     would leave the others querying new vectors with the old model. So it is refused, by name."""
-    a, b = shared("a"), shared("b")
+    a, b = machines("a"), machines("b")
     a.ingest([folder / "tracing.md"])
     other = EmbeddingSpec(embedder.model_name, "query: ", "passage: ")
     with pytest.raises(LibraryError, match="is shared on .*ingest into a new collection"):
