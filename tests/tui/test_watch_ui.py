@@ -93,10 +93,15 @@ async def test_files_added_changed_moved_and_deleted_are_indexed_while_the_app_r
 
         _note(folder / "second.md", "Lanterns line the harbour wall.")
         await wait_until(pilot, lambda: "second.md" in _names(service), UPDATE_S, "added")
-        progressed = [m.progress for m in seen if isinstance(m, MiniCPMApp.FoldersProgressed)]
-        assert any(
-            p.current_file and Path(p.current_file).name == "second.md" for p in progressed
-        ), "the update's progress came through"
+
+        def progress_named_it() -> bool:
+            return any(
+                isinstance(m, MiniCPMApp.FoldersProgressed)
+                and Path(m.progress.current_file or "").name == "second.md"
+                for m in seen
+            )
+
+        await wait_until(pilot, progress_named_it, UPDATE_S, "the update's progress")
         await wait_until(
             pilot,
             lambda: any("1 indexed" in n for n in _notices(app, "Watched folders updated")),
@@ -165,7 +170,15 @@ async def test_a_scan_dropped_in_is_read_page_by_page_and_becomes_searchable(
     async with app.run_test(size=(120, 36), message_hook=seen.append) as pilot:
         await wait_until(pilot, lambda: app.folder_report is not None, UPDATE_S, "catch-up")
         scan.rename(folder / "ledger.pdf")  # dropped in whole, as a finished download is
-        await wait_until(pilot, lambda: "ledger.pdf" in _names(service), UPDATE_S, "the scan")
+        await wait_until(  # the report comes after the update's progress messages
+            pilot,
+            lambda: (
+                app.folder_report is not None
+                and any(Path(r.path).name == "ledger.pdf" for r in app.folder_report.results)
+            ),
+            UPDATE_S,
+            "the scan's update",
+        )
     reading = [
         (m.progress.ocr_page, m.progress.file_pages)
         for m in seen
