@@ -127,7 +127,7 @@ class FakeService:
     ingested: list[list[Path]] = field(default_factory=list)
     switched_to: list[str] = field(default_factory=list)
     watched: list[str | None] = field(default_factory=list)
-    """The collections a watch was started for; ``None`` where it was stopped."""
+    """The collections a watch was started for, in order."""
     saved_themes: list[str] = field(default_factory=list)
     thinking_tokens: list[str] = field(default_factory=list)
     """Streamed as thinking before the answer when a question is asked with ``think``."""
@@ -356,7 +356,7 @@ class FakeService:
         self.watched.append(collection)
 
     def stop_watching(self) -> None:
-        self.watched.append(None)
+        """Nothing runs: ``watch_folders`` only records."""
 
     def documents(self, collection: str | None = None) -> list[DocumentRecord]:
         return list(self.documents_list)

@@ -20,6 +20,7 @@ from assistant.locations import Locations
 from assistant.service import AssistantService
 from assistant.settings import Settings
 from tests.rag import scans
+from tests.tui.fakes import FakeService
 from tests.tui.waiting import wait_until
 from tui.app import FIRST_RUN_MARKER, MiniCPMApp, make_app
 from tui.screens.library import LibraryScreen
@@ -81,6 +82,15 @@ def _notices(app: MiniCPMApp, title: str) -> list[str]:
 
 def _watch_threads() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name == "folder-watch"]
+
+
+async def test_the_watch_follows_the_collection_the_app_uses(
+    fake_app: MiniCPMApp, fake_service: FakeService
+) -> None:
+    async with fake_app.run_test() as pilot:
+        await wait_until(pilot, lambda: fake_service.watched == ["default"], what="watching")
+        fake_app.collection = "thesis"
+        await wait_until(pilot, lambda: fake_service.watched == ["default", "thesis"], what="moved")
 
 
 async def test_files_added_changed_moved_and_deleted_are_indexed_while_the_app_runs(
