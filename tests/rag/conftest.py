@@ -3,12 +3,14 @@ the same libraries on a real Chroma server where a test asks for both backends.
 
 A test runs on both with :data:`both_backends` (or a module's ``pytestmark``): its libraries
 are then built once on the embedded store and once on a fresh database of the session's
-``chroma run`` (:func:`tests.conftest.chroma_server`), with the same assertions. Tests without
-it stay on the embedded store.
+``chroma run`` (:func:`tests.conftest.chroma_server`), with the same assertions. A test of
+minutes has its server variant in ``make soak`` (:data:`both_backends_server_in_soak`). Tests
+without either stay on the embedded store.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +24,18 @@ from tests.chroma_server import ChromaServer
 BACKENDS = ("embedded", "server")
 both_backends = pytest.mark.parametrize("backend", BACKENDS)
 """Run a test on the embedded store and on the Chroma server (ids ``[embedded]``, ``[server]``)."""
+BACKENDS_LONG_ON_SERVER = (
+    "embedded",
+    pytest.param(
+        "server",
+        marks=[
+            pytest.mark.soak,
+            pytest.mark.skipif(not os.environ.get("SOAK"), reason="a long run: `make soak`"),
+        ],
+    ),
+)
+"""For tests of minutes: the server variant runs with ``make soak``, not in CI's time."""
+both_backends_server_in_soak = pytest.mark.parametrize("backend", BACKENDS_LONG_ON_SERVER)
 
 
 @pytest.fixture(scope="session")

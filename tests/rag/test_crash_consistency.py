@@ -18,7 +18,7 @@ from rag.library import Library
 from rag.loaders import load_document
 from rag.shared_manifest import SharedManifest
 from tests.conftest import REPO_ROOT
-from tests.rag.conftest import both_backends
+from tests.rag.conftest import both_backends, both_backends_server_in_soak
 
 ZH_NEWS = REPO_ROOT.parent / "shared" / "eval" / "zh-news"
 
@@ -144,15 +144,18 @@ def test_kill_9_at_several_points_then_rerun(
     assert library.store.count("default") == total  # no duplicates, no orphans
 
 
+@both_backends_server_in_soak
 def test_kill_9_inside_a_file_of_many_batches_then_rerun(
-    make_library: Callable[..., Library], embedder: Embedder, tmp_path: Path
+    make_library: Callable[..., Library],
+    store: StoreConfig | None,
+    embedder: Embedder,
+    tmp_path: Path,
 ) -> None:
     """A file is stored batch by batch. Killed between two batches it is not recorded, what was
     stored of it is swept, and the rerun records exactly its chunks, once.
 
-    Embedded only, for CI time (four minutes on two busy cores, on the server too, where it
-    passed): the sweep of a cut file goes through the same local staging and the same release
-    of its vectors on the server as the kills of the test above."""
+    On the server in ``make soak`` only (four minutes on two busy cores): the sweep of a cut
+    file releases its vectors on the server as the kills of the test above do in every run."""
     folder = tmp_path / "docs"
     folder.mkdir()
     articles = [path.read_text(encoding="utf-8").strip() for path in sorted(ZH_NEWS.glob("*.txt"))]
@@ -160,7 +163,7 @@ def test_kill_9_inside_a_file_of_many_batches_then_rerun(
     long_file.write_text("\n\n".join(articles[:60]) + "\n", encoding="utf-8")
     index = tmp_path / "index"
     for lines_before_kill in (3, 5):
-        child = start_ingest(CHILD, str(index), str(folder), lockstep=True)
+        child = start_ingest(CHILD, str(index), str(folder), *_store_args(store), lockstep=True)
         assert kill_at_line(child, lines_before_kill), "the ingest ended before the kill"
         inspector = make_library(index, batch_size=8)
         connection = inspector.manifest.connection

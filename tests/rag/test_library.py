@@ -17,7 +17,7 @@ from rag.errors import LibraryBusyError
 from rag.library import Library
 from rag.types import EmbeddingSpec, IngestReport
 from tests.conftest import PDF_CORPUS, REPO_ROOT
-from tests.rag.conftest import both_backends, open_library
+from tests.rag.conftest import BACKENDS_LONG_ON_SERVER, both_backends, open_library, store_of
 
 HOSTILE_REASONS = {
     "libreoffice-writer-password.pdf": "encrypted",
@@ -29,18 +29,19 @@ HOSTILE_REASONS = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=BACKENDS_LONG_ON_SERVER)
 def corpus_library(
-    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
 ) -> Iterator[tuple[Library, IngestReport]]:
-    """The whole shared corpus ingested once (freeculture.pdf included) for this module.
+    """The whole shared corpus ingested once (freeculture.pdf included) on each backend.
 
-    Embedded only, for CI time: the corpus takes five to eight minutes to ingest on two busy
-    cores, on the server as well (where all these tests passed once). What the server does
-    differently, searching, citing pages, judging and a rerun, is covered by the server
-    variants of the smaller tests below and of tests/rag/test_refusal.py.
+    On the server in ``make soak`` only: the corpus takes 5 minutes to ingest on two busy
+    cores, 8 on the server. What the server does differently, searching, citing pages, judging
+    and a rerun, the server variants of the smaller tests below and of
+    tests/rag/test_refusal.py check in every run.
     """
-    library = open_library(tmp_path_factory.mktemp("corpus-index"), embedder, None)
+    store = store_of(request.param, request)
+    library = open_library(tmp_path_factory.mktemp("corpus-index"), embedder, store)
     report = library.ingest([PDF_CORPUS])
     yield library, report
     library.close()
