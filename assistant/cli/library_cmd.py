@@ -199,6 +199,9 @@ def _watch(library: Library, collection: str, as_json: bool) -> None:
         debounce_s=config.watch_debounce_s,
         rescan_s=config.watch_rescan_s,
         on_report=report,
+        on_busy=lambda reason: print(
+            f"{reason} (the watch retries by itself)", file=sys.stderr, flush=True
+        ),
     )
     try:
         watcher.run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -38,6 +39,43 @@ def _eventually(condition: Callable[[], bool], what: str) -> None:
 
 def _names(library: Library) -> set[str]:
     return {Path(record.path).name for record in library.documents("default")}
+
+
+_HOLD_WRITE_LOCK = """
+import sys
+from pathlib import Path
+from rag.lock import WriteLock
+
+with WriteLock(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@contextlib.contextmanager
+def write_lock_held_elsewhere(index_dir: Path) -> Iterator[Callable[[], None]]:
+    """Another process holds the library's write lock (as a CLI ingest would) until the
+    yielded function releases it, or the block ends."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_WRITE_LOCK, str(index_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+
+    def release() -> None:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        assert holder.wait(timeout=DEADLINE_S) == 0
+
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield release
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
 
 
 def _note(path: Path, text: str) -> None:
@@ -155,6 +193,32 @@ def test_the_rescan_alone_keeps_a_folder_current(
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     code = main(list(argv))
     return code, capsys.readouterr().out
+
+
+def test_a_library_locked_elsewhere_is_said_once_and_updated_when_free(
+    make_library: Callable[..., Library], tmp_path: Path
+) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    _note(folder / "first.md", "The tracing compiler records hot loops.")
+    library = make_library()
+    library.ingest([folder])
+    busy: list[str] = []
+    reports: list[IngestReport] = []
+    watcher = FolderWatcher(library, debounce_s=0.1, on_report=reports.append, on_busy=busy.append)
+    with write_lock_held_elsewhere(library.index_dir) as release:
+        thread = threading.Thread(target=watcher.run, daemon=True)
+        thread.start()
+        try:
+            _eventually(lambda: bool(busy), "the busy library reported")
+            _note(folder / "second.md", "Lanterns line the harbour wall.")
+            assert not reports, "nothing was updated while the library was locked"
+            release()
+            _eventually(lambda: _names(library) == {"first.md", "second.md"}, "updated when free")
+        finally:
+            watcher.stop()
+            thread.join(timeout=DEADLINE_S)
+    assert "another process" in busy[0] and len(busy) == 1
 
 
 def test_folders_are_remembered_and_removing_one_removes_its_documents(

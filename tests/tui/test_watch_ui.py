@@ -5,8 +5,6 @@ the real write lock held by another process. Every wait is a bounded poll."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from assistant.locations import Locations
 from assistant.service import AssistantService
 from assistant.settings import Settings
 from tests.rag import scans
+from tests.rag.test_watch import write_lock_held_elsewhere
 from tests.tui.fakes import FakeService
 from tests.tui.waiting import wait_until
 from tui.app import FIRST_RUN_MARKER, MiniCPMApp, make_app
@@ -29,18 +28,6 @@ pytestmark = pytest.mark.slow
 
 UPDATE_S = 120.0
 """Bound on one folder update (the first loads the embedding model) on a loaded machine."""
-
-HOLD_WRITE_LOCK = """
-import sys
-from pathlib import Path
-from rag.lock import WriteLock
-
-with WriteLock(Path(sys.argv[1])):
-    print("held", flush=True)
-    sys.stdin.read()
-"""
-"""Another process (as a CLI ingest would) holding the library's write lock until its stdin
-closes."""
 
 
 def _note(path: Path, text: str) -> None:
@@ -205,30 +192,19 @@ async def test_a_scan_dropped_in_is_read_page_by_page_and_becomes_searchable(
 async def test_a_library_locked_by_another_process_is_updated_once_it_is_free(
     service: AssistantService, folder: Path
 ) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_WRITE_LOCK, str(service.locations.data_dir / "index")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        _note(folder / "while-locked.md", "Ferries cross the strait at dawn.")
+    _note(folder / "while-locked.md", "Ferries cross the strait at dawn.")
+    with write_lock_held_elsewhere(service.locations.data_dir / "index") as release:
         app = _app(service)
-        async with app.run_test(size=(120, 36)) as pilot:
+        seen: list[Message] = []
+        async with app.run_test(size=(120, 36), message_hook=seen.append) as pilot:
             await wait_until(
                 pilot, lambda: bool(_notices(app, "Library busy")), UPDATE_S, "the busy notice"
             )
             assert "another process" in _notices(app, "Library busy")[0]
             assert "while-locked.md" not in _names(service)
-            assert holder.stdin is not None
-            holder.stdin.close()
-            assert holder.wait(timeout=UPDATE_S) == 0
+            release()
             await wait_until(
                 pilot, lambda: "while-locked.md" in _names(service), UPDATE_S, "indexed after"
             )
-            assert len(_notices(app, "Library busy")) == 1, "said once, retried quietly"
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait()
+            said = [m for m in seen if isinstance(m, MiniCPMApp.FoldersBusy)]
+            assert len(said) == 1, "said once, retried quietly"
