@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from textual.message import Message
+from textual.notifications import Notify
 from textual.widgets import DataTable, Label, OptionList
 
 from assistant.locations import Locations
@@ -64,7 +66,8 @@ async def test_hostile_names_and_text_in_library_chat_sources_and_notifications(
     for name in (*NAMES, "notes[/].md"):
         (folder / name).write_text(f"{HOSTILE_NOTE}\n{name}\n", encoding="utf-8")
     app = hostile_app
-    async with app.run_test(size=(160, 40)) as pilot:
+    seen: list[Message] = []  # every notice, also those whose time on screen is over
+    async with app.run_test(size=(160, 40), message_hook=seen.append) as pilot:
         await pilot.press("f3")
         library = app.screen
         assert isinstance(library, LibraryScreen)
@@ -77,7 +80,7 @@ async def test_hostile_names_and_text_in_library_chat_sources_and_notifications(
         assert all("indexed" in row[1] for row in results.values())
         documents = rows_by_name(library.query_one("#documents", DataTable))
         assert set(documents) == {*NAMES, "].md"}
-        notices = list(app._notifications)
+        notices = [message.notification for message in seen if isinstance(message, Notify)]
         assert notices and not any(notice.markup for notice in notices)
         drawn = assert_screen_inert(app)
         assert "paper [v2] final.md" in drawn.replace("&#160;", " ")
