@@ -144,22 +144,33 @@ class AssistantService:
     # Model
 
     def load_engine(
-        self, progress: Progress | None = None, *, conversation_id: str | None = None
+        self,
+        progress: Progress | None = None,
+        *,
+        conversation_id: str | None = None,
+        n_gpu_layers: int | Literal["auto"] | None = None,
     ) -> ModelStatus:
-        """Load the model (blocking: minutes for a large one on first use).
+        """Load the model (blocking: minutes for a large one on first use), with another GPU
+        offload than configured if ``n_gpu_layers`` says so; a loaded model stays as it is.
 
         The configured model wins; with none configured, a resumed conversation gets the model it
         last ran with when that is still on disk, else the default. Loads are serialised: the
         TUI's model worker and a question asked meanwhile must not load two copies.
         """
-        return _status_of(self._ensure_engine(progress, conversation_id))
+        return _status_of(self._ensure_engine(progress, conversation_id, n_gpu_layers))
 
-    def _ensure_engine(self, progress: Progress | None, conversation_id: str | None) -> TextEngine:
+    def _ensure_engine(
+        self,
+        progress: Progress | None,
+        conversation_id: str | None,
+        n_gpu_layers: int | Literal["auto"] | None = None,
+    ) -> TextEngine:
         with self._loading:
             if self._engine is None:
                 if self._model_choice is None and conversation_id is not None:
                     self._model_choice = self._remembered_model(self._store.get(conversation_id))
-                self._engine = self._load(self._model_choice, progress, self.settings.engine)
+                config = _with_gpu_layers(self.settings.engine, n_gpu_layers)
+                self._engine = self._load(self._model_choice, progress, config)
             return self._engine
 
     def _remembered_model(self, conversation: Conversation) -> str | None:
@@ -180,9 +191,7 @@ class AssistantService:
         loads it again. A different model loads before the old one closes, so a failed switch
         keeps the working model.
         """
-        config = self.settings.engine
-        if n_gpu_layers is not None:
-            config = config.model_copy(update={"n_gpu_layers": n_gpu_layers})
+        config = _with_gpu_layers(self.settings.engine, n_gpu_layers)
         with self._loading:
             if (
                 self._engine is not None
@@ -578,6 +587,16 @@ def _is_server(name_or_path: str) -> bool:
 def _same_file(left: Path, right: Path) -> bool:
     """Models are often reached through a symlink in the models directory."""
     return left.resolve() == right.resolve()
+
+
+def _with_gpu_layers(
+    config: EngineConfig, n_gpu_layers: int | Literal["auto"] | None
+) -> EngineConfig:
+    """The settings' engine config for one load, another GPU offload if asked (the settings
+    themselves stay as the user wrote them)."""
+    if n_gpu_layers is None:
+        return config
+    return config.model_copy(update={"n_gpu_layers": n_gpu_layers})
 
 
 def _status_of(engine: TextEngine) -> ModelStatus:

@@ -137,6 +137,8 @@ class MiniCPMApp(App[None], ReportsWorkerFailures):
         self.locations = locations
         self.service = service
         self.model_loading = False
+        self.gpu_layers: int | Literal["auto"] = settings.engine.n_gpu_layers
+        """This session's GPU offload: the settings' until the user picks another."""
         # The first-run dialog is due or open; it explains the demo model itself.
         self.welcoming = not (locations.data_dir / FIRST_RUN_MARKER).exists()
         self.set_reactive(MiniCPMApp.collection, settings.chat.collection)
@@ -212,8 +214,8 @@ class MiniCPMApp(App[None], ReportsWorkerFailures):
         self.load_model(str(current.path) if current else None)
 
     def set_gpu_layers(self, layers: int | Literal["auto"]) -> None:
-        """Change how many layers go to the GPU and reload the model with it."""
-        self.settings.engine.n_gpu_layers = layers
+        """Change how many layers go to the GPU for this session and reload the model with it."""
+        self.gpu_layers = layers
         self.notify(f"GPU layers set to {layers}; reloading the model.")
         self.action_reload_model()
 
@@ -229,10 +231,11 @@ class MiniCPMApp(App[None], ReportsWorkerFailures):
 
         if add_first and name_or_path is not None:
             name_or_path = str(self.service.add_model(Path(name_or_path)).path)
+        layers = None if self.gpu_layers == self.settings.engine.n_gpu_layers else self.gpu_layers
         if name_or_path is None:
-            status = self.service.load_engine(progress)
+            status = self.service.load_engine(progress, n_gpu_layers=layers)
         else:
-            status = self.service.switch_model(name_or_path, progress)
+            status = self.service.switch_model(name_or_path, progress, n_gpu_layers=layers)
         self.post_message(self.ModelReady(status))
 
     @on(ModelLoadProgressed)

@@ -40,7 +40,12 @@ class Service(Protocol):
 
     # Model
 
-    def load_engine(self, progress: LoadProgress | None = None) -> ModelStatus: ...
+    def load_engine(
+        self,
+        progress: LoadProgress | None = None,
+        *,
+        n_gpu_layers: int | Literal["auto"] | None = None,
+    ) -> ModelStatus: ...
 
     def switch_model(
         self,

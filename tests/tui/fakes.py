@@ -126,6 +126,8 @@ class FakeService:
     asked_collections: list[str | None] = field(default_factory=list)
     ingested: list[list[Path]] = field(default_factory=list)
     switched_to: list[str] = field(default_factory=list)
+    gpu_layers_asked: list[int | Literal["auto"] | None] = field(default_factory=list)
+    """The GPU offload each load or switch was asked for (None: the settings')."""
     watched: list[str | None] = field(default_factory=list)
     """The collections a watch was started for, in order."""
     saved_themes: list[str] = field(default_factory=list)
@@ -143,10 +145,16 @@ class FakeService:
 
     # Model
 
-    def load_engine(self, progress: Callable[[float], None] | None = None) -> ModelStatus:
+    def load_engine(
+        self,
+        progress: Callable[[float], None] | None = None,
+        *,
+        n_gpu_layers: int | Literal["auto"] | None = None,
+    ) -> ModelStatus:
         if progress:
             progress(1.0)
         self.loaded = True
+        self.gpu_layers_asked.append(n_gpu_layers)
         return self.status
 
     def switch_model(
@@ -157,6 +165,7 @@ class FakeService:
         n_gpu_layers: int | Literal["auto"] | None = None,
     ) -> ModelStatus:
         self.switched_to.append(name_or_path)
+        self.gpu_layers_asked.append(n_gpu_layers)
         return self.status
 
     def server_models(self) -> list[str]:

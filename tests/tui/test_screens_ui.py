@@ -69,7 +69,7 @@ async def test_library_ingest_shows_each_file_and_the_documents(
 
 
 async def test_models_screen_downloads_with_progress_and_validates_gpu_layers(
-    fake_app: MiniCPMApp,
+    fake_app: MiniCPMApp, fake_service: FakeService
 ) -> None:
     async with fake_app.run_test(size=(100, 30)) as pilot:
         await pilot.press("f4")
@@ -92,7 +92,8 @@ async def test_models_screen_downloads_with_progress_and_validates_gpu_layers(
         layers.value = "0"
         await pilot.press("enter")
         await wait_until(pilot, lambda: not fake_app.model_loading)
-        assert fake_app.settings.engine.n_gpu_layers == 0
+        assert fake_service.gpu_layers_asked[-1] == 0  # this reload, on the new offload
+        assert fake_app.settings.engine.n_gpu_layers == "auto"  # the settings as written
 
 
 async def welcome(pilot: Pilot[None], app: MiniCPMApp) -> FirstRunScreen:

@@ -148,7 +148,7 @@ class ModelsScreen(AppScreen):
         for hidden in (found, self.query_one("#found-title")):
             hidden.display = False
         self._start_server_list()
-        layers = self.assistant_app.settings.engine.n_gpu_layers
+        layers = self.assistant_app.gpu_layers
         self.query_one("#gpu-layers", Input).value = str(layers)
         self.watch(self.app, "model_status", self._model_changed)
         self.watch(self.app, "model_activity", self._model_changed)
