@@ -104,31 +104,35 @@ def measure_one(target: Path, embedding: str) -> dict[str, float]:
     from rag.config import LibraryConfig
     from rag.library import Library
 
-    work = Path(tempfile.mkdtemp(prefix="ingest-memory-"))
-    library = Library(work / "index", LibraryConfig())
-    embedder = Embedder("all-MiniLM-L6-v2") if embedding == "real" else StandInEmbedder()
-    library.use_embedder(embedder)
-    note = work / "warm-up.md"
-    note.write_text("# Warm up\n\nOne passage, so that every part is loaded.\n")
-    library.ingest([note])
-    baseline = _peak_mb()
-    started = time.monotonic()
-    with _ChildPeak() as worker:
-        report = library.ingest([target])
-    seconds = time.monotonic() - started
-    failed = [result for result in report.results if result.status == "failed"]
-    if failed:
-        raise SystemExit(f"ingest failed: {failed[0].path}: {failed[0].reason}")
-    files = [target] if target.is_file() else list(target.iterdir())
-    return {
-        "file_mb": sum(path.stat().st_size for path in files) / 2**20,
-        "files": len(files),
-        "chunks": library.manifest.chunk_count("default") - 1,
-        "seconds": seconds,
-        "baseline_mb": baseline,
-        "peak_above_baseline_mb": _peak_mb() - baseline,
-        "worker_peak_mb": worker.peak_mb,
-    }
+    with tempfile.TemporaryDirectory(prefix="ingest-memory-") as folder:
+        work = Path(folder)
+        library = Library(work / "index", LibraryConfig())
+        try:
+            embedder = Embedder("all-MiniLM-L6-v2") if embedding == "real" else StandInEmbedder()
+            library.use_embedder(embedder)
+            note = work / "warm-up.md"
+            note.write_text("# Warm up\n\nOne passage, so that every part is loaded.\n")
+            library.ingest([note])
+            baseline = _peak_mb()
+            started = time.monotonic()
+            with _ChildPeak() as worker:
+                report = library.ingest([target])
+            seconds = time.monotonic() - started
+            failed = [result for result in report.results if result.status == "failed"]
+            if failed:
+                raise SystemExit(f"ingest failed: {failed[0].path}: {failed[0].reason}")
+            files = [target] if target.is_file() else list(target.iterdir())
+            return {
+                "file_mb": sum(path.stat().st_size for path in files) / 2**20,
+                "files": len(files),
+                "chunks": library.manifest.chunk_count("default") - 1,
+                "seconds": seconds,
+                "baseline_mb": baseline,
+                "peak_above_baseline_mb": _peak_mb() - baseline,
+                "worker_peak_mb": worker.peak_mb,
+            }
+        finally:
+            library.close()
 
 
 class StandInEmbedder(Embedder):
