@@ -409,7 +409,11 @@ class Library:
                 frequency[word] = 0
         if not terms or not found:
             return None
-        nowhere = [term.text for term in terms if term.identifier and frequency[term] == 0]
+        nowhere = [  # a quantity's unit may be written in another number ("cycle 48")
+            term.text
+            for term in terms
+            if term.identifier and not term.number and not frequency[term]
+        ]
         if nowhere:
             return self._refusal(collection, tuple(nowhere), mentioned_nowhere=True)
         written_otherwise = [
