@@ -39,7 +39,7 @@ class ChromaServer:
         log = (self.folder / "server.log").open("ab")
         chroma = Path(sys.executable).with_name("chroma")
         self.process = subprocess.Popen(
-            [chroma, "run", "--path", self.folder / "data", "--host", "127.0.0.1"]
+            [str(chroma), "run", "--path", str(self.folder / "data"), "--host", "127.0.0.1"]
             + ["--port", str(self.port)],
             stdout=log,
             stderr=subprocess.STDOUT,

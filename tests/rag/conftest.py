@@ -69,7 +69,7 @@ def open_library(
     index_dir: Path, embedder: Embedder, store: StoreConfig | None, **settings: object
 ) -> Library:
     """A library on ``store`` using the loaded ``embedder`` when its settings name that model."""
-    library = Library(index_dir, LibraryConfig(**settings), server=store)
+    library = Library(index_dir, LibraryConfig.model_validate(settings), server=store)
     if library.config.embedding_model == embedder.model_name:
         library.use_embedder(embedder)
     return library

@@ -51,6 +51,7 @@ def _run_and_kill(index: Path, folder: Path, rng: random.Random) -> bool:
     by_lines = rng.random() < 0.5
     target = rng.randint(1, 12) if by_lines else rng.uniform(0.0, 3.0)
     seen, first = 0, None
+    assert child.stdout is not None
     for line in child.stdout:
         if line.startswith("finished"):
             child.wait()

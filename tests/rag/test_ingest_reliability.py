@@ -216,6 +216,7 @@ def test_the_parse_process_of_an_ingest_killed_with_9_does_not_live_on(tmp_path:
     died with the ingest, and an orphan would parse a pathological file for ever."""
     child = start_ingest(CHILD, str(tmp_path / "index"), str(ZH_NEWS))
     worker = None
+    assert child.stdout is not None
     try:
         child.stdout.readline()  # the ingest has started
         worker = _serving_worker(child.pid)

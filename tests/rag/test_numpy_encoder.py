@@ -90,7 +90,11 @@ def _tiny_xlm_roberta(folder: Path, texts: list[str]) -> Path:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from tokenizers import SentencePieceUnigramTokenizer
-    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
+    from transformers import (  # type: ignore[attr-defined]  # exported lazily
+        XLMRobertaConfig,
+        XLMRobertaModel,
+        XLMRobertaTokenizerFast,
+    )
 
     specials = {"bos_token": "<s>", "pad_token": "<pad>", "eos_token": "</s>"}
     specials |= {"unk_token": "<unk>", "mask_token": "<mask>", "cls_token": "<s>"}

@@ -255,9 +255,11 @@ class _Lines:
         self._lines: queue.Queue[str] = queue.Queue()
         assert child.stdout is not None
         stream = child.stdout
-        threading.Thread(
-            target=lambda: [self._lines.put(line) for line in stream], daemon=True
-        ).start()
+        def read() -> None:
+            for line in stream:
+                self._lines.put(line)
+
+        threading.Thread(target=read, daemon=True).start()
 
     def next(self) -> str:
         try:
