@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from textual.message import Message
-from textual.notifications import Notify
+from textual.notifications import Notification, Notify
 from textual.widgets import DataTable, Label, OptionList
 
 from assistant.locations import Locations
@@ -80,8 +80,11 @@ async def test_hostile_names_and_text_in_library_chat_sources_and_notifications(
         assert all("indexed" in row[1] for row in results.values())
         documents = rows_by_name(library.query_one("#documents", DataTable))
         assert set(documents) == {*NAMES, "].md"}
-        notices = [message.notification for message in seen if isinstance(message, Notify)]
-        assert notices and not any(notice.markup for notice in notices)
+        def notices() -> list[Notification]:
+            return [message.notification for message in seen if isinstance(message, Notify)]
+
+        await wait_until(pilot, lambda: bool(notices()), what="the ingest's notice")
+        assert not any(notice.markup for notice in notices())
         drawn = assert_screen_inert(app)
         assert "paper [v2] final.md" in drawn.replace("&#160;", " ")
 
