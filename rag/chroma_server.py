@@ -64,14 +64,12 @@ class Guarded:
 
 def connect(config: StoreConfig) -> Guarded:
     """A client of the configured server (tenant and database as configured)."""
-    import chromadb
-    from chromadb.config import Settings
-    from chromadb.errors import ChromaError
+    from rag.chroma_import import ChromaError, Settings, chromadb, unchecked_overrides
 
     assert config.url is not None
     parts = urlsplit(config.url)
     headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
-    with reaching(config.url):
+    with reaching(config.url), unchecked_overrides():
         try:
             client = chromadb.HttpClient(
                 host=parts.hostname or "localhost",

@@ -34,9 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chromadb.errors import NotFoundError
-
 from rag import keyword
+from rag.chroma_import import NotFoundError
 from rag.chroma_server import Guarded
 from rag.manifest import ChunkRow
 from rag.store import VectorStore, chroma_name

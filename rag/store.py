@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from chromadb.errors import ChromaError, NotFoundError
 
+from rag.chroma_import import ChromaError, NotFoundError, Settings, chromadb, unchecked_overrides
 from rag.embedder import Vectors
 from rag.errors import LibraryError
 from rag.manifest import disk_is_full
@@ -59,11 +59,8 @@ class VectorStore:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import chromadb
-            from chromadb.config import Settings
-
             private_tree(self.directory)  # Chroma writes its files with the process umask
-            with self._writing():
+            with self._writing(), unchecked_overrides():
                 self._client = chromadb.PersistentClient(
                     path=str(self.directory),
                     settings=Settings(anonymized_telemetry=False, allow_reset=False),
