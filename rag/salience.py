@@ -71,6 +71,7 @@ _CJK_THEN_MODEL = re.compile(
     r"([\u4e00-\u9fff]+)([A-Za-z][A-Za-z0-9]*|\d+)((?: [A-Z0-9](?![A-Za-z0-9]))?)"
 )
 _YEAR = re.compile(r"^(?:19|20)\d\d$")
+_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _SMALL_QUANTITY = re.compile(
     r"(?:\b(?P<before>[A-Z][a-z]{2,})\s)?"
     r"(?<![\w.,/-])(?P<number>\d{1,2}(?:\.\d+)?)(?![\w.,/-]|\.\d)"
@@ -79,6 +80,8 @@ _SMALL_QUANTITY = re.compile(
 _NOT_UNITS = _COMMON_CAPITALISED | {"than", "more", "less", "times", "per", "over", "up"}
 """Words next to a number that say nothing of what it counts ("the 12", "in 3")."""
 _CHINESE_PROPER = frozenset({"nr", "nrfg", "nrt", "ns", "nt", "nz", "eng"})
+_CHINESE_FUNCTION_TAGS = frozenset("rmq")
+"""jieba's tags of pronouns, numerals and measure words (r, m, q and their kinds: mq, rz)."""
 _TRIM = ".,;:!?'’\")(“”"
 _tagger_lock = threading.Lock()
 _tagger: Any = None
@@ -202,13 +205,52 @@ def rare_words(question: str, pieces: Callable[[str], int]) -> list[Term]:
     maxims). Common words, paraphrases included, are left to the score.
     """
     if mainly_cjk(question):
-        return []
+        return _guessed_chinese_words(question)
     words = dict.fromkeys(_LOWER_WORD.findall(question))
     return [
         Term(word, False)
         for word in words
         if pieces(word) >= _RARE_PIECES or word_rarity.zipf(word, "en", floor=RARE_ZIPF) < RARE_ZIPF
     ]
+
+
+def _guessed_chinese_words(question: str) -> list[Term]:
+    """Chinese words jieba's dictionary lacks and general Chinese rarely uses (喜茶, 小鹏): the
+    names of new brands, shops and people, which its tagger often calls a verb or a common noun.
+
+    jieba finds such a word by guessing (its HMM joins characters no dictionary word claims),
+    and sometimes guesses wrong: in 美国人欠的 it joins 人欠, whose 人 belongs to 美国人. A guess
+    that a dictionary word crosses (takes part of it, not all) is such a slip and is left out;
+    so is a pronoun, numeral or measure word (那批, 几枚: "that batch", "how many"), one general
+    Chinese uses at least :data:`RARE_ZIPF` (a common word, a paraphrase), and one wordfreq does
+    not know at all (a slip as well, seen nowhere else).
+    """
+    tagged = _tag(question)
+    import jieba
+
+    dictionary = jieba.dt.FREQ
+    spans = [
+        (start, end + 1)
+        for start, ends in jieba.dt.get_DAG(question).items()
+        for end in ends
+        if end > start and dictionary.get(question[start : end + 1])
+    ]
+    guessed: list[Term] = []
+    start = 0
+    for word, flag in tagged:
+        end = start + len(word)
+        crossed = any(low < start < high < end or start < low < end < high for low, high in spans)
+        if (
+            len(word) >= 2
+            and all(_CJK_CHAR.match(char) for char in word)
+            and not dictionary.get(word)
+            and not crossed
+            and flag[:1] not in _CHINESE_FUNCTION_TAGS
+            and 0 < word_rarity.zipf(word, "zh") < RARE_ZIPF
+        ):
+            guessed.append(Term(word, False))
+        start = end
+    return guessed
 
 
 def _is_salient_word(word: str, *, first: bool) -> bool:

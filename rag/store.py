@@ -128,13 +128,9 @@ class VectorStore:
         self, collection: str, vector: Vectors, limit: int, content_hash: str | None = None
     ) -> list[tuple[str, float]]:
         """Nearest ``(chunk_id, cosine similarity)`` pairs, best first."""
-        target = self._collection(collection)
-        total = target.count()
-        if total == 0:
-            return []
-        result = target.query(
+        result = self._collection(collection).query(  # fewer results when fewer vectors
             query_embeddings=[vector],
-            n_results=min(limit, total),
+            n_results=limit,
             where={"content_hash": content_hash} if content_hash else None,
             include=["distances"],
         )

@@ -118,3 +118,11 @@ def test_a_chinese_name_the_notes_never_mention_is_refused_by_name(notes_library
     assert not judgement.relevant and "灵渠" in judgement.missing
     asked = "都江堰位于四川省哪里，由哪几部分组成？"
     assert notes_library.judge(notes_library.search(asked, k=5), asked).relevant
+
+
+def test_a_new_brand_the_notes_never_mention_is_refused_by_name(notes_library: Library) -> None:
+    """喜茶 is a tea shop chain jieba does not know (it tags it a verb): the rest of the question
+    is all in the notes, but the shop is not, so the notes do not answer it."""
+    question = "喜茶的成年大熊猫每天吃多少竹子？"
+    judgement = notes_library.judge(notes_library.search(question, k=5), question)
+    assert not judgement.relevant and "喜茶" in judgement.missing

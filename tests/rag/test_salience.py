@@ -116,6 +116,15 @@ def test_rare_words_are_the_technical_ones() -> None:
     assert words == ["uveal", "metformin"]
 
 
+def test_a_chinese_word_jieba_had_to_guess_and_rarely_seen_is_a_rare_word() -> None:
+    """喜茶 (a tea shop chain) is in no dictionary and its tagger calls it a verb; the words
+    jieba guesses by slip (人欠, taken out of 美国人欠的) or that point and count (那批) are not."""
+    assert [t.text for t in rare_words("喜茶门店因为使用过期原料被罚了多少钱？", len)] == ["喜茶"]
+    assert rare_words("纽约联储调查显示美国人欠的信用卡债总额涨到了多少？", len) == []
+    assert rare_words("绍兴农贸市场那批生姜是哪项检测不达标？", len) == []
+    assert rare_words("成年大熊猫每天吃多少竹子？", len) == []  # dictionary words only
+
+
 @pytest.mark.parametrize(
     ("question", "quantity"),
     [
