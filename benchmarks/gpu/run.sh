@@ -2,7 +2,7 @@
 # Every GPU number of benchmarks/RESULTS.md in stages, on the device machine (see README.md here).
 #
 #   benchmarks/gpu/run.sh STAGE...     stages: build pack unpack synth bench engine lookup batched
-#                                      server synth8b bench8b engine8b
+#                                      server server-per-n synth8b bench8b engine8b
 #
 # Results go to $OUT/results.md (and the logs beside it). Each stage reuses what an earlier one
 # left in $GPU_WORK (default /tmp/gpu), so one machine can run them over several commands.
@@ -23,6 +23,38 @@ setup_python() {
     fi
     export PYTHONPATH=$work/site:$work/pydeps:$repo PYTHONUNBUFFERED=1
     export LD_LIBRARY_PATH=$work/site/llama_cpp/lib
+}
+# SERVERS llama-servers (default 1) of $1 slots each on ports 8089..., each with a context of
+# 1,024 tokens a slot, SERVER_FLAGS (default --cache-ram 0 -bs; set it empty for llama-server's
+# defaults) and SERVER_THREADS (default 4); concurrent_chats.py --raw sends the chats of $2
+# (comma-separated counts) to them, then slot_steps.py reads each server's log ($3 names them).
+# --cache-ram 0: no host prompt cache, whose state copies (265 MiB a slot for MiniCPM-2B) stall
+# every slot at each new request; -bs: sampling on the GPU (see benchmarks/RESULTS.md, "GPU:
+# concurrent chats through llama-server").
+serve_chats() {
+    local slots=$1 chats=$2 label=$3 flags=${SERVER_FLAGS---cache-ram 0 -bs} urls="" pids=() i
+    note "${SERVERS:-1} x llama-server -fa on -np $slots -c $((slots * 1024)) -t ${SERVER_THREADS:-4} $flags; chats $chats"
+    for ((i = 0; i < ${SERVERS:-1}; i++)); do
+        "$bin/llama-server" -m "$gguf" -ngl 99 -fa on -np "$slots" -c $((slots * 1024)) \
+            --host 127.0.0.1 --port $((8089 + i)) --no-webui -t "${SERVER_THREADS:-4}" $flags \
+            >"$work/server-$label-$i.log" 2>&1 &
+        pids+=($!)
+        urls+="${urls:+,}http://127.0.0.1:$((8089 + i))/v1"
+    done
+    for ((i = 0; i < ${SERVERS:-1}; i++)); do
+        for _ in $(seq 120); do
+            curl -sf "http://127.0.0.1:$((8089 + i))/health" >/dev/null 2>&1 && break
+            kill -0 "${pids[i]}" 2>/dev/null || { tail -5 "$work/server-$label-$i.log"; break; }
+            sleep 1
+        done
+    done
+    python3 "$repo/benchmarks/gpu/concurrent_chats.py" --url "$urls" --chats "$chats" --raw \
+        --repeats "${SERVER_REPEATS:-1}" 2>&1 | grep -v "^ " | tee -a "$results"
+    kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null
+    for ((i = 0; i < ${SERVERS:-1}; i++)); do
+        python3 "$repo/benchmarks/gpu/slot_steps.py" "$work/server-$label-$i.log" \
+            | tee -a "$results"
+    done
 }
 for stage in "$@"; do
     note ""
@@ -71,31 +103,23 @@ for stage in "$@"; do
                 >"$out/lookup.log" 2>&1
             echo "exit status $?" >>"$out/lookup.log"
             grep -v "^llama\|^load" "$out/lookup.log" | tail -40 | tee -a "$results" ;;
-        batched)
-            "$bin/llama-batched-bench" -m "$gguf" -ngl 99 -fa on -c 16384 -b 2048 -ub 512 \
-                -npp 512 -ntg 128 -npl 1,4,8,16 2>&1 | grep "^|" | tee -a "$results" ;;
-        server)  # SERVER_FLAGS: llama-server options (set empty for its defaults); SERVER_LABEL
-            # names the run's log. --cache-ram 0: no host prompt cache, whose state copies
-            # (265 MiB a slot for MiniCPM-2B) stall every slot at each new request; -bs: sampling
-            # on the GPU (see benchmarks/RESULTS.md, "GPU: concurrent chats through llama-server")
+        batched)  # KV cache as llama.cpp's default (one stream per sequence), then unified (-kvu)
+            for kv in "" -kvu; do
+                note "llama-batched-bench ${kv:-(one KV stream per sequence)}"
+                "$bin/llama-batched-bench" -m "$gguf" -ngl 99 -fa on -c 16384 -b 2048 -ub 512 \
+                    -npp 512 -ntg 128 -npl 1,4,8,16 $kv 2>&1 | grep "^|" | tee -a "$results"
+            done ;;
+        server)  # one round of every count in SERVER_CHATS (default 1,4,8,16) on the same servers
             setup_python
-            label=${SERVER_LABEL:-default}
-            flags=${SERVER_FLAGS---cache-ram 0 -bs}
-            note "llama-server -fa on -np 16 -c 16384 -t ${SERVER_THREADS:-4} $flags"
-            "$bin/llama-server" -m "$gguf" -ngl 99 -fa on -np 16 -c 16384 --host 127.0.0.1 \
-                --port 8089 --no-webui -t "${SERVER_THREADS:-4}" $flags \
-                >"$work/server-$label.log" 2>&1 &
-            server=$!
-            for _ in $(seq 120); do
-                curl -sf http://127.0.0.1:8089/health >/dev/null 2>&1 && break
-                kill -0 "$server" 2>/dev/null || { tail -5 "$work/server-$label.log"; break; }
-                sleep 1
-            done
-            python3 "$repo/benchmarks/gpu/concurrent_chats.py" --url http://127.0.0.1:8089/v1 \
-                --chats 1,4,8,16 --raw 2>&1 | grep -v "^ " | tee -a "$results"
-            kill "$server"; wait "$server" 2>/dev/null
-            python3 "$repo/benchmarks/gpu/slot_steps.py" "$work/server-$label.log" \
-                | tee -a "$results" ;;
+            chats=${SERVER_CHATS:-1,4,8,16}
+            serve_chats "${SERVER_SLOTS:-16}" "$chats" "${SERVER_LABEL:-default}" ;;
+        server-per-n)  # a fresh server (or SERVERS of them) for each count, slots = its chats
+            setup_python
+            chats=${SERVER_CHATS:-1,4,8,16}
+            for n in ${chats//,/ }; do
+                serve_chats "$(( (n + ${SERVERS:-1} - 1) / ${SERVERS:-1} ))" "$n" \
+                    "${SERVER_LABEL:-default}-n$n"
+            done ;;
         *) note "unknown stage $stage"; exit 2 ;;
     esac
 done
