@@ -220,7 +220,7 @@ def _guessed_chinese_words(question: str) -> list[Term]:
 
     jieba finds such a word by guessing (its HMM joins characters no dictionary word claims),
     and sometimes guesses wrong: in 美国人欠的 it joins 人欠, whose 人 belongs to 美国人. A guess
-    that a dictionary word crosses (takes part of it, not all) is such a slip and is left out;
+    that a dictionary word overlaps, other than as a part of it, is such a slip and is left out;
     so is a pronoun, numeral or measure word (那批, 几枚: "that batch", "how many"), one general
     Chinese uses at least :data:`RARE_ZIPF` (a common word, a paraphrase), and one wordfreq does
     not know at all (a slip as well, seen nowhere else).
@@ -239,7 +239,9 @@ def _guessed_chinese_words(question: str) -> list[Term]:
     start = 0
     for word, flag in tagged:
         end = start + len(word)
-        crossed = any(low < start < high < end or start < low < end < high for low, high in spans)
+        crossed = any(  # a dictionary word overlapping it that is not a part of it
+            low < end and start < high and not start <= low < high <= end for low, high in spans
+        )
         if (
             len(word) >= 2
             and all(_CJK_CHAR.match(char) for char in word)
