@@ -24,6 +24,7 @@ from assistant.migrations import migrate
 from models.events import Timings, Usage
 from rag.manifest import disk_is_full
 from rag.permissions import private_database
+from rag.sqlite_migrations import immediate
 
 Role = Literal["user", "assistant"]
 TITLE_CHARS = 60
@@ -132,15 +133,8 @@ class ConversationStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction; a failed COMMIT is rolled back too, so the next write can begin."""
-        with self._lock, self._storage_errors():
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+        with self._lock, self._storage_errors(), immediate(self._conn) as conn:
+            yield conn
 
     # Conversations
 

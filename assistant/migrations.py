@@ -1,17 +1,17 @@
 """Schema migrations of the conversation database.
 
-An ordered list of functions, each run once inside its own transaction; the ``migrations`` table
-records which ran, so an old database is brought forward on open and a new one is built by the
-same steps. Append new migrations at the end; never edit one that has shipped.
+An ordered list of named functions, each run once inside its own transaction; the ``migrations``
+table records which ran, so an old database is brought forward on open and a new one is built by
+the same steps (:mod:`rag.sqlite_migrations`, the manifest's runner too). Append new migrations at
+the end; never edit one that has shipped.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Callable
 
-Migration = Callable[[sqlite3.Connection], None]
+from rag.sqlite_migrations import Step as Migration
+from rag.sqlite_migrations import migrate as run_steps
 
 
 def _create_conversations(conn: sqlite3.Connection) -> None:
@@ -119,30 +119,6 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Run the migrations this database has not seen yet; returns their names.
-
-    ``conn`` must be in autocommit mode (``isolation_level=None``) so each migration and its record
-    commit together or not at all.
-    """
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
-    )
-    applied = []
-    for name, migration in MIGRATIONS:
-        # Checked inside the write lock: another process may have run it while we waited.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
-                conn.execute("COMMIT")
-                continue
-            migration(conn)
-            conn.execute(
-                "INSERT INTO migrations(name, applied_at) VALUES (?, ?)", (name, time.time())
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        applied.append(name)
-    return applied
+    """Run the migrations this database has not seen yet; returns their names (the runner is
+    :func:`rag.sqlite_migrations.migrate`, shared with the manifest)."""
+    return run_steps(conn, MIGRATIONS)

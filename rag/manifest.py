@@ -28,7 +28,7 @@ import shutil
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ from rag import keyword
 from rag.chunker import Chunk
 from rag.errors import LibraryError
 from rag.permissions import private_database
+from rag.sqlite_migrations import Steps, immediate, migrate
 from rag.types import DocumentRecord, EmbeddingSpec
 
 
@@ -162,16 +163,17 @@ def _add_drives(connection: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _create_tables,
-    _add_failure_limits,
-    _add_passage_identity,
-    _add_embedding_record,
-    _add_staged_chunks,
-    _add_ocr_flag,
-    _add_drives,
+MIGRATIONS: Steps = (
+    ("001_tables", _create_tables),
+    ("002_failure_limits", _add_failure_limits),
+    ("003_passage_identity", _add_passage_identity),
+    ("004_embedding_record", _add_embedding_record),
+    ("005_staged_chunks", _add_staged_chunks),
+    ("006_ocr_flag", _add_ocr_flag),
+    ("007_drives", _add_drives),
 )
-"""Schema changes in order; ``PRAGMA user_version`` records how many have run."""
+"""Schema changes in order, recorded by name (:mod:`rag.sqlite_migrations`); releases before
+the names counted them in ``PRAGMA user_version``, which the first open adopts."""
 
 PASSAGE_FORMAT = 2
 """How passages are built and matched; contents of an older format are re-indexed once."""
@@ -286,30 +288,17 @@ class Manifest:
             )
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            migrate(self.connection, MIGRATIONS, adopt_user_version=True)
         except (sqlite3.DatabaseError, OSError) as error:
             raise index_storage_error(path, error) from None
-
-    def _migrate(self) -> None:
-        with self.transaction():
-            done = int(self.connection.execute("PRAGMA user_version").fetchone()[0])
-            for number, migration in enumerate(MIGRATIONS[done:], start=done + 1):
-                migration(self.connection)
-                self.connection.execute(f"PRAGMA user_version = {number}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; rolled back on any error (a failed COMMIT included). A full
         disk or a damaged file is raised as :func:`index_storage_error`."""
         try:
-            self.connection.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self.connection):
                 yield self.connection
-                self.connection.execute("COMMIT")
-            except BaseException:
-                if self.connection.in_transaction:
-                    self.connection.execute("ROLLBACK")
-                raise
         except sqlite3.DatabaseError as error:
             if (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF not in _DISK_FAILURES:
                 raise
