@@ -27,15 +27,18 @@ def _mark_only(method: Any = None, **_checks: Any) -> Any:
     return method
 
 
+_CHECKED = (overrides.override, overrides.overrides)
+"""The real decorators, put back on leaving (also when two threads were inside at once)."""
+
+
 @contextmanager
 def unchecked_overrides() -> Iterator[None]:
     """chromadb's classes defined meanwhile (its import; a client's creation) are not checked."""
-    checked = (overrides.override, overrides.overrides)
     overrides.override = overrides.overrides = _mark_only
     try:
         yield
     finally:
-        overrides.override, overrides.overrides = checked
+        overrides.override, overrides.overrides = _CHECKED
 
 
 with unchecked_overrides():
