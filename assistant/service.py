@@ -44,6 +44,7 @@ from models.scan import FoundModel
 from models.scan import scan as scan_other_apps
 from models.store import LocalModel, ModelStore
 from rag.errors import CollectionNotFoundError
+from rag.folders import Folder
 from rag.types import (
     DocumentRecord,
     FileResult,
@@ -68,6 +69,8 @@ __all__ = [
     "DocumentRecord",
     "EmbedderRow",
     "FileResult",
+    "Folder",
+    "FoundModel",
     "Hit",
     "IngestProgress",
     "IngestReport",
@@ -130,7 +133,8 @@ class AssistantService:
         self._owns_engine = engine is None
         self._owns_library = library is None
         self._models = ModelStore(self.locations.models_dir)
-        self._store = ConversationStore(self.locations.database_file)
+        self._conversations: ConversationStore | None = None
+        self._opening_store = threading.Lock()
         self._model_choice = _configured_model(settings)
         self._loading = threading.RLock()
         self._opening_library = threading.Lock()
@@ -140,6 +144,14 @@ class AssistantService:
         self._watch: tuple[FolderWatcher, threading.Thread] | None = None
         self._watching = threading.RLock()
         """One watch at a time, however many threads start or stop it."""
+
+    @property
+    def _store(self) -> ConversationStore:
+        """Opened (and migrated) on first use: ``docs`` and ``models`` commands never need it."""
+        with self._opening_store:
+            if self._conversations is None:
+                self._conversations = ConversationStore(self.locations.database_file)
+            return self._conversations
 
     # Model
 
@@ -336,14 +348,15 @@ class AssistantService:
         )
 
     def _search(self, query: str, options: TurnOptions) -> tuple[list[Hit], Relevance]:
-        library = self._open_library()
-        hits = library.search(query, collection=options.collection, document=options.document)
-        if not hits and options.collection not in library.collections():
+        hits, relevance = self.search(
+            query, collection=options.collection, document=options.document
+        )
+        if not hits and options.collection not in self.collections():
             raise CollectionNotFoundError(
                 f"there are no documents in collection {options.collection!r} yet; add some with "
                 "`minicpm-assistant ingest PATH` (or ask with --no-rag)"
             )
-        return hits, library.judge(hits, query, options.collection)
+        return hits, relevance
 
     # Conversations
 
@@ -407,14 +420,25 @@ class AssistantService:
         collection: str | None = None,
         progress: Callable[[IngestProgress], None] | None = None,
         cancel: threading.Event | None = None,
+        *,
+        password: str | None = None,
+        retry_failed: bool = False,
+        remove_emptied: bool = False,
     ) -> IngestReport:
         """Index ``paths``; waits for a folder update of :meth:`watch_folders` in progress. A
-        folder this ingest remembers is then watched too."""
+        folder this ingest remembers is then watched too. ``password`` opens encrypted PDFs;
+        ``retry_failed`` and ``remove_emptied`` are :meth:`rag.library.Library.ingest`'s."""
         library = self._open_library()
         remembered = {folder.path for folder in library.folders()}
         with self._writing:
             report = library.ingest(
-                paths, collection or self.settings.chat.collection, progress=progress, cancel=cancel
+                paths,
+                collection or self.settings.chat.collection,
+                progress=progress,
+                cancel=cancel,
+                password=password,
+                retry_failed=retry_failed,
+                remove_emptied=remove_emptied,
             )
         if self._watch is not None and {f.path for f in library.folders()} != remembered:
             self._watch[0].rescan()
@@ -433,21 +457,9 @@ class AssistantService:
         (``ingest --watch``'s updates, see :mod:`rag.watch`) until :meth:`stop_watching` or
         :meth:`close`; a watch already running is stopped first. The callbacks run on that
         thread; ``on_error`` gets what ended the watch early."""
-        from rag.watch import FolderWatcher  # watchdog: only for a watch
-
         with self._watching:
             self.stop_watching()
-            library = self._open_library()
-            watcher = FolderWatcher(
-                library,
-                collection or self.settings.chat.collection,
-                debounce_s=library.config.watch_debounce_s,
-                rescan_s=library.config.watch_rescan_s,
-                on_report=on_report,
-                progress=progress,
-                on_busy=on_busy,
-                writing=self._writing,
-            )
+            watcher = self._watcher(collection, progress, on_report, on_busy)
 
             def run() -> None:
                 try:
@@ -461,6 +473,38 @@ class AssistantService:
             self._watch = (watcher, thread)
             thread.start()
 
+    def watch(
+        self,
+        collection: str | None = None,
+        *,
+        on_report: Callable[[IngestReport], None] | None = None,
+        on_busy: Callable[[str], None] | None = None,
+    ) -> None:
+        """:meth:`watch_folders` in the calling thread, until it is interrupted (``ingest
+        --watch``'s Ctrl-C); an update cut short resumes with the next ingest or watch."""
+        self._watcher(collection, None, on_report, on_busy).run()
+
+    def _watcher(
+        self,
+        collection: str | None,
+        progress: Callable[[IngestProgress], None] | None,
+        on_report: Callable[[IngestReport], None] | None,
+        on_busy: Callable[[str], None] | None,
+    ) -> FolderWatcher:
+        from rag.watch import FolderWatcher  # watchdog: only for a watch
+
+        library = self._open_library()
+        return FolderWatcher(
+            library,
+            collection or self.settings.chat.collection,
+            debounce_s=library.config.watch_debounce_s,
+            rescan_s=library.config.watch_rescan_s,
+            on_report=on_report,
+            progress=progress,
+            on_busy=on_busy,
+            writing=self._writing,
+        )
+
     def stop_watching(self) -> None:
         """End the watch, if any, and wait for it: an update in progress stops after its
         current file and is finished by the next ingest or watch."""
@@ -471,16 +515,53 @@ class AssistantService:
                 watcher.stop()
                 thread.join()
 
-    def documents(self, collection: str | None = None) -> list[DocumentRecord]:
-        return self._open_library().documents(collection)
+    def documents(
+        self, collection: str | None = None, path: str | None = None
+    ) -> list[DocumentRecord]:
+        """Indexed documents of ``collection`` (None: every collection); with ``path``, only
+        that one, once per collection holding it."""
+        return self._open_library().documents(collection, path=path)
+
+    def folders(self, collection: str | None = None) -> list[Folder]:
+        """The folders ingested into ``collection`` (None: any), which a watch keeps current."""
+        return self._open_library().folders(collection)
 
     def remove_document(self, path: str, collection: str | None = None) -> int:
-        return self._open_library().remove_document(
-            path, collection or self.settings.chat.collection
-        )
+        """Forget one document; returns how many chunks went (0: it was not indexed)."""
+        with self._writing:
+            return self._open_library().remove_document(
+                path, collection or self.settings.chat.collection
+            )
+
+    def remove_folder(self, path: str, collection: str | None = None) -> int | None:
+        """Forget a remembered folder and its documents; returns how many documents went
+        (None: ``path`` is not a folder of the collection)."""
+        with self._writing:
+            return self._open_library().remove_folder(
+                path, collection or self.settings.chat.collection
+            )
+
+    def remove_collection(self, name: str | None = None) -> None:
+        with self._writing:
+            self._open_library().remove_collection(name or self.settings.chat.collection)
 
     def collections(self) -> list[str]:
         return self._open_library().collections()
+
+    def search(
+        self,
+        query: str,
+        *,
+        collection: str | None = None,
+        document: str | None = None,
+        k: int | None = None,
+    ) -> tuple[list[Hit], Relevance]:
+        """The best passages for ``query`` (no model involved), and whether they look relevant
+        enough to answer from; empty when the collection holds nothing."""
+        library = self._open_library()
+        collection = collection or self.settings.chat.collection
+        hits = library.search(query, collection=collection, k=k, document=document)
+        return hits, library.judge(hits, query, collection)
 
     # Models
 
@@ -490,6 +571,22 @@ class AssistantService:
 
     def local_models(self) -> list[LocalModel]:
         return self._models.local_models()
+
+    def resolve_model(self, name_or_path: str) -> LocalModel:
+        """A catalog or local name, or a GGUF's path, as the model it names (``models info``)."""
+        return self._models.resolve(name_or_path)
+
+    def linked_models(self) -> list[LocalModel]:
+        """Models added as links to files elsewhere (``models add``, ``models scan --add``)."""
+        return self._models.references()
+
+    def broken_model_links(self) -> list[tuple[str, Path]]:
+        """Links whose file is gone: the model's name and the missing file."""
+        return self._models.broken_references()
+
+    def forget_model(self, name: str) -> Path:
+        """Remove a linked model (``models rm``); returns its file, which stays."""
+        return self._models.remove_reference(name)
 
     def pull_model(
         self,
@@ -522,6 +619,18 @@ class AssistantService:
         """Download a catalog embedding model (resumable); returns its folder."""
         entry = entry_named(name)
         return pull_embedder(entry, self.locations.models_dir, progress=progress, cancel=cancel)
+
+    def library_models(self) -> list[str]:
+        """The hub models the library uses as the settings name them (embedding, rerank)."""
+        library = self.settings.library
+        return [name for name in (library.embedding_model, library.rerank_model) if name]
+
+    def download_library_model(self, name: str) -> str:
+        """Fetch hub model ``name`` into the Hugging Face cache (``download-models``, the one
+        command going online for them); returns its folder."""
+        from rag.embedder import download_model  # NumPy: not for every command's start
+
+        return download_model(name)
 
     def collection_embedder(self, collection: str | None = None) -> str | None:
         """The embedding model ``collection`` uses, by catalog name (None: no such collection)."""
@@ -559,7 +668,8 @@ class AssistantService:
         if self._library is not None and self._owns_library:
             self._library.close()
         self._library = None
-        self._store.close()
+        if self._conversations is not None:
+            self._conversations.close()
 
 
 def _first(*values: Any) -> Any:

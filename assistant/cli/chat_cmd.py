@@ -110,8 +110,7 @@ def _service(
     context: CliContext, *, with_model: bool, conversation: str | None = None
 ) -> Iterator[AssistantService]:
     """The service; with ``with_model`` the model is loaded first (checking ``conversation``)."""
-    service = AssistantService(context.settings, context.locations)
-    try:
+    with context.service() as service:
         if with_model:
             conversation_id = service.get_conversation(conversation).id if conversation else None
             status = service.load_engine(conversation_id=conversation_id)
@@ -122,8 +121,6 @@ def _service(
                     file=sys.stderr,
                 )
         yield service
-    finally:
-        service.close()
 
 
 def _turn(

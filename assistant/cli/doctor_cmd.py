@@ -24,7 +24,6 @@ from assistant.display import terminal_safe
 from models.catalog import DEMO_ENTRY, DEMO_PACKAGE, MINICPM_HINT
 from models.errors import ModelError, ModelLoadError
 from models.gguf_info import read_gguf_info
-from models.store import ModelStore
 from rag.errors import LibraryError
 
 Status = Literal["ok", "warn", "fail"]
@@ -119,8 +118,8 @@ def _llama_and_hardware() -> list[Check]:
 
 
 def _models(context: CliContext) -> Check:
-    store = ModelStore(context.locations.models_dir)
-    local = store.local_models()
+    with context.service() as service:
+        local = service.local_models()
     broken = []
     for model in local:
         try:
@@ -130,7 +129,7 @@ def _models(context: CliContext) -> Check:
     minicpm = [model.name for model in local if model.is_minicpm]
     demo_available = importlib.util.find_spec(DEMO_PACKAGE) is not None
     data = {
-        "models_dir": str(store.models_dir),
+        "models_dir": str(context.locations.models_dir),
         "on_disk": [{"name": m.name, "path": str(m.path)} for m in local],
         "broken": broken,
         "default": minicpm[0] if minicpm else (DEMO_ENTRY.name if demo_available else None),

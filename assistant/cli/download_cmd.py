@@ -27,10 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_download(args: argparse.Namespace, context: CliContext) -> int:
-    from rag.embedder import download_model  # NumPy: not for every command's start
-
-    library = context.settings.library
-    names = args.names or [name for name in (library.embedding_model, library.rerank_model) if name]
-    for name in names:
-        print(f"{name}: {download_model(name)}")
+    with context.service() as service:
+        for name in args.names or service.library_models():
+            print(f"{name}: {service.download_library_model(name)}")
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from rich import box
@@ -15,15 +14,10 @@ from rich.table import Table
 
 from assistant.cli.context import CliContext
 from assistant.display import plain
-from assistant.embedders import (
-    display_name,
-    embedder_rows,
-    entry_named,
-    open_library,
-    spec_for,
-)
-from models.embedders import EMBEDDERS, pull_embedder
-from rag.types import SwitchProgress
+from assistant.embedders import EmbedderRow, display_name, entry_named
+from assistant.service import AssistantService
+from models.embedders import EMBEDDERS
+from rag.types import SwitchProgress, SwitchReport
 
 
 def register(actions: argparse._SubParsersAction) -> None:
@@ -44,14 +38,24 @@ def register(actions: argparse._SubParsersAction) -> None:
 
 
 def run_switch(args: argparse.Namespace, context: CliContext) -> int:
-    library = open_library(context.locations, context.settings.library, context.settings.store)
     collection = str(args.collection or context.settings.chat.collection)
-    if args.name is None:
-        spec = library.embedding(collection)
-        used = "no such collection" if spec is None else display_name(spec.model)
-        print(plain(f"{collection}: {used}"))
-        return 0
-    spec = spec_for(entry_named(args.name), context.locations.models_dir)
+    with context.service() as service:
+        if args.name is None:
+            used = service.collection_embedder(collection) or "no such collection"
+            print(plain(f"{collection}: {used}"))
+            return 0
+        report = _switch(service, args.name, collection)
+    print(
+        plain(
+            f"{collection}: now {display_name(report.spec.model)} ({report.passages} passages, "
+            f"{report.embedded} embedded in {report.seconds:.1f} s)"
+        )
+    )
+    return 0
+
+
+def _switch(service: AssistantService, name: str, collection: str) -> SwitchReport:
+    """Re-embed with a bar on stderr."""
     console = Console(stderr=True)
     with Progress(
         TextColumn("Re-embedding"),
@@ -66,14 +70,7 @@ def run_switch(args: argparse.Namespace, context: CliContext) -> int:
         def update(progress: SwitchProgress) -> None:
             bar.update(task, completed=progress.done, total=progress.total)
 
-        report = library.switch_embedder(collection, spec, progress=update)
-    print(
-        plain(
-            f"{collection}: now {display_name(spec.model)} ({report.passages} passages, "
-            f"{report.embedded} embedded in {report.seconds:.1f} s)"
-        )
-    )
-    return 0
+        return service.switch_embedder(name, collection, progress=update)
 
 
 def run_pull(args: argparse.Namespace, context: CliContext) -> int:
@@ -87,13 +84,14 @@ def run_pull(args: argparse.Namespace, context: CliContext) -> int:
         def update(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total)
 
-        folder = pull_embedder(entry, context.locations.models_dir, progress=update)
+        with context.service() as service:
+            folder = service.pull_embedder(entry.name, progress=update)
     print(plain(f"{entry.name}: {folder}"))
     print(f"Switch a collection to it: minicpm-assistant docs embedder {entry.name}")
     return 0
 
 
-def embedders_table(models_dir: Path) -> Table:
+def embedders_table(rows: list[EmbedderRow]) -> Table:
     """The embedding models for ``models list``."""
     table = Table(
         title="Embedding models, for documents (✓ = usable now)",
@@ -104,7 +102,7 @@ def embedders_table(models_dir: Path) -> Table:
     )
     for column in ("", "name", "languages", "dims", "size"):
         table.add_column(column, no_wrap=column != "languages")
-    for row in embedder_rows(models_dir):
+    for row in rows:
         entry = row.entry
         table.add_row(
             "[green]✓[/green]" if row.on_disk else "",
@@ -116,8 +114,7 @@ def embedders_table(models_dir: Path) -> Table:
     return table
 
 
-def embedders_json(models_dir: Path) -> list[dict[str, Any]]:
+def embedders_json(rows: list[EmbedderRow]) -> list[dict[str, Any]]:
     return [
-        {**asdict(row.entry), "on_disk": row.on_disk, "bundled": row.entry.bundled}
-        for row in embedder_rows(models_dir)
+        {**asdict(row.entry), "on_disk": row.on_disk, "bundled": row.entry.bundled} for row in rows
     ]

@@ -7,11 +7,11 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
@@ -21,12 +21,9 @@ from rich.text import Text
 from assistant.cli import embedder_cmd
 from assistant.cli.context import CliContext
 from assistant.display import plain, terminal_safe, to_json
-from assistant.embedders import open_library
 from assistant.errors import UsageError
+from assistant.service import AssistantService
 from rag.types import FileStatus, IngestProgress, IngestReport
-
-if TYPE_CHECKING:
-    from rag.library import Library
 
 PASSWORD_ENV = "MINICPM_ASSISTANT_PDF_PASSWORD"
 """Environment variable read for the PDF password when ``--password`` is not given."""
@@ -132,10 +129,6 @@ class _PasswordAction(argparse.Action):
         setattr(namespace, self.dest, password)
 
 
-def _library(context: CliContext) -> Library:
-    return open_library(context.locations, context.settings.library, context.settings.store)
-
-
 def _collection(args: argparse.Namespace, context: CliContext) -> str:
     return str(args.collection or context.settings.chat.collection)
 
@@ -143,27 +136,34 @@ def _collection(args: argparse.Namespace, context: CliContext) -> str:
 def run_ingest(args: argparse.Namespace, context: CliContext) -> int:
     if not args.paths and not args.watch:
         raise UsageError("give the files or folders to ingest (or --watch alone)")
-    library = _library(context)
     collection = _collection(args, context)
     console = Console(stderr=True)
-    try:
+    with context.service() as service:
         if args.paths:
             if args.json or not console.is_terminal:
-                report = library.ingest(
-                    args.paths,
-                    collection,
-                    password=args.password,
-                    retry_failed=args.retry_failed,
-                    remove_emptied=args.remove_emptied,
-                )
+                report = _ingest(service, args, collection)
             else:
-                report = _ingest_with_bar(library, args, collection, console)
+                report = _ingest_with_bar(service, args, collection, console)
             _show_report(report, args.json, one_line=args.watch)
         if args.watch:
-            _watch(library, collection, args.json)
-    finally:
-        library.close()
+            _watch(service, collection, args.json)
     return 0
+
+
+def _ingest(
+    service: AssistantService,
+    args: argparse.Namespace,
+    collection: str,
+    progress: Callable[[IngestProgress], None] | None = None,
+) -> IngestReport:
+    return service.ingest(
+        args.paths,
+        collection,
+        progress,
+        password=args.password,
+        retry_failed=args.retry_failed,
+        remove_emptied=args.remove_emptied,
+    )
 
 
 def _show_report(report: IngestReport, as_json: bool, *, one_line: bool = False) -> None:
@@ -175,12 +175,10 @@ def _show_report(report: IngestReport, as_json: bool, *, one_line: bool = False)
         _print_report(report)
 
 
-def _watch(library: Library, collection: str, as_json: bool) -> None:
+def _watch(service: AssistantService, collection: str, as_json: bool) -> None:
     """Keep the collection's folders indexed until Ctrl-C; print each update that changed
     something (``--json``: one report object per line)."""
-    from rag.watch import FolderWatcher  # watchdog: only for --watch
-
-    folders = library.folders(collection)
+    folders = service.folders(collection)
     if not folders:
         raise UsageError(
             f"collection {collection!r} has no folders to watch: `ingest --watch FOLDER`"
@@ -192,25 +190,20 @@ def _watch(library: Library, collection: str, as_json: bool) -> None:
         if as_json or any(result.status != "unchanged" for result in update.results):
             _show_report(update, as_json, one_line=True)
 
-    config = library.config
-    watcher = FolderWatcher(
-        library,
-        collection,
-        debounce_s=config.watch_debounce_s,
-        rescan_s=config.watch_rescan_s,
-        on_report=report,
-        on_busy=lambda reason: print(
-            f"{reason} (the watch retries by itself)", file=sys.stderr, flush=True
-        ),
-    )
     try:
-        watcher.run()
+        service.watch(
+            collection,
+            on_report=report,
+            on_busy=lambda reason: print(
+                f"{reason} (the watch retries by itself)", file=sys.stderr, flush=True
+            ),
+        )
     except KeyboardInterrupt:  # the way a watch ends; an update cut short resumes next time
         print("Stopped watching.", file=sys.stderr)
 
 
 def _ingest_with_bar(
-    library: Library, args: argparse.Namespace, collection: str, console: Console
+    service: AssistantService, args: argparse.Namespace, collection: str, console: Console
 ) -> IngestReport:
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -236,14 +229,7 @@ def _ingest_with_bar(
                 reading=reading_now(progress),
             )
 
-        return library.ingest(
-            args.paths,
-            collection,
-            progress=update,
-            password=args.password,
-            retry_failed=args.retry_failed,
-            remove_emptied=args.remove_emptied,
-        )
+        return _ingest(service, args, collection, update)
 
 
 def reading_now(progress: IngestProgress) -> str:
@@ -296,11 +282,8 @@ def _print_report(report: IngestReport) -> None:
 
 
 def run_docs_list(args: argparse.Namespace, context: CliContext) -> int:
-    library = _library(context)
-    try:
-        records = library.documents(args.collection)
-    finally:
-        library.close()
+    with context.service() as service:
+        records = service.documents(args.collection)
     rows = [
         (
             plain(record.collection, one_line=True),
@@ -318,11 +301,8 @@ def run_docs_list(args: argparse.Namespace, context: CliContext) -> int:
 
 
 def run_docs_folders(args: argparse.Namespace, context: CliContext) -> int:
-    library = _library(context)
-    try:
-        folders = library.folders(args.collection)
-    finally:
-        library.close()
+    with context.service() as service:
+        folders = service.folders(args.collection)
     rows = [
         (
             plain(folder.collection, one_line=True),
@@ -363,11 +343,8 @@ def _when(timestamp: float) -> str:
 
 
 def run_docs_show(args: argparse.Namespace, context: CliContext) -> int:
-    library = _library(context)
-    try:
-        matches = library.documents(args.collection, path=args.path)
-    finally:
-        library.close()
+    with context.service() as service:
+        matches = service.documents(args.collection, path=args.path)
     if not matches:
         print(f"{args.path} is not in the library.", file=sys.stderr)
         return 1
@@ -384,27 +361,24 @@ def run_docs_rm(args: argparse.Namespace, context: CliContext) -> int:
     collection = _collection(args, context)
     if args.all == bool(args.path):
         raise UsageError("give either a document PATH or --all (the whole collection)")
-    library = _library(context)
-    try:
+    with context.service() as service:
         if args.all:
-            library.remove_collection(collection)
+            service.remove_collection(collection)
             outcome: dict[str, object] = {"collection": collection, "removed": "all"}
-        elif (documents := library.remove_folder(args.path, collection)) is not None:
+        elif (documents := service.remove_folder(args.path, collection)) is not None:
             outcome = {
                 "collection": collection,
                 "folder": args.path,
                 "documents_removed": documents,
             }
         else:
-            chunks = library.remove_document(args.path, collection)
+            chunks = service.remove_document(args.path, collection)
             if chunks == 0 and not any(
                 record.path in (args.path, str(Path(args.path).absolute()))
-                for record in library.documents(collection)
+                for record in service.documents(collection)
             ):
                 print(f"{args.path} was not indexed in {collection!r}.", file=sys.stderr)
             outcome = {"collection": collection, "path": args.path, "chunks_removed": chunks}
-    finally:
-        library.close()
     print(json.dumps(outcome) if args.json else _describe_removal(outcome))
     return 0
 
@@ -418,14 +392,10 @@ def _describe_removal(outcome: dict[str, object]) -> str:
 
 
 def run_search(args: argparse.Namespace, context: CliContext) -> int:
-    library = _library(context)
-    try:
-        hits = library.search(
+    with context.service() as service:
+        hits, relevance = service.search(
             args.query, collection=_collection(args, context), k=args.k, document=args.doc
         )
-        relevance = library.judge(hits, args.query, _collection(args, context))
-    finally:
-        library.close()
     if args.json:
         rows = [
             {

@@ -23,6 +23,7 @@ from rich.table import Table
 from assistant.cli import embedder_cmd, scan_cmd
 from assistant.cli.context import CliContext
 from assistant.display import plain, terminal_safe, to_json
+from assistant.service import LocalModel
 from models.catalog import (
     CATALOG,
     DEMO_ENTRY,
@@ -33,7 +34,6 @@ from models.catalog import (
 )
 from models.embedders import find_embedder
 from models.gguf_info import format_count, read_gguf_info
-from models.store import LocalModel, ModelStore
 from models.templates import template_for_gguf
 
 
@@ -71,8 +71,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace, context: CliContext) -> int:
-    store = ModelStore(context.locations.models_dir)
-    local = store.local_models()
+    models_dir = context.locations.models_dir
+    with context.service() as service:
+        local = service.local_models()
+        broken = service.broken_model_links()
+        embedders = service.embedders()
     on_disk = {model.entry.name: model for model in local if model.entry is not None}
     extras = [model for model in local if model.entry is None]
     default_is_demo = not any(model.is_minicpm for model in local)
@@ -83,12 +86,11 @@ def run_list(args: argparse.Namespace, context: CliContext) -> int:
                     "catalog": [_entry_json(entry, on_disk.get(entry.name)) for entry in CATALOG],
                     "local": [_local_json(model) for model in extras],
                     "default": _default_name(local),
-                    "models_dir": str(store.models_dir),
+                    "models_dir": str(models_dir),
                     "broken_references": [
-                        {"name": name, "missing_file": str(target)}
-                        for name, target in store.broken_references()
+                        {"name": name, "missing_file": str(target)} for name, target in broken
                     ],
-                    "embedders": embedder_cmd.embedders_json(context.locations.models_dir),
+                    "embedders": embedder_cmd.embedders_json(embedders),
                 }
             )
         )
@@ -126,15 +128,15 @@ def run_list(args: argparse.Namespace, context: CliContext) -> int:
         label = plain(model.name, one_line=True)
         table.add_row("[green]✓[/green]", label, "", "", "", "", "", "")
     console.print(table)
-    console.print(embedder_cmd.embedders_table(context.locations.models_dir))
+    console.print(embedder_cmd.embedders_table(embedders))
     console.print("ctx: trained context (the context OpenBMB's llama.cpp guide runs it with)")
     console.print("Sources", style="bold")
     for entry in CATALOG:
         if not entry.is_demo:
             details = f"{_sources(entry)}\n{_verification(entry)}"
             console.print(f"  {entry.name}\n{details}", highlight=False, soft_wrap=True)
-    console.print(plain(f"Models directory: {store.models_dir}"))
-    for name, target in store.broken_references():
+    console.print(plain(f"Models directory: {models_dir}"))
+    for name, target in broken:
         console.print(
             plain(
                 f"{name}: its file {target} is gone (moved or deleted); `models add` it from "
@@ -154,7 +156,6 @@ def run_list(args: argparse.Namespace, context: CliContext) -> int:
 def run_pull(args: argparse.Namespace, context: CliContext) -> int:
     if find_embedder(args.name) is not None:
         return embedder_cmd.run_pull(args, context)
-    store = ModelStore(context.locations.models_dir)
     source = args.source or context.settings.engine.source
     console = Console(stderr=True)
     entry = find_entry(args.name)
@@ -173,13 +174,15 @@ def run_pull(args: argparse.Namespace, context: CliContext) -> int:
         def report(done: int, total: int | None) -> None:
             progress.update(task, completed=done, total=total)
 
-        model = store.pull(args.name, source=source, progress=report)
+        with context.service() as service:
+            model = service.pull_model(args.name, source, progress=report)
     print(f"{model.name}: {model.path}")
     return 0
 
 
 def run_add(args: argparse.Namespace, context: CliContext) -> int:
-    model = ModelStore(context.locations.models_dir).add(args.path)
+    with context.service() as service:
+        model = service.add_model(args.path)
     info = read_gguf_info(model.path)
     print(
         terminal_safe(
@@ -192,12 +195,12 @@ def run_add(args: argparse.Namespace, context: CliContext) -> int:
 
 
 def run_info(args: argparse.Namespace, context: CliContext) -> int:
-    store = ModelStore(context.locations.models_dir)
     entry = find_entry(args.model)
     if entry is not None and not entry.is_demo:
-        if not (store.models_dir / entry.file_name).exists():
+        if not (context.locations.models_dir / entry.file_name).exists():
             return _catalog_info(entry, args.json)
-    model = store.resolve(args.model)
+    with context.service() as service:
+        model = service.resolve_model(args.model)
     info = read_gguf_info(model.path)
     template = template_for_gguf(model.entry.template if model.entry else None, info)
     details: dict[str, Any] = {

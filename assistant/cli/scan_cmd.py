@@ -14,8 +14,7 @@ from rich.text import Text
 from assistant.cli.context import CliContext
 from assistant.display import plain, terminal_safe, to_json
 from assistant.errors import UsageError
-from models.scan import FoundModel, scan
-from models.store import ModelStore
+from assistant.service import FoundModel
 
 
 def register(actions: argparse._SubParsersAction) -> None:
@@ -39,11 +38,13 @@ def register(actions: argparse._SubParsersAction) -> None:
 
 
 def run_scan(args: argparse.Namespace, context: CliContext) -> int:
-    store = ModelStore(context.locations.models_dir)
-    found = scan()
-    chosen = _chosen(found, args.add) if args.add else []
-    added = {model.path: store.add(model.path, model.link_name).name for model in chosen}
-    linked = {model.path.resolve(): model.name for model in store.references()}
+    with context.service() as service:
+        found = service.found_models()
+        chosen = _chosen(found, args.add) if args.add else []
+        added = {
+            model.path: service.add_model(model.path, model.link_name).name for model in chosen
+        }
+        linked = {model.path.resolve(): model.name for model in service.linked_models()}
     if args.json:
         print(to_json([_json(number, model, linked) for number, model in _numbered(found)]))
         return 0
@@ -66,7 +67,8 @@ def run_scan(args: argparse.Namespace, context: CliContext) -> int:
 
 
 def run_remove(args: argparse.Namespace, context: CliContext) -> int:
-    target = ModelStore(context.locations.models_dir).remove_reference(args.name)
+    with context.service() as service:
+        target = service.forget_model(args.name)
     print(terminal_safe(f"Forgot {args.name}; its file stays at {target}"))
     return 0
 

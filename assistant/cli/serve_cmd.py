@@ -8,7 +8,6 @@ import sys
 
 from assistant.cli.context import CliContext
 from assistant.display import terminal_safe
-from assistant.service import AssistantService
 from assistant.settings import ServeConfig
 
 
@@ -48,8 +47,7 @@ def run_serve(args: argparse.Namespace, context: CliContext) -> int:
     config = _config(context.settings.serve, args)
     check_binding(config.host, config.token.get_secret_value() if config.token else None)
     logging.getLogger("assistant.api").setLevel(logging.INFO)  # one line per answer, on stderr
-    service = AssistantService(context.settings, context.locations)
-    try:
+    with context.service() as service:
         status = service.load_engine()
         model = terminal_safe(status.name, one_line=True)
         if status.is_demo:
@@ -64,8 +62,6 @@ def run_serve(args: argparse.Namespace, context: CliContext) -> int:
             serve(create_app(service, config), config.host, config.port, ready)
         except KeyboardInterrupt:  # Ctrl-C is how a server stops: answers in progress ended
             print("Stopped.", file=sys.stderr)
-    finally:
-        service.close()
     return 0
 
 
