@@ -129,11 +129,12 @@ def test_prompt_lookup_changes_passes_not_tokens(
     """Every token is picked by the same sampler from the same position, so the answers are the
     very same tokens where a row's logits do not depend on the batch it is in: on the CPU for
     SmolLM2's Q4_1 weights. The demo's Q4_K_M rows differ in the last bits between a batch of
-    one and of several, which flipped one seeded draw (never a greedy pick in these tests)."""
+    one and of several, which flipped one seeded draw and, on an AVX-512 CPU (2026-12-01), one
+    greedy near-tie between the end of the answer and one more sentence."""
     if llama_cpp.llama_supports_gpu_offload():
         pytest.skip("GPU kernels are picked by batch size; answers may differ in near-ties")
-    if params is SAMPLED and model_path != smollm2_gguf():
-        pytest.skip("batched Q4_K_M logits differ in the last bits: a seeded draw can flip")
+    if model_path != smollm2_gguf():
+        pytest.skip("batched Q4_K_M logits differ in the last bits: a near-tie can flip")
     expected, plain_done = answer(plain, params)
     speculative = load(model_path, "on")
     try:
@@ -148,9 +149,16 @@ def test_prompt_lookup_changes_passes_not_tokens(
         assert stats.forward_passes < done.usage.completion_tokens - 1
 
 
-def test_stopping_mid_draft_leaves_the_cache_sound(plain: LlamaEngine, model_path: Path) -> None:
-    """A caller that stops inside a confirmed draft must not leave unconfirmed keys behind."""
-    expected, _ = answer(plain, GREEDY)
+def test_stopping_mid_draft_leaves_the_cache_sound(model_path: Path) -> None:
+    """A caller that stops inside a confirmed draft must not leave unconfirmed keys behind.
+
+    Compared with a fresh engine drafting the same way: plain decoding's batches of one may
+    differ from verified drafts in the last bits (see the test above)."""
+    fresh = load(model_path, "on")
+    try:
+        expected, _ = answer(fresh, GREEDY)
+    finally:
+        fresh.close()
     speculative = load(model_path, "on")
     try:
         stream = speculative.stream(speculative.template.render(QUESTION), GREEDY)

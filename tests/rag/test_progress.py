@@ -11,6 +11,9 @@ from pathlib import Path
 from rich.console import Console
 
 from assistant.cli.library_cmd import _ingest_with_bar, reading_now, time_left
+from assistant.locations import Locations
+from assistant.service import AssistantService
+from assistant.settings import Settings
 from rag.indexer import _Meter
 from rag.library import Library
 from rag.types import IngestProgress
@@ -62,15 +65,17 @@ def test_an_ingest_reports_time_left_once_a_rate_can_be_measured(
     assert finished[-1].eta_s == 0.0
 
 
-def test_the_ingest_bar_shows_the_librarys_estimate(
-    make_library: Callable[..., Library], tmp_path: Path
-) -> None:
+def test_the_ingest_bar_shows_the_librarys_estimate(tmp_path: Path) -> None:
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=200)
     args = argparse.Namespace(
         paths=[notes(tmp_path)], password=None, retry_failed=False, remove_emptied=False
     )
-    report = _ingest_with_bar(make_library(), args, "default", console)
+    service = AssistantService(Settings(), Locations.under(tmp_path / "home").ensure())
+    try:
+        report = _ingest_with_bar(service, args, "default", console)
+    finally:
+        service.close()
     assert report.count("indexed") == 4
     assert "about 0 s left" in screen.getvalue(), "the last update drawn before the bar goes"
     assert time_left(None) == "estimating…"
