@@ -104,6 +104,23 @@ class ModelStatus:
 
 
 @dataclass(frozen=True)
+class ModelServerFacts:
+    """A model server as ``doctor`` reports it."""
+
+    model_id: str
+    models: tuple[str, ...]
+    n_ctx: int
+    context_source: str
+    """"server" (it reported its context), "configured" ([llm] context_length) or "default"."""
+    served_template: str | None
+    """The kind of chat template the server shows (None when it shows none)."""
+    template: str
+    """The template the app renders prompts with ("server": the server's own)."""
+    tokenizer: str
+    parallel: int
+
+
+@dataclass(frozen=True)
 class CatalogRow:
     entry: CatalogEntry
     on_disk: bool
@@ -251,6 +268,37 @@ class AssistantService:
         from models.server_engine import list_server_models, server_model_name
 
         return [server_model_name(model_id) for model_id in list_server_models(self.settings.llm)]
+
+    def model_server_facts(self) -> ModelServerFacts:
+        """What the configured model server serves and how the app will talk to it (``doctor``).
+        Raises :class:`ModelError` naming the URL when none is configured or it does not answer."""
+        if self.settings.llm.base_url is None:
+            raise ModelError("no model server is configured: set [llm] base_url")
+        from models.server_engine import ServerEngine, template_kind
+
+        engine = ServerEngine.connect(self.settings.llm)
+        try:
+            facts = engine.facts
+            return ModelServerFacts(
+                model_id=engine.model_id,
+                models=tuple(facts.models),
+                n_ctx=engine.n_ctx,
+                context_source=engine.context_source,
+                served_template=template_kind(facts.chat_template),
+                template=engine.template.name,
+                tokenizer=facts.tokenizer,
+                parallel=engine.parallel,
+            )
+        finally:
+            engine.close()
+
+    def store_server_facts(self) -> tuple[str, int]:
+        """The shared library's Chroma server version and its number of collections (``doctor``).
+        Raises :class:`LibraryError` naming the URL when it does not answer or refuses."""
+        from rag.chroma_server import connect  # chromadb's client: only for a shared library
+
+        client = connect(self.settings.store)
+        return str(client.get_version()), int(client.count_collections())
 
     # Chat
 

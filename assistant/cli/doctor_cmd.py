@@ -160,44 +160,38 @@ def _answers(context: CliContext) -> Check:
             "llama.cpp in this process (set [llm] base_url to use a model server)",
             {"backend": "llama.cpp"},
         )
-    from models.server_engine import ServerEngine, template_kind
-
     data: dict[str, Any] = {"backend": "server", "base_url": config.base_url}
     try:
-        engine = ServerEngine.connect(config)
+        with context.service() as service:
+            facts = service.model_server_facts()
     except ModelError as error:
         return Check("Answers from", "fail", error.message, data)
-    try:
-        facts = engine.facts
-        context_from = {
-            "server": "reported by the server",
-            "configured": "[llm] context_length",
-            "default": "assumed: the server does not say; set [llm] context_length",
-        }[engine.context_source]
-        served = template_kind(facts.chat_template)
-        if engine.template.name != "server":
-            template = f"{engine.template.name}, rendered here"
-        elif served is not None:
-            template = f"the server's ({served})"
-        else:
-            template = "the server's (it does not show which)"
-        data |= {
-            "model": engine.model_id,
-            "models": list(facts.models),
-            "n_ctx": engine.n_ctx,
-            "context_source": engine.context_source,
-            "chat_template": served,
-            "tokenizer": facts.tokenizer,
-            "parallel": engine.parallel,
-        }
-    finally:
-        engine.close()
+    context_from = {
+        "server": "reported by the server",
+        "configured": "[llm] context_length",
+        "default": "assumed: the server does not say; set [llm] context_length",
+    }[facts.context_source]
+    if facts.template != "server":
+        template = f"{facts.template}, rendered here"
+    elif facts.served_template is not None:
+        template = f"the server's ({facts.served_template})"
+    else:
+        template = "the server's (it does not show which)"
+    data |= {
+        "model": facts.model_id,
+        "models": list(facts.models),
+        "n_ctx": facts.n_ctx,
+        "context_source": facts.context_source,
+        "chat_template": facts.served_template,
+        "tokenizer": facts.tokenizer,
+        "parallel": facts.parallel,
+    }
     counting = "estimated" if facts.tokenizer == "estimate" else "by the server"
-    parallel = engine.parallel
+    parallel = facts.parallel
     at_once = "one answer at a time" if parallel == 1 else f"{parallel} answers at once"
     detail = (
-        f"model server {config.base_url} answers: model {engine.model_id}, context "
-        f"{engine.n_ctx} tokens ({context_from}), chat template {template}, tokens counted "
+        f"model server {config.base_url} answers: model {facts.model_id}, context "
+        f"{facts.n_ctx} tokens ({context_from}), chat template {template}, tokens counted "
         f"{counting}, {at_once}"
     )
     return Check("Answers from", "ok", detail, data)
@@ -229,8 +223,6 @@ def _library(context: CliContext) -> Check:
             f"embedded Chroma store in {index} (set [store] url to share one on a Chroma server)",
             {"backend": "embedded", "path": str(index)},
         )
-    from rag.chroma_server import connect  # chromadb's client: only for a shared library
-
     data: dict[str, Any] = {
         "backend": "server",
         "url": config.url,
@@ -238,9 +230,8 @@ def _library(context: CliContext) -> Check:
         "database": config.database,
     }
     try:
-        client = connect(config)
-        data["server_version"] = client.get_version()
-        data["collections"] = client.count_collections()
+        with context.service() as service:
+            data["server_version"], data["collections"] = service.store_server_facts()
     except LibraryError as error:
         return Check("Library", "fail", error.message, data)
     detail = (

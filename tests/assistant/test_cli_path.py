@@ -43,6 +43,8 @@ FORBIDDEN = (
     "models.scan",
     "models.fetch",
     "models.runtime",
+    "models.server_engine",
+    "rag.chroma_server",
 )
 """What the service opens for a command; a command module reaching for one bypasses it."""
 
