@@ -408,9 +408,6 @@ class AssistantService:
 
     # Conversations
 
-    def new_conversation(self, title: str | None = None) -> str:
-        return self._store.create(title)
-
     def conversation_from(self, history: Sequence[tuple[Role, str]]) -> str:
         """A new conversation holding ``history``, earlier questions and answers as an API client
         sends them, so that ``ask`` in it treats the next question as a follow-up."""

@@ -347,11 +347,6 @@ class ServerEngine:
             stop_reason=reason,
         )
 
-    def list_models(self) -> list[str]:
-        """The models the server serves now (a server can load others while running)."""
-        listing = self.client.get(f"{self.client.base_url}/models")
-        return _model_ids(listing, self.client.base_url)
-
     def close(self) -> None:
         self.client.close()
 

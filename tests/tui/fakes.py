@@ -297,9 +297,6 @@ class FakeService:
 
     # Conversations (real store)
 
-    def new_conversation(self, title: str | None = None) -> str:
-        return self.store.create(title)
-
     def list_conversations(self, query: str | None = None) -> list[ConversationSummary]:
         return self.store.summaries(query)
 

@@ -161,7 +161,8 @@ async def test_escape_stops_generation_and_keeps_the_partial_answer(
 
 
 async def test_switch_conversation(real_app: MiniCPMApp, real_service: AssistantService) -> None:
-    other = real_service.new_conversation("Empty notes")
+    other = real_service.conversation_from([])
+    real_service.rename_conversation(other, "Empty notes")
     async with real_app.run_test(size=(120, 36)) as pilot:
         await ask(pilot, real_app, "Who wrote the TraceMonkey paper?")
         await wait_until(pilot, lambda: not chat(real_app).generating, timeout=120)
