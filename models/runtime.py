@@ -431,11 +431,6 @@ def _broken(text: str, pieces: Sequence[str]) -> str:
     return text
 
 
-def token_piece(vocab: Any, token: int) -> bytes:
-    """The bytes of one generated token, however long (see :class:`PieceReader`)."""
-    return PieceReader(vocab).read(token)
-
-
 SHOWN_CONTROL_TOKENS = ("<think>", "</think>")
 """Control tokens whose text an answer's reader must see (``models.thinking`` splits on them)."""
 

@@ -13,7 +13,7 @@ import llama_cpp
 from models.catalog import DEMO_ENTRY
 from models.events import DoneEvent, TokenEvent
 from models.llama_logs import route_llama_logs
-from models.runtime import LlamaEngine, token_piece
+from models.runtime import LlamaEngine, PieceReader
 from models.templates import ChatMessage, CompletionTemplate
 
 
@@ -54,7 +54,8 @@ def test_long_token_pieces_are_not_dropped(demo_model_path: Path) -> None:
     vocab_only = llama_cpp.Llama(model_path=str(demo_model_path), vocab_only=True, verbose=False)
     text = " পাকিস্তানের প্রধানমন্ত্রী मुख्यमंत्री"
     tokens = vocab_only.tokenize(text.encode(), add_bos=False)
-    pieces = [token_piece(vocab_only._model.vocab, token) for token in tokens]
+    reader = PieceReader(vocab_only._model.vocab)
+    pieces = [reader.read(token) for token in tokens]
     vocab_only.close()
     assert max(len(piece) for piece in pieces) > 32  # the case that used to be dropped
     assert b"".join(pieces).decode() == text
