@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from assistant.cli.context import CliContext
 from assistant.display import terminal_safe
+from assistant.service import AssistantService
 from models.catalog import DEMO_ENTRY, DEMO_PACKAGE, MINICPM_HINT
 from models.errors import ModelError, ModelLoadError
 from models.gguf_info import read_gguf_info
@@ -47,15 +48,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_doctor(args: argparse.Namespace, context: CliContext) -> int:
-    checks = [
-        _python(),
-        *_llama_and_hardware(),
-        _models(context),
-        _answers(context),
-        _embedding_model(),
-        _library(context),
-        _storage(context),
-    ]
+    with context.service() as service:
+        checks = [
+            _python(),
+            *_llama_and_hardware(),
+            _models(context, service),
+            _answers(context, service),
+            _embedding_model(),
+            _library(context, service),
+            _storage(context),
+        ]
     healthy = all(check.status != "fail" for check in checks)
     if args.json:
         print(json.dumps({"ok": healthy, "checks": [asdict(c) for c in checks]}, indent=2))
@@ -117,9 +119,8 @@ def _llama_and_hardware() -> list[Check]:
     return [llama, gpu, cpu]
 
 
-def _models(context: CliContext) -> Check:
-    with context.service() as service:
-        local = service.local_models()
+def _models(context: CliContext, service: AssistantService) -> Check:
+    local = service.local_models()
     broken = []
     for model in local:
         try:
@@ -150,7 +151,7 @@ def _models(context: CliContext) -> Check:
     )
 
 
-def _answers(context: CliContext) -> Check:
+def _answers(context: CliContext, service: AssistantService) -> Check:
     """Which engine writes the answers; a configured model server must answer (else fail)."""
     config = context.settings.llm
     if config.base_url is None:
@@ -162,8 +163,7 @@ def _answers(context: CliContext) -> Check:
         )
     data: dict[str, Any] = {"backend": "server", "base_url": config.base_url}
     try:
-        with context.service() as service:
-            facts = service.model_server_facts()
+        facts = service.model_server_facts()
     except ModelError as error:
         return Check("Answers from", "fail", error.message, data)
     context_from = {
@@ -212,7 +212,7 @@ def _embedding_model() -> Check:
     )
 
 
-def _library(context: CliContext) -> Check:
+def _library(context: CliContext, service: AssistantService) -> Check:
     """Where the passages are stored; a configured Chroma server must answer (else fail)."""
     config = context.settings.store
     if config.url is None:
@@ -230,8 +230,7 @@ def _library(context: CliContext) -> Check:
         "database": config.database,
     }
     try:
-        with context.service() as service:
-            data["server_version"], data["collections"] = service.store_server_facts()
+        data["server_version"], data["collections"] = service.store_server_facts()
     except LibraryError as error:
         return Check("Library", "fail", error.message, data)
     detail = (

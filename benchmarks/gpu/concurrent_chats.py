@@ -31,8 +31,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -94,21 +95,12 @@ class RoundStats:
 
     @classmethod
     def median(cls, runs: list[RoundStats]) -> RoundStats:
-        """Each column's median over ``runs``."""
-
-        def mid(column: Callable[[RoundStats], float]) -> float:
-            return statistics.median(column(run) for run in runs)
-
-        prompts = [r.prompt_tokens for r in runs if r.prompt_tokens is not None]
-        return cls(
-            aggregate=mid(lambda r: r.aggregate),
-            decode_sum=mid(lambda r: r.decode_sum),
-            decode_median=mid(lambda r: r.decode_median),
-            ttft_median=mid(lambda r: r.ttft_median),
-            ttft_max=mid(lambda r: r.ttft_max),
-            tokens=mid(lambda r: r.tokens),
-            prompt_tokens=statistics.median(prompts) if prompts else None,
-        )
+        """Each column's median over ``runs`` (prompt tokens over the runs that report them)."""
+        columns: dict[str, Any] = {}  # each field its own median
+        for column in fields(cls):
+            values = [v for run in runs if (v := getattr(run, column.name)) is not None]
+            columns[column.name] = statistics.median(values) if values else None
+        return cls(**columns)
 
     def row(self, label: str) -> str:
         prompts = "—" if self.prompt_tokens is None else f"{self.prompt_tokens:.0f}"
