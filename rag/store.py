@@ -128,9 +128,13 @@ class VectorStore:
         self, collection: str, vector: Vectors, limit: int, content_hash: str | None = None
     ) -> list[tuple[str, float]]:
         """Nearest ``(chunk_id, cosine similarity)`` pairs, best first."""
-        result = self._collection(collection).query(  # fewer results when fewer vectors
+        target = self._collection(collection)
+        total = target.count()
+        if total == 0:
+            return []
+        result = target.query(
             query_embeddings=[vector],
-            n_results=limit,
+            n_results=min(limit, total),
             where={"content_hash": content_hash} if content_hash else None,
             include=["distances"],
         )
