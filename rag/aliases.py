@@ -5,12 +5,11 @@ collection never mentions: "the Mooney that ground looped at Belen" asked of rep
 no Mooney is about another aircraft. But a name missing *as spelt* may still be there in
 another form, and refusing those would refuse answerable questions. Documents commonly write:
 
-- an abbreviation: "NH" for "New Hampshire" (the initials of its words), "Muscle Shoals, AL"
-  for "Alabama" (the letters of an upper-case word appear in the name in order, starting with
-  its first; a few letters stand for too many things to count unless written after a comma,
-  the way places are);
-- another form of the word: "Mexico" for "Mexican", "cGVHD" for "GVHD" (a long shared
-  beginning, or the name inside a longer word);
+- an abbreviation: "NH" for "New Hampshire" (exactly the initials of its words), "Muscle
+  Shoals, AL" for "Alabama" (a US state's postal code after a place and a comma; other letters
+  after a comma stand for too many things: "San Diego, CA" is not Cleveland);
+- another form of the word: "Mexico" for "Mexican" (all but their endings shared), "cGVHD" for
+  "GVHD" (an acronym at the end of a longer word; "request" is no form of Quest);
 - a date in numbers: "11/16/2007" or "2007-11-16" for "November 2007".
 
 These checks only ever *accept* a name that the literal search missed, so a loose match costs
@@ -20,8 +19,23 @@ an answer that should have been refused, never a refusal of an answerable questi
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+POSTAL_CODES = dict(
+    pair.replace("_", " ").split("=")
+    for pair in (
+        "alabama=AL alaska=AK arizona=AZ arkansas=AR california=CA colorado=CO connecticut=CT "
+        "delaware=DE florida=FL georgia=GA hawaii=HI idaho=ID illinois=IL indiana=IN iowa=IA "
+        "kansas=KS kentucky=KY louisiana=LA maine=ME maryland=MD massachusetts=MA michigan=MI "
+        "minnesota=MN mississippi=MS missouri=MO montana=MT nebraska=NE nevada=NV "
+        "new_hampshire=NH new_jersey=NJ new_mexico=NM new_york=NY north_carolina=NC "
+        "north_dakota=ND ohio=OH oklahoma=OK oregon=OR pennsylvania=PA rhode_island=RI "
+        "south_carolina=SC south_dakota=SD tennessee=TN texas=TX utah=UT vermont=VT "
+        "virginia=VA washington=WA west_virginia=WV wisconsin=WI wyoming=WY "
+        "district_of_columbia=DC puerto_rico=PR"
+    ).split()
+)
+"""US states' postal codes (USPS), which addresses and report headers write after a city."""
 MONTHS = (
     "january february march april may june july august september october november december"
 ).split()
@@ -41,9 +55,9 @@ _DAY_MONTH_YEAR = re.compile(
     re.IGNORECASE,
 )
 """The same written day first: "16 November 2007"."""
-_ABBREVIATION = re.compile(r"\b[A-Z]{2,5}\b")
 _WORD = re.compile(r"[^\W\d_]{4,}")
 _SHARED_START = 5
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _ENDING = 3
 
 
@@ -115,37 +129,35 @@ _TENS = " ten twenty thirty forty fifty sixty seventy eighty ninety".split(" ")
 
 
 def name_in(name: str, run: str, text: str) -> bool:
-    """Whether ``text`` writes the name otherwise: as an abbreviation of ``run`` (the question's
-    capitalised words around the name, "New Hampshire" for "Hampshire"), as another form of the
-    word, or inside a longer word. Lower-case technical words have no abbreviations."""
+    """Whether ``text`` writes the name otherwise: as the initials of ``run`` (the question's
+    capitalised words around the name, "NH" for "New Hampshire"), as its state's postal code
+    after a place, as another form of the word, or as an acronym ending a longer word (cGVHD).
+    Lower-case technical words have no abbreviations."""
     lower = name.lower()
     words = re.findall(r"[a-z]+", run.lower())
-    letters = "".join(words)
-    abbreviations = _ABBREVIATION.findall(text) if name[:1].isupper() else []
-    for abbreviation in set(abbreviations):
-        short = abbreviation.lower()
-        if not _abbreviates(short, letters) or lower[0] not in short:
-            continue
-        if len(words) > 1 and all(word[0] in short for word in words):
-            return True  # initials: "NH" for "New Hampshire"
-        if re.search(rf",\s*{abbreviation}\b", text):
-            return True  # "Tallahassee, FL": letters alone stand for too many things
+    if name[:1].isupper():
+        initials = "".join(word[0] for word in words)
+        if len(words) > 1 and re.search(rf"\b{initials.upper()}\b", text):
+            return True
+        code = POSTAL_CODES.get(" ".join(words)) or POSTAL_CODES.get(lower)
+        if code and re.search(rf"\b[A-Z][a-z]+,\s*{code}\b", text):
+            return True
+    if _CJK.search(lower):
+        inside: Callable[[str, str], bool] = _contains  # Chinese has no spaces between words
+    else:
+        inside = str.endswith if name.isupper() else _never
     for word in set(_WORD.findall(text.lower())):
-        if word != lower and (lower in word or _shares_start(word, lower)):
+        if word != lower and (inside(word, lower) or _shares_start(word, lower)):
             return True
     return False
 
 
-def _abbreviates(abbreviation: str, letters: str) -> bool:
-    """The abbreviation's letters occur in ``letters`` in order, the first one first."""
-    if not letters or abbreviation[0] != letters[0]:
-        return False
-    position = 1
-    for char in abbreviation[1:]:
-        position = letters.find(char, position) + 1
-        if position == 0:
-            return False
-    return True
+def _contains(text: str, part: str) -> bool:
+    return part in text
+
+
+def _never(text: str, part: str) -> bool:
+    return False
 
 
 def _shares_start(word: str, name: str) -> bool:

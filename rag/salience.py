@@ -67,6 +67,12 @@ _RARE_PIECES = 3
 RARE_ZIPF = 2.0
 """Rarer than once per hundred million words: technical words ("uveal" 1.7, "aligners" 1.5);
 readers' paraphrases of what a document says are commoner ("counterfeiting" 2.8)."""
+_SENTENCE_GAP = re.compile(r"(?<=[.?!])\s+")
+_INITIAL = re.compile(r"[A-Z]\.")
+_ABBREVIATIONS = frozenset(
+    "st mt ft dr mr mrs ms jr sr no vs inc co corp ltd prof gen col capt sgt dept univ".split()
+)
+"""Abbreviations written with a period before a name (St. Maarten, Dr. Rosen, Mt. Hood)."""
 _CJK_THEN_MODEL = re.compile(
     r"([\u4e00-\u9fff]+)([A-Za-z][A-Za-z0-9]*|\d+)((?: [A-Z0-9](?![A-Za-z0-9]))?)"
 )
@@ -80,6 +86,9 @@ _SMALL_QUANTITY = re.compile(
 _NOT_UNITS = _COMMON_CAPITALISED | {"than", "more", "less", "times", "per", "over", "up"}
 """Words next to a number that say nothing of what it counts ("the 12", "in 3")."""
 _CHINESE_PROPER = frozenset({"nr", "nrfg", "nrt", "ns", "nt", "nz", "eng"})
+_CHINESE_UNITS = frozenset("年月日号时点分秒岁个位名家人次天周元块万亿倍成多余")
+"""Characters that make the number before them a date, a time or a count, not a model."""
+_DEMONSTRATIVES = frozenset("这那哪")
 _CHINESE_FUNCTION_TAGS = frozenset("rmq")
 """jieba's tags of pronouns, numerals and measure words (r, m, q and their kinds: mq, rz)."""
 _TRIM = ".,;:!?'’\")(“”"
@@ -138,7 +147,7 @@ def salient_terms(question: str) -> list[Term]:
 
 def _english_terms(question: str) -> list[Term]:
     terms: list[Term] = []
-    for sentence in re.split(r"(?<=[.?!])(?<!\b[A-Z]\.)\s+", question):  # not after "W."
+    for sentence in _sentences(question):
         matches = list(_WORD.finditer(sentence))
         words = [match.group().strip(_TRIM) for match in matches]
         pauses = [  # "Alton, New Hampshire" are two places, "RIAA's Hilary Rosen" two names
@@ -168,6 +177,20 @@ def _english_terms(question: str) -> list[Term]:
                 run = _close_run(terms, run)
         _close_run(terms, run)
     return terms
+
+
+def _sentences(question: str) -> list[str]:
+    """The question's sentences: a capital after one starts a sentence, not a name. A period
+    after an initial ("Vance W. Amory") or an abbreviation ("St. Maarten") ends none."""
+    sentences: list[str] = []
+    start = 0
+    for gap in _SENTENCE_GAP.finditer(question):
+        last = question[start : gap.start()].split()[-1]
+        if last.endswith(".") and (_INITIAL.fullmatch(last) or last[:-1].lower() in _ABBREVIATIONS):
+            continue
+        sentences.append(question[start : gap.start()])
+        start = gap.end()
+    return [*sentences, question[start:]]
 
 
 def quantities(question: str) -> list[Term]:
@@ -282,8 +305,8 @@ def _chinese_terms(question: str) -> list[Term]:
             continue
         if _HAS_DIGIT.search(word) and flag in _CHINESE_PROPER | {"m", "t"}:
             terms.append(Term(word, True))
-        elif flag in _CHINESE_PROPER:
-            terms.append(Term(word, False))
+        elif flag in _CHINESE_PROPER and word[0] not in _DEMONSTRATIVES:
+            terms.append(Term(word, False))  # not 那阵子 ("that while"), which jieba calls a name
     return terms + _chinese_models(question)
 
 
@@ -296,6 +319,8 @@ def _chinese_models(question: str) -> list[Term]:
         model = match.group(2)
         if _YEAR.match(model):
             continue  # 腾讯2023: the company and a year
+        if model.isdigit() and question[match.end(2) : match.end(2) + 1] in _CHINESE_UNITS:
+            continue  # 人民银行8月18日: the bank and a date
         name, flag = _tag(match.group(1))[-1]
         if len(name) >= 2 and (flag.startswith("n") or flag == "eng"):
             models.append(Term(name + model + match.group(3), True))

@@ -53,6 +53,8 @@ def test_periods_of_a_question_in_order_without_overlaps() -> None:
         ("Mexican", "Mexican", "near Arteaga, Mexico"),
         ("GVHD", "GVHD", "patients with oral cGVHD"),
         ("Guatemala", "Guatemala", "the Guatemalan authorities"),
+        ("Canada", "Canada", "the Canadian investigators"),
+        ("Pennsylvania", "Pennsylvania", "Location: Latrobe, PA Accident Number"),
     ],
 )
 def test_abbreviations_and_other_forms_of_a_name(name: str, run: str, text: str) -> None:
@@ -67,6 +69,12 @@ def test_abbreviations_and_other_forms_of_a_name(name: str, run: str, text: str)
         ("Metallica", "Metallica", "a metal propeller"),  # endings too different
         ("carfilzomib", "carfilzomib", "complete response (CR), partial response, CR"),
         ("Alabama", "Alabama", "Alabama was not written this way"),  # the same spelling
+        ("Cleveland", "Cleveland Clinic", "the mean and its 95% CI"),  # not the initials
+        ("Zimmer", "Zimmer", "serious events (SAE, ZE) were rare"),  # a comma, but no place
+        ("Cleveland", "Cleveland Clinic", "4510 Executive Dr, San Diego, CA 92121"),  # a state
+        ("Quest", "Meta Quest", "copies are sent on written request"),  # ends in it, no acronym
+        ("Meta", "Meta Quest", "patients with metastatic melanoma"),  # only its start
+        ("Quest", "Meta Quest", "the quality of life questionnaire"),
     ],
 )
 def test_letters_and_look_alikes_that_are_not_the_name(name: str, run: str, text: str) -> None:

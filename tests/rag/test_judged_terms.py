@@ -38,3 +38,11 @@ def test_a_quantity_the_report_does_not_state_is_refused_by_name(library: Librar
     judgement = library.judge(library.search(question), question)
     assert not judgement.relevant
     assert judgement.missing == ("60 days",)
+
+
+def test_a_name_after_an_abbreviation_is_still_a_name(library: Library) -> None:  # noqa: F811
+    """"St." ends no sentence, so "Augustine" is a name the reports must hold."""
+    question = "Had the Tallahassee Piper PA-22-150 flown in from St. Augustine that day?"
+    judgement = library.judge(library.search(question), question)
+    assert not judgement.relevant
+    assert "Augustine" in judgement.missing

@@ -43,6 +43,10 @@ from rag.salience import quantities, rare_words, salient_terms
             ["Vance", "Amory", "Airport"],
         ),
         (
+            "Did the Learjet divert to St. Kitts or to Mt. Pleasant?",  # abbreviations end nothing
+            ["Learjet", "St", "Kitts", "Mt", "Pleasant"],
+        ),
+        (
             "AMD Radeon PRO W7900和W7800专业显卡多少钱？",
             ["AMD", "Radeon", "PRO", "W7900*", "W7800*"],
         ),
@@ -61,6 +65,9 @@ def test_english_salient_terms(question: str, terms: list[str]) -> None:
         ("高合HiPhi Z的续航里程有多少公里？", "高合HiPhi Z"),
         ("推特换成X品牌之后推文改叫什么？", None),  # "changed to X": no name
         ("腾讯2023年第二季度投入了多少研发费用？", None),  # a company and a year
+        ("建设银行8月20日公布的存款利率是多少？", None),  # the bank and a date
+        ("华为9月发布的手机叫什么？", None),
+        ("比亚迪3家工厂的产能是多少？", None),  # a count of factories
     ],
 )
 def test_a_model_written_onto_a_chinese_name_is_one_identifier(
@@ -77,6 +84,8 @@ def test_chinese_names_and_quoted_titles_are_salient() -> None:
     quoted = salient_terms("《刺客信条：幻景》什么时候发售？")
     assert [(t.text, t.identifier) for t in quoted] == [("刺客信条：幻景", True)]
     assert salient_terms("这种疗法有什么副作用？") == []
+    # jieba's dictionary tags 那阵子 ("that while") as a person's name
+    assert "那阵子" not in [t.text for t in salient_terms("油价大涨那阵子，航空公司怎么应对？")]
 
 
 def test_a_month_with_its_year_is_one_period() -> None:
