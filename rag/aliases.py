@@ -21,6 +21,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+_CHINESE_DIGITS = {char: value for value, char in enumerate("零一二三四五六七八九")} | {"两": 2}
+_CHINESE_NUMERALS = "零一二两三四五六七八九十百千万亿"
+CHINESE_COUNT = re.compile(
+    rf"(?P<ordinal>第\s*)?(?<![\d.{_CHINESE_NUMERALS}])"
+    rf"(?P<number>\d{{1,2}}(?![\d.])|[{_CHINESE_NUMERALS[:-4]}]{{1,3}})\s*"
+    r"(?P<unit>次|个|届|人|名|家|辆|台|架|艘|件|项|条|位|座|场|款|种|批|轮|期|例|份|所|支|只|头|层|倍|岁)"
+)
+"""A count under a hundred before its measure word, as questions and articles write it."""
 POSTAL_CODES = dict(
     pair.replace("_", " ").split("=")
     for pair in (
@@ -101,7 +109,10 @@ def quantity_in(number: str, units: Sequence[str], text: str) -> bool:
     """Whether ``text`` writes the number (in digits, or in words up to ninety) with one of the
     units: after it, up to two words between ("48 treatment cycles", "forty-eight cycles",
     "60°/s"), or right before it ("Month 36"); singular or plural. Punctuation between them
-    parts them ("24 cycles; 48 patients")."""
+    parts them ("24 cycles; 48 patients"). A Chinese measure word follows its number directly,
+    in digits or characters, spaces allowed (第 50 次, 第五十次, 17人)."""
+    if any(_CJK.search(unit) for unit in units):
+        return _chinese_count_in(int(number), units, text)
     numbers = [re.escape(number)]
     if number.isdigit() and (spelt := _spelt(int(number))):
         numbers.append(spelt)
@@ -109,6 +120,34 @@ def quantity_in(number: str, units: Sequence[str], text: str) -> bool:
     unit = "|".join(re.escape(u.lower().removesuffix("s")) + r"\w*" for u in units)
     pattern = rf"{value}\s?(?:[\w-]+\s+){{0,2}}(?:{unit})|(?:{unit})\s+{value}"
     return re.search(pattern, text, re.IGNORECASE) is not None
+
+
+def chinese_number(written: str) -> int | None:
+    """The value of a count under a hundred in digits or characters (七, 十七, 五十, 两)."""
+    if written.isdigit():
+        return int(written)
+    tens, ten, ones = written.partition("十")
+    if not ten:
+        return _CHINESE_DIGITS.get(written)
+    if tens not in ("", *_CHINESE_DIGITS) or ones not in ("", *_CHINESE_DIGITS):
+        return None
+    return (_CHINESE_DIGITS[tens] if tens else 1) * 10 + (_CHINESE_DIGITS[ones] if ones else 0)
+
+
+def _chinese_count_in(value: int, units: Sequence[str], text: str) -> bool:
+    spelt = [_chinese_numeral(value)] + (["两"] if value == 2 else [])
+    numbers = rf"(?<![\d.]){value}(?![\d.])|(?<![{_CHINESE_NUMERALS}])(?:{'|'.join(spelt)})"
+    unit = "|".join(re.escape(u) for u in units)
+    return re.search(rf"(?:{numbers})\s*(?:{unit})", text) is not None
+
+
+def _chinese_numeral(value: int) -> str:
+    """七, 十七, 五十, 五十七 (under a hundred)."""
+    digits = "零一二三四五六七八九"
+    tens, ones = divmod(value, 10)
+    if not tens:
+        return digits[ones]
+    return ("" if tens == 1 else digits[tens]) + "十" + (digits[ones] if ones else "")
 
 
 def _spelt(value: int) -> str | None:

@@ -129,7 +129,7 @@ def salient_terms(question: str) -> list[Term]:
     ]
     unquoted = _QUOTED.sub(" ", question)
     if mainly_cjk(unquoted):
-        terms += _chinese_terms(unquoted)
+        terms += _chinese_terms(unquoted) + chinese_quantities(unquoted)
     else:
         for text, month, year in aliases.periods(unquoted):
             terms.append(Term(text, True, month=month, year=year))
@@ -207,6 +207,21 @@ def quantities(question: str) -> list[Term]:
         units = tuple(word for word in (after, before) if word and word.lower() not in _NOT_UNITS)
         if units and number not in found:
             found[number] = Term(match.group().strip(), True, number=number, units=units)
+    return list(found.values())
+
+
+def chinese_quantities(question: str) -> list[Term]:
+    """Small counts written in Chinese: a number of one or two digits, or an ordinal (第七),
+    right before its measure word: 第50次, 17人, 3家, 第七届. As in English ("48 cycles"), the
+    number alone is in every article; with its measure word it says which one. Dates and
+    times (8月, 3日) are periods, not counts; 一个 and 两家 without 第 are "a", not a number."""
+    found: dict[str, Term] = {}
+    for match in aliases.CHINESE_COUNT.finditer(question):
+        value = aliases.chinese_number(match["number"])
+        if value is None or (match["number"][0] in "一两" and not match["ordinal"]):
+            continue
+        text = match.group()
+        found.setdefault(text, Term(text, True, number=str(value), units=(match["unit"],)))
     return list(found.values())
 
 

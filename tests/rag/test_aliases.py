@@ -86,6 +86,10 @@ def test_letters_and_look_alikes_that_are_not_the_name(name: str, run: str, text
     ("number", "units", "text"),
     [
         ("48", ("cycles",), "maintenance continues for up to 48 treatment cycles."),
+        ("50", ("次",), "欧佩克+第 50 次会议"),
+        ("50", ("次",), "第五十次会议"),
+        ("7", ("届",), "第七届进博会"),
+        ("2", ("家",), "两家银行"),
         ("48", ("cycles",), "after forty-eight cycles of lenalidomide"),
         ("36", ("visit", "Month"), "At month 36 the assessments are repeated"),
         ("3", ("mg/kg",), "a loading dose of 3 mg/kg weekly"),
@@ -104,6 +108,8 @@ def test_a_quantity_written_with_its_unit(number: str, units: tuple[str, ...], t
         ("36", ("visit", "Month"), "visits at months 12 and 24; 36 subjects"),
         ("3", ("mg/kg",), "a loading dose of 1.5 mg/kg, 3 times a week"),
         ("3", ("mg/kg",), "doses of 13 mg/kg and 0.3 mg/kg"),
+        ("5", ("次",), "第15次会议和第二十五次会议"),
+        ("7", ("个",), "发现的第6个新物种，共7种"),
     ],
 )
 def test_the_number_and_the_unit_apart_are_not_the_quantity(

@@ -126,3 +126,15 @@ def test_a_new_brand_the_notes_never_mention_is_refused_by_name(notes_library: L
     question = "喜茶的成年大熊猫每天吃多少竹子？"
     judgement = notes_library.judge(notes_library.search(question, k=5), question)
     assert not judgement.relevant and "喜茶" in judgement.missing
+
+
+def test_a_count_the_notes_never_write_is_refused_by_name(notes_library: Library) -> None:
+    """The notes tell of the fourth panda survey (第四次); the fifth is not in them, whether the
+    question writes its number in characters or in digits."""
+    asked = "第四次全国大熊猫调查显示野生大熊猫有多少只？"
+    assert notes_library.judge(notes_library.search(asked, k=5), asked).relevant
+    in_digits = "第4次全国大熊猫调查显示野生大熊猫有多少只？"
+    assert notes_library.judge(notes_library.search(in_digits, k=5), in_digits).relevant
+    question = "第五次全国大熊猫调查显示野生大熊猫有多少只？"
+    judgement = notes_library.judge(notes_library.search(question, k=5), question)
+    assert not judgement.relevant and "第五次" in judgement.missing

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from rag.salience import quantities, rare_words, salient_terms
+from rag.salience import chinese_quantities, quantities, rare_words, salient_terms
 
 
 @pytest.mark.parametrize(
@@ -163,3 +163,22 @@ def test_a_small_number_with_its_unit_is_a_quantity(
 )
 def test_numbers_written_onto_words_or_alone_are_no_quantity(question: str) -> None:
     assert quantities(question) == []
+
+
+@pytest.mark.parametrize(
+    ("question", "counts"),
+    [
+        ("欧佩克+第50次部长级会议做了什么决定？", [("第50次", "50", "次")]),
+        ("第七届进博会有多少家企业参展？", [("第七届", "7", "届")]),
+        ("这3家银行下调了哪些利率？", [("3家", "3", "家")]),
+        ("一个月能省多少电费？", []),  # 一个 is "a", not a count
+        ("两家公司合并后叫什么？", []),
+        ("8月的销量是多少？", []),  # a month, not a count
+        ("超过100人参加了吗？", []),  # three digits: an identifier already
+    ],
+)
+def test_a_small_chinese_count_with_its_measure_word_is_a_quantity(
+    question: str, counts: list[tuple[str, str, str]]
+) -> None:
+    found = [(t.text, t.number, t.units[0]) for t in chinese_quantities(question)]
+    assert found == counts
