@@ -19,14 +19,16 @@ an answer that should have been refused, never a refusal of an answerable questi
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 _CHINESE_DIGITS = {char: value for value, char in enumerate("零一二三四五六七八九")} | {"两": 2}
 _CHINESE_NUMERALS = "零一二两三四五六七八九十百千万亿"
+CHINESE_MEASURE_WORDS = "次个届人名家辆台架艘件项条位座场款种批轮期例份所支只头层倍岁"
+"""Words that count what a number before them is of (第50次, 17人, 3家)."""
 CHINESE_COUNT = re.compile(
     rf"(?P<ordinal>第\s*)?(?<![\d.{_CHINESE_NUMERALS}])"
     rf"(?P<number>\d{{1,2}}(?![\d.])|[{_CHINESE_NUMERALS[:-4]}]{{1,3}})\s*"
-    r"(?P<unit>次|个|届|人|名|家|辆|台|架|艘|件|项|条|位|座|场|款|种|批|轮|期|例|份|所|支|只|头|层|倍|岁)"
+    rf"(?P<unit>[{CHINESE_MEASURE_WORDS}])"
 )
 """A count under a hundred before its measure word, as questions and articles write it."""
 POSTAL_CODES = dict(
@@ -181,21 +183,14 @@ def name_in(name: str, run: str, text: str) -> bool:
         code = POSTAL_CODES.get(" ".join(words)) or POSTAL_CODES.get(lower)
         if code and re.search(rf"\b[A-Z][a-z]+,\s*{code}\b", text):
             return True
-    if _CJK.search(lower):
-        inside: Callable[[str, str], bool] = _contains  # Chinese has no spaces between words
-    else:
-        inside = str.endswith if name.isupper() else _never
+    chinese = bool(_CJK.search(lower))  # no spaces between words: a name is inside a run
     for word in set(_WORD.findall(text.lower())):
-        if word != lower and (inside(word, lower) or _shares_start(word, lower)):
+        if word == lower:
+            continue
+        if _shares_start(word, lower) or (
+            lower in word if chinese else name.isupper() and word.endswith(lower)
+        ):
             return True
-    return False
-
-
-def _contains(text: str, part: str) -> bool:
-    return part in text
-
-
-def _never(text: str, part: str) -> bool:
     return False
 
 

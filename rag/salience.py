@@ -86,7 +86,7 @@ _SMALL_QUANTITY = re.compile(
 _NOT_UNITS = _COMMON_CAPITALISED | {"than", "more", "less", "times", "per", "over", "up"}
 """Words next to a number that say nothing of what it counts ("the 12", "in 3")."""
 _CHINESE_PROPER = frozenset({"nr", "nrfg", "nrt", "ns", "nt", "nz", "eng"})
-_CHINESE_UNITS = frozenset("年月日号时点分秒岁个位名家人次天周元块万亿倍成多余")
+_CHINESE_UNITS = frozenset(aliases.CHINESE_MEASURE_WORDS + "年月日号时点分秒天周元块万亿成多余")
 """Characters that make the number before them a date, a time or a count, not a model."""
 _DEMONSTRATIVES = frozenset("这那哪")
 _CHINESE_FUNCTION_TAGS = frozenset("rmq")
