@@ -122,9 +122,7 @@ class FolderWatcher:
 
     def run(self) -> None:
         """Bring the folders up to date, then again after every change and every rescan."""
-        observer = Observer() if self._events else None
-        if observer is not None:
-            observer.start()
+        observer = self._observer()
         try:
             while not self._stopping.is_set():
                 self._update(observer)
@@ -134,6 +132,24 @@ class FolderWatcher:
             if observer is not None:
                 observer.stop()
                 observer.join()
+
+    def _observer(self) -> BaseObserver | None:
+        """A started observer of file events, or None: none asked for, or none to be had (the
+        system's inotify instances used up by other programs), when the rescans alone keep the
+        folders current."""
+        if not self._events:
+            return None
+        try:
+            observer = Observer()
+        except OSError as error:
+            _log.warning(
+                "cannot watch for file changes (%s); the folders are rescanned every %gs instead",
+                error.strerror or error,
+                self.rescan_s,
+            )
+            return None
+        observer.start()
+        return observer
 
     def _quiet(self) -> None:
         """Wait until no change came for ``debounce_s`` (a copy in progress is indexed once)."""

@@ -190,6 +190,58 @@ def test_the_rescan_alone_keeps_a_folder_current(
         thread.join(timeout=DEADLINE_S)
 
 
+@contextlib.contextmanager
+def _inotify_used_up() -> Iterator[None]:
+    """Take every inotify instance this user may open, as a desktop full of watching
+    programs does, and give them back after."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    taken: list[int] = []
+    try:
+        while len(taken) < 100_000 and (fd := libc.inotify_init()) >= 0:
+            taken.append(fd)
+        yield
+    finally:
+        for fd in taken:
+            os.close(fd)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
+def test_no_file_events_to_be_had_leaves_the_rescan(
+    make_library: Callable[..., Library], tmp_path: Path
+) -> None:
+    """With the system's inotify instances used up, the watch still starts, says why it only
+    rescans, and follows the folder by rescans."""
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    _note(folder / "a.md", "Harbour tides rise twice a day.")
+    library = make_library()
+    library.ingest([folder])
+    failures: list[BaseException] = []
+    watcher = FolderWatcher(library, debounce_s=0.1, rescan_s=0.3)
+
+    def run() -> None:
+        try:
+            watcher.run()
+        except BaseException as error:  # what the watch died of, for the assertion below
+            failures.append(error)
+
+    with _inotify_used_up():
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        try:
+            _note(folder / "b.md", "Glaciers carve valleys over millennia.")
+            _eventually(
+                lambda: bool(failures) or _names(library) == {"a.md", "b.md"},
+                "a file added, by rescan",
+            )
+        finally:
+            watcher.stop()
+            thread.join(timeout=DEADLINE_S)
+    assert not failures, failures
+
+
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     code = main(list(argv))
     return code, capsys.readouterr().out
