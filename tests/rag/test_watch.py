@@ -209,7 +209,7 @@ def _inotify_used_up() -> Iterator[None]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
 def test_no_file_events_to_be_had_leaves_the_rescan(
-    make_library: Callable[..., Library], tmp_path: Path
+    make_library: Callable[..., Library], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With the system's inotify instances used up, the watch still starts, says why it only
     rescans, and follows the folder by rescans."""
@@ -240,6 +240,7 @@ def test_no_file_events_to_be_had_leaves_the_rescan(
             watcher.stop()
             thread.join(timeout=DEADLINE_S)
     assert not failures, failures
+    assert "cannot watch for file changes (inotify instance limit reached)" in caplog.text
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
