@@ -337,14 +337,20 @@ def test_ingest_watch_from_the_command_line(tmp_path: Path) -> None:
     folder = tmp_path / "inbox"
     folder.mkdir()
     _note(folder / "a.md", "Ferries cross the strait at dawn.")
-    child = subprocess.Popen(
-        [sys.executable, "-m", "assistant", "ingest", str(folder), "--watch", "--json"],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "MINICPM_ASSISTANT_LIBRARY__WATCH_DEBOUNCE_S": "0.3"},
-    )
+    # Started the way a terminal starts it: a suite run in the background (`make test &`)
+    # ignores SIGINT, and a child inherits that, so Ctrl-C would never reach it.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "assistant", "ingest", str(folder), "--watch", "--json"],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "MINICPM_ASSISTANT_LIBRARY__WATCH_DEBOUNCE_S": "0.3"},
+        )
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     try:
         lines = _Lines(child)
         assert json.loads(lines.next())["counts"]["indexed"] == 1  # the ingest asked for
