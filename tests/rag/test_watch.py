@@ -82,16 +82,24 @@ def _note(path: Path, text: str) -> None:
     path.write_text(f"# {path.stem}\n\n{text}\n", encoding="utf-8")
 
 
+def _ingested(make_library: Callable[..., Library], note: Path, text: str) -> Library:
+    """A library that has ingested (so remembers) a new folder holding one note."""
+    note.parent.mkdir()
+    _note(note, text)
+    library = make_library()
+    library.ingest([note.parent])
+    return library
+
+
 @pytest.fixture
 def watched(
     make_library: Callable[..., Library], tmp_path: Path
 ) -> Iterator[tuple[Library, Path, list[IngestReport]]]:
     """A folder ingested once (so remembered) and watched on a thread until the test ends."""
     folder = tmp_path / "notes"
-    folder.mkdir()
-    _note(folder / "first.md", "The tracing compiler records hot loops.")
-    library = make_library()
-    library.ingest([folder])
+    library = _ingested(
+        make_library, folder / "first.md", "The tracing compiler records hot loops."
+    )
     reports: list[IngestReport] = []
     watcher = FolderWatcher(library, debounce_s=0.3, rescan_s=600, on_report=reports.append)
     thread = threading.Thread(target=watcher.run, daemon=True)
@@ -175,10 +183,7 @@ def test_the_rescan_alone_keeps_a_folder_current(
     """Without file events (a folder that cannot be watched), the periodic rescan still
     follows the folder."""
     folder = tmp_path / "drive"
-    folder.mkdir()
-    _note(folder / "a.md", "Harbour tides rise twice a day.")
-    library = make_library()
-    library.ingest([folder])
+    library = _ingested(make_library, folder / "a.md", "Harbour tides rise twice a day.")
     watcher = FolderWatcher(library, debounce_s=0.1, rescan_s=0.3, events=False)
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
@@ -224,10 +229,7 @@ def test_no_file_events_to_be_had_leaves_the_rescan(
     """With the system's inotify instances used up, the watch still starts, says why it only
     rescans, and follows the folder by rescans."""
     folder = tmp_path / "inbox"
-    folder.mkdir()
-    _note(folder / "a.md", "Harbour tides rise twice a day.")
-    library = make_library()
-    library.ingest([folder])
+    library = _ingested(make_library, folder / "a.md", "Harbour tides rise twice a day.")
     failures: list[BaseException] = []
     watcher = FolderWatcher(library, debounce_s=0.1, rescan_s=0.3)
 
@@ -262,10 +264,9 @@ def test_a_library_locked_elsewhere_is_said_once_and_updated_when_free(
     make_library: Callable[..., Library], tmp_path: Path
 ) -> None:
     folder = tmp_path / "notes"
-    folder.mkdir()
-    _note(folder / "first.md", "The tracing compiler records hot loops.")
-    library = make_library()
-    library.ingest([folder])
+    library = _ingested(
+        make_library, folder / "first.md", "The tracing compiler records hot loops."
+    )
     busy: list[str] = []
     reports: list[IngestReport] = []
     watcher = FolderWatcher(library, debounce_s=0.1, on_report=reports.append, on_busy=busy.append)
@@ -318,6 +319,7 @@ class _Lines:
         self._lines: queue.Queue[str] = queue.Queue()
         assert child.stdout is not None
         stream = child.stdout
+
         def read() -> None:
             for line in stream:
                 self._lines.put(line)
