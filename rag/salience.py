@@ -328,12 +328,18 @@ def _chinese_terms(question: str) -> list[Term]:
 def _chinese_models(question: str) -> list[Term]:
     """A Chinese name with a model written onto it (小米14, 哪吒GT, 高合HiPhi Z): one
     identifier, as "Cessna 182" is; jieba cuts it into a name the collection knows and a number
-    or code found elsewhere. The name must be a noun (not 换成X: "changed to X")."""
+    or code found elsewhere. The name must be a noun (not 换成X: "changed to X").
+
+    A code of letters and digits (奥迪A6) is an identifier by itself, required in the same
+    document as the name, and documents often write the brand once and the code alone after it
+    (奥迪 … A6 e-tron), so it is not joined: as in English, where "Audi A6" is two terms."""
     models: list[Term] = []
     for match in _CJK_THEN_MODEL.finditer(question):
         model = match.group(2)
         if _YEAR.match(model):
             continue  # 腾讯2023: the company and a year
+        if _HAS_DIGIT.search(model) and not model.isdigit():
+            continue  # 奥迪A6: the name and a code, each a term
         if model.isdigit() and question[match.end(2) : match.end(2) + 1] in _CHINESE_UNITS:
             continue  # 人民银行8月18日: the bank and a date
         name, flag = _tag(match.group(1))[-1]

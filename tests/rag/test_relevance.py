@@ -138,3 +138,28 @@ def test_a_count_the_notes_never_write_is_refused_by_name(notes_library: Library
     question = "第五次全国大熊猫调查显示野生大熊猫有多少只？"
     judgement = notes_library.judge(notes_library.search(question, k=5), question)
     assert not judgement.relevant and "第五次" in judgement.missing
+
+
+CAR_NOTE = """# 新车
+
+奥迪在 2021 年展示了 A6 e-tron 的概念版。A6 e-tron 支持 270 千瓦的快充，充电 10 分钟可增加约 300
+公里的续航里程。
+"""
+
+
+def test_a_model_code_the_note_writes_apart_from_its_brand_is_answered(
+    make_library: Callable[..., Library], tmp_path: Path
+) -> None:
+    """The note names 奥迪 once and then writes A6 e-tron alone; the question writes 奥迪A6.
+    A code the note does not hold (A8) is still refused."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "cars.md").write_text(CAR_NOTE, encoding="utf-8")
+    (folder / "notes.md").write_text(CHINESE_NOTES, encoding="utf-8")
+    library = make_library()
+    assert library.ingest([folder]).count("indexed") == 2
+    asked = "奥迪A6 e-tron充电10分钟能多跑多远？"
+    assert library.judge(library.search(asked, k=5), asked).relevant
+    other = "奥迪A8 e-tron充电10分钟能多跑多远？"
+    judgement = library.judge(library.search(other, k=5), other)
+    assert not judgement.relevant and "A8" in judgement.missing

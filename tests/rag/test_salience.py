@@ -63,6 +63,7 @@ def test_english_salient_terms(question: str, terms: list[str]) -> None:
         ("小米14手机什么时候能升级？", "小米14"),
         ("哪吒GT跑车什么时候上市？", "哪吒GT"),
         ("高合HiPhi Z的续航里程有多少公里？", "高合HiPhi Z"),
+        ("奥迪A6 e-tron充电10分钟能跑多远？", None),  # A6 is an identifier by itself
         ("推特换成X品牌之后推文改叫什么？", None),  # "changed to X": no name
         ("腾讯2023年第二季度投入了多少研发费用？", None),  # a company and a year
         ("建设银行8月20日公布的存款利率是多少？", None),  # the bank and a date
