@@ -4,7 +4,7 @@ answered from look-alike passages, and the refusal names what is missing and wha
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from tests.rag.conftest import BACKENDS, open_library, store_of
 REPORTS = PDF_CORPUS.parent / "eval" / "en-ntsb"
 TALLAHASSEE = "20071229X02007.pdf"  # Piper PA-22-150, Tallahassee FL, 12/08/2007
 DEATH_VALLEY = "20071231X02009.pdf"  # Beech A23, Death Valley CA, 11/29/2007
+NEVIS = "20080117X00064.pdf"  # Bombardier Global 5000, Charlestown, Nevis, 01/06/2008
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,22 @@ def test_a_run_of_names_must_be_held_together_by_one_passage(library: Library) -
     assert not judgement.mentioned_nowhere
     joined = "What did the Tallahassee Piper hit on final approach?"
     assert library.judge(library.search(joined), joined).relevant
+
+
+def test_a_question_off_the_reports_subject_is_refused_though_it_names_their_place(
+    make_library: Callable[..., Library], tmp_path: Path
+) -> None:
+    """Nevis and Florida are in the reports, restaurants and oranges are not: the names pass,
+    and it is the score that keeps the model from answering from its memory with a citation."""
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    for name in (TALLAHASSEE, NEVIS):
+        shutil.copyfile(REPORTS / name, folder / name)
+    library = make_library()
+    library.ingest([folder])
+    for question in (
+        "What are the best restaurants in Charlestown, Nevis?",
+        "How do you grow oranges in Florida?",
+    ):
+        judgement = library.judge(library.search(question), question)
+        assert not judgement.relevant and judgement.missing == (), question
