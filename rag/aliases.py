@@ -10,7 +10,8 @@ another form, and refusing those would refuse answerable questions. Documents co
   after a comma stand for too many things: "San Diego, CA" is not Cleveland);
 - another form of the word: "Mexico" for "Mexican" (all but their endings shared), "cGVHD" for
   "GVHD" (an acronym at the end of a longer word; "request" is no form of Quest);
-- a date in numbers: "11/16/2007" or "2007-11-16" for "November 2007".
+- a date in numbers: "11/16/2007" or "2007-11-16" for "November 2007";
+- a quarter in words or a code: "the third quarter of fiscal 2022", "Q3", "3Q22", 第三季度, 三季度.
 
 These checks only ever *accept* a name that the literal search missed, so a loose match costs
 an answer that should have been refused, never a refusal of an answerable question.
@@ -85,6 +86,85 @@ def periods(question: str) -> list[tuple[str, int, int]]:
             taken.append(match)
     taken.sort(key=lambda match: match.start())
     return [(match.group(), month_number(match["month"]), int(match["year"])) for match in taken]
+
+
+_ORDINALS = ("first", "second", "third", "fourth")
+_FIGURES = ("1st", "2nd", "3rd", "4th")
+_FISCAL = r"(?:fiscal\s+(?:year\s+)?|FY\s*)"
+QUARTER = re.compile(
+    rf"(?:{_FISCAL}?(?P<before>(?:19|20)\d{{2}})\s*)?"
+    r"(?:(?<![A-Za-z])Q(?P<code>[1-4])(?!\d)|(?<![\d.])(?P<lead>[1-4])Q(?=\d{2}(?!\d)|\b)"
+    r"|\b(?P<word>" + "|".join(_ORDINALS + _FIGURES) + r")[\s-]+(?:fiscal\s+)?quarter\b)"
+    rf"(?:(?:\s+of|,)?\s*{_FISCAL}(?P<fiscal>(?:19|20)?\d{{2}})(?!\d)"
+    r"|(?:\s+of|,)?\s+(?P<after>(?:19|20)\d{2})(?!\d)|'(?P<short>\d{2})(?!\d)"
+    r"|(?<=Q)(?P<glued>\d{2})(?!\d))?",
+    re.IGNORECASE,
+)
+"""A quarter in English, with its year before or after when it has one: "Q3 2022", "Q3 FY22",
+"3Q22", "Q3'22", "the third quarter of fiscal 2022", "2022 fourth-quarter", "2023Q2"."""
+CHINESE_QUARTER = re.compile(
+    r"(?:(?P<year>(?:19|20)\d{2})\s*年?\s*(?:财年)?\s*)?"
+    r"(?:第\s*(?P<ordinal>[一二三四1-4])\s*(?:季度|财季)|(?P<plain>[一二三四1-4])\s*季度)"
+)
+"""A quarter in Chinese: 2022年第四季度, 二季度, 第3季度, 2023财年第三财季."""
+
+
+def quarters(question: str) -> list[tuple[str, int, int]]:
+    """The quarters a question names, as (its words, quarter, year or 0), in order."""
+    return [(match.group().strip(), quarter, year) for match, quarter, year in _quarters(question)]
+
+
+def quarter_in(quarter: int, year: int, text: str) -> bool:
+    """Whether ``text`` writes that quarter (in any form :data:`QUARTER` and
+    :data:`CHINESE_QUARTER` know) and, when one is given, the year anywhere: a filing or an
+    article dates itself once ("For the quarterly period ended June 25, 2022") and then writes
+    "the third quarter" or 第二季度 alone."""
+    if year and not re.search(rf"(?<!\d){year}(?!\d)|\bFY\s*'?{year % 100:02d}\b", text):
+        return False
+    return any(found == quarter for _, found, _ in _quarters(text))
+
+
+def _quarters(text: str) -> list[tuple[re.Match[str], int, int]]:
+    """Every quarter written in ``text``, the longest of overlapping ones, in order."""
+    found: list[tuple[re.Match[str], int, int]] = []
+    for match in sorted(
+        (*QUARTER.finditer(text), *CHINESE_QUARTER.finditer(text)),
+        key=lambda match: (match.start(), -match.end()),
+    ):
+        if found and match.start() < found[-1][0].end():
+            continue
+        groups = match.groupdict()
+        figure = next(
+            groups[name]
+            for name in ("code", "lead", "word", "ordinal", "plain")
+            if groups.get(name)
+        )
+        year = next(
+            (
+                groups[name]
+                for name in ("before", "fiscal", "after", "short", "glued", "year")
+                if groups.get(name)
+            ),
+            "",
+        )
+        found.append((match, _quarter_number(figure), _full_year(year)))
+    return found
+
+
+def _full_year(year: str) -> int:
+    """2022 for "2022" and "22" (FY22, Q3'22, 3Q22); 0 for none."""
+    if not year:
+        return 0
+    return int(year) if len(year) == 4 else 2000 + int(year)
+
+
+def _quarter_number(figure: str) -> int:
+    lower = figure.lower()
+    if lower in _ORDINALS:
+        return _ORDINALS.index(lower) + 1
+    if lower in _FIGURES:
+        return _FIGURES.index(lower) + 1
+    return _CHINESE_DIGITS.get(figure) or int(figure)
 
 
 def period_in(month: int, year: int, text: str) -> bool:

@@ -73,6 +73,8 @@ def _written(term: salience.Term, text: str) -> bool:
     """Whether ``text`` holds a period or a name the literal search missed, in another form."""
     if term.month:
         return aliases.period_in(term.month, term.year, text)
+    if term.quarter:
+        return aliases.quarter_in(term.quarter, term.year, text)
     if term.number:
         return aliases.quantity_in(term.number, term.units, text)
     return aliases.name_in(term.text, term.run or term.text, text)
@@ -409,15 +411,20 @@ class Library:
                 frequency[word] = 0
         if not terms or not found:
             return None
-        nowhere = [  # a quantity's unit may be written in another number ("cycle 48")
-            term.text
+        nowhere = [  # a quantity's unit may be written in another number ("cycle 48"), a
+            term.text  # quarter without its year in words ("Q3": "the third quarter")
             for term in terms
-            if term.identifier and not term.number and not frequency[term]
+            if term.identifier
+            and not term.number
+            and not (term.quarter and not term.year)
+            and not frequency[term]
         ]
         if nowhere:
             return self._refusal(collection, tuple(nowhere), mentioned_nowhere=True)
         written_otherwise = [
-            term for term in terms if term.month or term.number or frequency[term] == 0
+            term
+            for term in terms
+            if term.month or term.quarter or term.number or frequency[term] == 0
         ]
         holders = {
             term: keywords.contents_mentioning(collection, [term.text], found)

@@ -105,8 +105,10 @@ class Term:
     """For a name, the question's capitalised words around it ("New Hampshire" for
     "Hampshire"), which an abbreviation in a document stands for."""
     month: int = 0
+    quarter: int = 0
     year: int = 0
-    """For a period ("July 2008"), which documents write in many ways (7/12/2008)."""
+    """For a period ("July 2008", "Q3 2022", 2022年第四季度), which documents write in many ways
+    (7/12/2008, "the third quarter of fiscal 2022", 四季度); the year is 0 for a quarter alone."""
     number: str = ""
     units: tuple[str, ...] = ()
     """For a quantity ("48 cycles", "3 mg/kg", "Month 36"): its small number and the words
@@ -115,7 +117,7 @@ class Term:
     @property
     def probe(self) -> str:
         """What the keyword index counts for the term: a period's year, a quantity's unit."""
-        if self.month:
+        if self.month or (self.quarter and self.year):
             return str(self.year)
         return self.units[0] if self.units else self.text
 
@@ -128,6 +130,9 @@ def salient_terms(question: str) -> list[Term]:
         for match in _QUOTED.finditer(question)
     ]
     unquoted = _QUOTED.sub(" ", question)
+    for text, quarter, year in aliases.quarters(unquoted):
+        terms.append(Term(text, True, quarter=quarter, year=year))
+        unquoted = unquoted.replace(text, " ", 1)
     if mainly_cjk(unquoted):
         terms += _chinese_terms(unquoted) + chinese_quantities(unquoted)
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.aliases import name_in, period_in, periods, quantity_in
+from rag.aliases import name_in, period_in, periods, quantity_in, quarter_in, quarters
 
 
 @pytest.mark.parametrize(
@@ -43,6 +43,58 @@ def test_periods_of_a_question_in_order_without_overlaps() -> None:
         ("July 2008", 7, 2008),
         ("August 5, 2009", 8, 2009),
     ]
+
+
+@pytest.mark.parametrize(
+    ("question", "quarter"),
+    [
+        (
+            "How did Apple's inventory in the Q3 2022 report reflect on its supply chain?",
+            ("Q3 2022", 3, 2022),
+        ),
+        (
+            "What was Amazon's revenue in the third quarter of 2022?",
+            ("third quarter of 2022", 3, 2022),
+        ),
+        ("What did Apple report for fiscal 2022 Q3?", ("fiscal 2022 Q3", 3, 2022)),
+        ("What was Tesla's inventory in Q3 FY22?", ("Q3 FY22", 3, 2022)),
+        ("How did Microsoft do in 3Q22?", ("3Q22", 3, 2022)),
+        ("What were sales in the fourth-quarter 1999?", ("fourth-quarter 1999", 4, 1999)),
+        ("What were the Q2 revenues?", ("Q2", 2, 0)),
+        ("搜狐2022年第四季度的营收是多少？", ("2022年第四季度", 4, 2022)),
+        ("腾讯2023年二季度投入了多少研发费用？", ("2023年二季度", 2, 2023)),
+        ("苹果2023财年第三财季卖了多少iPhone？", ("2023财年第三财季", 3, 2023)),
+    ],
+)
+def test_the_quarter_a_question_names(question: str, quarter: tuple[str, int, int]) -> None:
+    assert quarters(question) == [quarter]
+
+
+@pytest.mark.parametrize("question", ["What was the IQ4 score?", "How many Q-tips?", "第四季"])
+def test_no_quarter(question: str) -> None:
+    assert quarters(question) == []
+
+
+FILING = """FORM 10-Q. For the quarterly period ended June 25, 2022.
+Third Quarter Fiscal 2022 Highlights: net sales rose."""
+
+
+@pytest.mark.parametrize(
+    ("quarter", "year", "text", "found"),
+    [
+        (3, 2022, FILING, True),  # the quarter in words, the year where the filing dates itself
+        (4, 2022, FILING, False),  # another quarter
+        (3, 2021, FILING, False),  # another year
+        (3, 0, "Q3 sales were flat", True),
+        (2, 2023, "截至2023年6月30日的财务报告。第二季度，搜狐收入为1.52亿美元", True),
+        (4, 2022, "第二季度，搜狐收入较2022年同期下降22%", False),
+        (4, 0, "需求端采购启动，四季度迎销售旺季", True),
+    ],
+)
+def test_a_quarter_is_found_however_it_is_written(
+    quarter: int, year: int, text: str, found: bool
+) -> None:
+    assert quarter_in(quarter, year, text) is found
 
 
 @pytest.mark.parametrize(

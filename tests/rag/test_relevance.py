@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from rag import relevance
 from rag.library import Library
+from tests.conftest import PDF_CORPUS
 
 
 def test_mainly_cjk_counts_letters_not_punctuation_or_digits() -> None:
@@ -163,3 +165,28 @@ def test_a_model_code_the_note_writes_apart_from_its_brand_is_answered(
     other = "奥迪A8 e-tron充电10分钟能多跑多远？"
     judgement = library.judge(library.search(other, k=5), other)
     assert not judgement.relevant and "A8" in judgement.missing
+
+
+NEWS = PDF_CORPUS.parent / "eval" / "zh-news"
+
+
+def test_a_quarter_the_articles_report_is_answered_and_another_refused_by_name(
+    make_library: Callable[..., Library], tmp_path: Path
+) -> None:
+    """Two real articles: Sohu's results of 2023Q2 and Tencent's research spending of 二季度 (no
+    year by the quarter; the article is dated 2023). A quarter neither reports is missing by
+    name, though the company and the year are there."""
+    folder = tmp_path / "news"
+    folder.mkdir()
+    for name in ("47587.txt", "62081.txt"):
+        shutil.copyfile(NEWS / name, folder / name)
+    library = make_library()
+    assert library.ingest([folder]).count("indexed") == 2
+    asked = "搜狐2023年二季度的营收是多少？"
+    assert library.judge(library.search(asked, k=5), asked).relevant
+    for other, quarter in (
+        ("搜狐2023年第三季度的营收是多少？", "2023年第三季度"),
+        ("腾讯2023年四季度的研发投入是多少？", "2023年四季度"),
+    ):
+        judgement = library.judge(library.search(other, k=5), other)
+        assert not judgement.relevant and judgement.missing == (quarter,), other

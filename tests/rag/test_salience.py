@@ -12,7 +12,11 @@ from rag.salience import chinese_quantities, quantities, rare_words, salient_ter
 @pytest.mark.parametrize(
     ("question", "terms"),
     [
-        ("How did Tesla's inventory change in Q3 2022?", ["Tesla", "2022*"]),
+        ("How did Tesla's inventory change in Q3 2022?", ["Q3 2022*", "Tesla"]),
+        (
+            "What did Amazon earn in the third quarter of fiscal 2022?",
+            ["third quarter of fiscal 2022*", "Amazon"],
+        ),
         (
             "What happened to the Piper PA-22-150 on approach to Tallahassee, Florida?",
             ["Piper", "PA-22-150*", "Tallahassee", "Florida"],
