@@ -61,6 +61,7 @@ VARIANTS: dict[str, Methods] = {
     "rrf fusion": Methods(fusion="rrf"),
     "no leg signal": Methods(leg_signal=False),
     "no document stage": Methods(document_stage=False),
+    "no names first": Methods(names_lead=False),
     "no focus within the document": Methods(focus=False),
     "no identity in keyword": Methods(keyword_context=False),
     "collapse across documents": Methods(collapse="collection"),

@@ -12,7 +12,10 @@ Three decisions shape the ranking, each measured in ``benchmarks/retrieval.py``:
 - **Documents, then passages.** A document's score is its best passage's; every passage is
   ranked by its own score plus its document's, so the passages of the document the question is
   about come before look-alike passages of its siblings (the same report form, the next quarter's
-  filing).
+  filing). Documents that hold every name and identifier of the question (``rag.salience``) come
+  before those that do not: in a folder of two reports, "the weather at Death Valley for the
+  Beech A23" otherwise led with the other report, whose one passage about weather outscored the
+  names, which every passage of the asked report carries in its identity.
 - **Duplicates within a document only.** Overlapping or repeated passages of one document
   collapse to the best; a passage of another document is never hidden, however similar (quarter N
   and quarter N+1 of a filing share most of their boilerplate).
@@ -32,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rag import keyword
+from rag import keyword, salience
 from rag.embedder import Embedder, resolve_model
 from rag.manifest import ChunkRow, Manifest, chunk_id
 from rag.store import VectorStore
@@ -80,6 +83,8 @@ class Methods:
     leg_signal: bool = True
     """Give no weight to a leg that carries no signal for the query."""
     document_stage: bool = True
+    names_lead: bool = True
+    """In the document stage, documents holding all the question's names come first."""
     keyword_context: bool = True
     """Match the keyword leg against passages' document identity and headings too."""
     collapse: Literal["document", "collection", "off"] = "document"
@@ -223,7 +228,12 @@ class Retriever:
         )
         fused = self._fuse(query, lists)
         rows = self.manifest.chunks(collection, list(fused))
-        ranked = self._rank({chunk: score for chunk, score in fused.items() if chunk in rows}, rows)
+        named: set[str] = set()
+        if self.methods.document_stage and self.methods.names_lead and content_hash is None:
+            contents = {row.content_hash for row in rows.values()}
+            named = self._named_documents(query, collection, contents)
+        scores = {chunk: score for chunk, score in fused.items() if chunk in rows}
+        ranked = self._rank(scores, rows, named)
         return self._collapse([rows[chunk] for chunk in ranked], wanted), vector, dict(lists.dense)
 
     def _focused(
@@ -307,8 +317,27 @@ class Retriever:
             return reciprocal_rank_fusion(rankings)
         return score_fusion([(lists.dense, dense_weight), (lists.keyword, keyword_weight)])
 
-    def _rank(self, fused: dict[str, float], rows: dict[str, ChunkRow]) -> list[str]:
-        """Chunk ids best first: by fused score, plus the document's best when staged."""
+    def _named_documents(self, query: str, collection: str, contents: set[str]) -> set[str]:
+        """Which of ``contents`` hold each name and identifier of the question (periods and
+        quantities left out: documents write those in many forms); none if no candidate does."""
+        if len(contents) < 2:
+            return set()
+        terms = salience.salient_terms(query)
+        names = [term.text for term in terms if not (term.month or term.quarter or term.number)]
+        if not names:
+            return set()
+        holders = set(contents)
+        for name in names:
+            holders &= self.keywords.contents_mentioning(collection, [name], sorted(holders))
+            if not holders:
+                break
+        return holders
+
+    def _rank(
+        self, fused: dict[str, float], rows: dict[str, ChunkRow], named: set[str]
+    ) -> list[str]:
+        """Chunk ids best first: by fused score, plus the document's best when staged, the
+        documents in ``named`` first."""
         if not self.methods.document_stage:
             return sorted(fused, key=lambda chunk: (-fused[chunk], chunk))
         document_score: dict[str, float] = defaultdict(float)
@@ -319,7 +348,10 @@ class Retriever:
             chunk: score + document_score[rows[chunk].content_hash]
             for chunk, score in fused.items()
         }
-        return sorted(total, key=lambda chunk: (-total[chunk], chunk))
+        return sorted(
+            total,
+            key=lambda chunk: (rows[chunk].content_hash not in named, -total[chunk], chunk),
+        )
 
     def _collapse(self, rows: list[ChunkRow], wanted: int) -> list[ChunkRow]:
         """The best ``wanted`` rows without near-duplicates of a better passage (of the same

@@ -50,6 +50,18 @@ def test_a_question_about_the_right_report_is_answered_from_it(library: Library)
     assert library.judge(hits, question).relevant
 
 
+def test_the_report_a_question_names_leads_though_the_other_says_more_of_its_words(
+    library: Library,
+) -> None:
+    """Only the Tallahassee report speaks of the weather in its first passage; only the Death
+    Valley report is the Beech A23's. In a folder of two, its names are in half the passages,
+    so the keyword leg ranks the weather passage first."""
+    question = "What was the weather like at Death Valley for the Beech A23?"
+    hits = library.search(question)
+    assert {Path(hit.file).name for hit in hits} == {DEATH_VALLEY}
+    assert library.judge(hits, question).relevant
+
+
 def test_an_aircraft_the_reports_never_mention_is_refused_by_name(library: Library) -> None:
     question = "What was the probable cause of the Cessna 182 accident near Tallahassee?"
     judgement = library.judge(library.search(question), question)
