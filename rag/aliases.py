@@ -114,14 +114,26 @@ def quarters(question: str) -> list[tuple[str, int, int]]:
     return [(match.group().strip(), quarter, year) for match, quarter, year in _quarters(question)]
 
 
+_QUARTER_ENDED = re.compile(
+    r"\b(?:(?:three|3)[\s-]+months?|quarter(?:ly\s+period)?)\s+ended\s+"
+    r"(?:[A-Za-z]+\.?\s+\d{1,2},?\s+)?(?P<year>(?:19|20)\d{2})?",
+    re.IGNORECASE,
+)
+"""How a filing dates a quarter by its last day ("For the quarterly period ended June 25, 2022",
+"three months ended September 30"): which quarter that is depends on the company's fiscal
+year (Apple's third ends in June), so it stands for any quarter of its year."""
+
+
 def quarter_in(quarter: int, year: int, text: str) -> bool:
     """Whether ``text`` writes that quarter (in any form :data:`QUARTER` and
-    :data:`CHINESE_QUARTER` know) and, when one is given, the year anywhere: a filing or an
-    article dates itself once ("For the quarterly period ended June 25, 2022") and then writes
-    "the third quarter" or 第二季度 alone."""
+    :data:`CHINESE_QUARTER` know, or dated by its end: :data:`_QUARTER_ENDED`) and, when one is
+    given, the year anywhere: a filing or an article dates itself once and then writes "the third
+    quarter" or 第二季度 alone."""
     if year and not re.search(rf"(?<!\d){year}(?!\d)|\bFY\s*'?{year % 100:02d}\b", text):
         return False
-    return any(found == quarter for _, found, _ in _quarters(text))
+    if any(found == quarter for _, found, _ in _quarters(text)):
+        return True
+    return any(not year or match["year"] == str(year) for match in _QUARTER_ENDED.finditer(text))
 
 
 def _quarters(text: str) -> list[tuple[re.Match[str], int, int]]:

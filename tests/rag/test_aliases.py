@@ -83,9 +83,12 @@ Third Quarter Fiscal 2022 Highlights: net sales rose."""
     ("quarter", "year", "text", "found"),
     [
         (3, 2022, FILING, True),  # the quarter in words, the year where the filing dates itself
-        (4, 2022, FILING, False),  # another quarter
+        (4, 2022, FILING, True),  # dated by its end: any quarter of 2022 (fiscal years differ)
+        (4, 2022, "Third Quarter Fiscal 2022 Highlights: net sales rose.", False),
         (3, 2021, FILING, False),  # another year
         (3, 0, "Q3 sales were flat", True),
+        (4, 2022, "Net sales for the three months ended September 24, 2022 rose", True),
+        (4, 2022, "Net sales for the three months ended September 25, 2021 rose. 2022", False),
         (2, 2023, "截至2023年6月30日的财务报告。第二季度，搜狐收入为1.52亿美元", True),
         (4, 2022, "第二季度，搜狐收入较2022年同期下降22%", False),
         (4, 0, "需求端采购启动，四季度迎销售旺季", True),
