@@ -115,15 +115,16 @@ def quarters(question: str) -> list[tuple[str, int, int]]:
     return [(match.group().strip(), quarter, year) for match, quarter, year in _quarters(question)]
 
 
-_QUARTER_ENDED = re.compile(
-    r"ended\s+(?:[A-Za-z]+\.?\s+\d{1,2},?\s+)?(?P<year>(?:19|20)\d{2})?", re.IGNORECASE
-)
 _ENDED_WHAT = re.compile(
     r"(?:\b(?:three|3)[\s-]+months?|\bquarter(?:ly\s+period)?)\s+$", re.IGNORECASE
 )
+_QUARTER_ENDED = re.compile(
+    r"ended\s+(?:[A-Za-z]+\.?\s+\d{1,2},?\s+)?(?P<year>(?:19|20)\d{2})?", re.IGNORECASE
+)
 """How a filing dates a quarter by its last day ("For the quarterly period ended June 25, 2022",
 "three months ended September 30"): which quarter that is depends on the company's fiscal
-year (Apple's third ends in June), so it stands for any quarter of its year."""
+year (Apple's third ends in June), so it stands for any quarter of its year. "ended" is found
+first, then :data:`_ENDED_WHAT` before it."""
 
 
 def quarter_in(quarter: int, year: int, text: str) -> bool:
