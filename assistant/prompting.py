@@ -173,18 +173,24 @@ def not_in_documents(question: str, relevance: Relevance) -> str:
     return text + _covers(relevance, chinese=chinese)
 
 
+_CLOSING_PUNCTUATION = "。.；;，,：: "
+"""Stripped from the end of a title (a text file's first line may be a sentence), so that the
+list's own punctuation follows it: "…财务报告。。" read as a typo."""
+
+
 def _covers(relevance: Relevance, *, chinese: bool) -> str:
     """ " They cover: A (12 documents), B; and 3 more documents." or nothing for an empty one."""
     if not relevance.covers:
         return ""
+    covers = [(title.rstrip(_CLOSING_PUNCTUATION), count) for title, count in relevance.covers]
     if chinese:
         named = "；".join(
-            f"{title}（{count} 篇）" if count > 1 else title for title, count in relevance.covers
+            f"{title}（{count} 篇）" if count > 1 else title for title, count in covers
         )
         rest = relevance.documents - sum(count for _, count in relevance.covers)
         return f"文档涉及：{named}" + (f"；另有 {rest} 篇。" if rest > 0 else "。")
     named = "; ".join(
-        f"{title} ({count} documents)" if count > 1 else title for title, count in relevance.covers
+        f"{title} ({count} documents)" if count > 1 else title for title, count in covers
     )
     rest = relevance.documents - sum(count for _, count in relevance.covers)
     more = f"; and {rest} more document{'s' if rest != 1 else ''}" if rest > 0 else ""

@@ -125,3 +125,7 @@ def test_a_refusal_names_what_is_missing_and_what_the_documents_cover() -> None:
         'The documents that match this question don\'t mention "Tesla".'
     )
     assert not_in_documents("Tesla?", Relevance(False)).startswith("I couldn't find anything")
+    sentence = replace(relevance, covers=(("搜狐公布了2023年第二季度财务报告。", 1),), documents=1)
+    assert not_in_documents("特斯拉？", sentence).endswith(
+        "文档涉及：搜狐公布了2023年第二季度财务报告。"
+    )
