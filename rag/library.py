@@ -411,8 +411,10 @@ class Library:
                 frequency[word] = 0
         if not terms or not found:
             return None
-        nowhere = [  # a quantity's unit may be written in another number ("cycle 48"), a
-            term.text  # quarter without its year in words ("Q3": "the third quarter")
+        # a quantity's unit may be written with another number ("cycle 48"), and a quarter
+        # without its year in words ("Q3" as "the third quarter"): neither is missing by count
+        nowhere = [
+            term.text
             for term in terms
             if term.identifier
             and not term.number
